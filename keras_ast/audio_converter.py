@@ -1,0 +1,295 @@
+"""`ASTAudioConverter`: raw waveforms to AST's normalised log-mel features."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_ast import kaldi
+from keras_ast import preset_io
+
+AUDIOSET_MEAN = -4.2677393
+AUDIOSET_STD = 4.5689974
+
+
+def pad_waveforms(waveforms):
+    """Pads a list of 1-D clips into one batch.
+
+    Args:
+        waveforms: a list of 1-D float arrays (or lists of floats).
+
+    Returns:
+        `(batch, lengths)`: a float32 array `(len(waveforms), longest)`
+        zero-padded at the end, and an int32 array with each clip's length.
+
+    Example:
+    >>> batch, lengths = pad_waveforms([np.zeros(16000), np.zeros(8000)])
+    >>> batch.shape, lengths.tolist()
+    ((2, 16000), [16000, 8000])
+    """
+    clips = [np.asarray(clip, dtype=np.float32) for clip in waveforms]
+    if not clips:
+        raise ValueError("Expected at least one waveform, got an empty list.")
+    for index, clip in enumerate(clips):
+        if clip.ndim != 1:
+            raise ValueError(
+                "Each waveform in a list must be mono and 1-D (samples,); "
+                f"waveform {index} has shape {clip.shape}. Mix multichannel "
+                "audio down to mono first."
+            )
+    lengths = np.array([clip.shape[0] for clip in clips], dtype=np.int32)
+    batch = np.zeros((len(clips), max(1, int(lengths.max()))), np.float32)
+    for index, clip in enumerate(clips):
+        batch[index, : clip.shape[0]] = clip
+    return batch, lengths
+
+
+def check_waveforms(waveforms):
+    """Checks host waveforms: mono, 1-D or 2-D, finite. Returns float32."""
+    waveforms = np.asarray(waveforms, dtype=np.float32)
+    if waveforms.ndim not in (1, 2):
+        raise ValueError(
+            "Expected mono waveforms of shape (batch, samples) or (samples,), "
+            f"got shape {waveforms.shape}. Multichannel audio must be mixed "
+            "down to mono first (for example `waveform.mean(axis=-1)`)."
+        )
+    finite = np.isfinite(waveforms)
+    if not finite.all():
+        bad = np.argwhere(~finite)[0].tolist()
+        raise ValueError(
+            "Waveforms contain NaN or infinite samples (first at index "
+            f"{bad}, value {waveforms[tuple(bad)]}). Check the decoder or "
+            "the audio file."
+        )
+    return waveforms
+
+
+def _is_traced(x):
+    """True where `x` is symbolic (jit, tf.function, functional graphs)."""
+    if isinstance(x, keras.KerasTensor):
+        return True
+    backend = keras.config.backend()
+    if backend == "jax":
+        import jax
+
+        return isinstance(x, jax.core.Tracer)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return not tf.executing_eagerly()
+    if backend == "torch":
+        import torch
+
+        return torch.compiler.is_compiling()
+    return False
+
+
+@keras.saving.register_keras_serializable(package="keras_ast")
+class ASTAudioConverter(keras.layers.Layer):
+    """Kaldi-compatible log-mel filter banks, as AST was trained on.
+
+    Computes, per clip, what `transformers.ASTFeatureExtractor` computes:
+    25 ms frames every 10 ms (Kaldi `snip_edges`), DC removal,
+    pre-emphasis 0.97, a symmetric Hann window, the power spectrum of a
+    512-point FFT, `num_mel_bins` triangular filters on the Kaldi mel scale
+    from 20 Hz to Nyquist, the natural log floored at float32 epsilon, then
+    zero-padding or truncation to `max_length` frames and
+    `(x - mean) / (2 * std)`. Everything runs in `keras.ops`, so the layer
+    runs on the accelerator, inside `jit` / `tf.function` and in exported
+    SavedModels. It always computes in float32, whatever the dtype policy.
+
+    Clips of different lengths share a batch through `lengths`: each clip
+    gives exactly what it would give alone. A Python list of 1-D arrays is
+    padded for you. A clip shorter than one frame (400 samples) is
+    zero-padded to one frame, so it gives one frame of features and
+    `max_length - 1` padding frames instead of an error.
+
+    Args:
+        sampling_rate: the rate the layer expects, in Hz. Inputs are not
+            resampled: a call that states another rate is refused.
+        num_mel_bins: number of mel filters (the feature size).
+        max_length: number of frames the output is padded or cut to.
+        mean: normalisation mean (AudioSet's by default).
+        std: normalisation standard deviation (AudioSet's by default).
+        do_normalize: whether to apply `(x - mean) / (2 * std)`.
+
+    Call arguments:
+        waveforms: float waveforms in [-1, 1], `(batch, samples)` or
+            `(samples,)`, or a list of 1-D clips of any lengths.
+        lengths: optional int `(batch,)`, the number of valid samples of
+            each row; samples past it are ignored. Defaults to all samples.
+        sampling_rate: optional; the rate of `waveforms`, checked against
+            the layer's.
+
+    Returns:
+        float32 features `(batch, max_length, num_mel_bins)`.
+
+    Example:
+    >>> converter = ASTAudioConverter(max_length=128)
+    >>> features = converter(np.zeros((2, 16000), "float32"))
+    >>> tuple(features.shape)
+    (2, 128, 128)
+    """
+
+    def __init__(
+        self,
+        sampling_rate=16000,
+        num_mel_bins=128,
+        max_length=1024,
+        mean=AUDIOSET_MEAN,
+        std=AUDIOSET_STD,
+        do_normalize=True,
+        **kwargs,
+    ):
+        # Features stay float32 under mixed precision: log-mel values
+        # lose too much in bfloat16.
+        kwargs["dtype"] = "float32"
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        if int(max_length) < 1:
+            raise ValueError(f"max_length must be >= 1, got {max_length}.")
+        if float(std) <= 0:
+            raise ValueError(f"std must be positive, got {std}.")
+        self.sampling_rate = int(sampling_rate)
+        self.num_mel_bins = int(num_mel_bins)
+        self.max_length = int(max_length)
+        self.mean = float(mean)
+        self.std = float(std)
+        self.do_normalize = bool(do_normalize)
+        self.built = True
+
+    @property
+    def num_samples(self):
+        """Samples that fill `max_length` frames; later samples are unused."""
+        return kaldi.FRAME_LENGTH + kaldi.FRAME_SHIFT * (self.max_length - 1)
+
+    def __call__(self, waveforms, lengths=None, sampling_rate=None, **kwargs):
+        if sampling_rate is not None and int(sampling_rate) != (
+            self.sampling_rate
+        ):
+            raise ValueError(
+                f"Audio sampled at {sampling_rate} Hz was given to a converter"
+                f" that expects {self.sampling_rate} Hz. Resample it to "
+                f"{self.sampling_rate} Hz first."
+            )
+        if isinstance(waveforms, (list, tuple)) and len(waveforms) and (
+            np.ndim(waveforms[0]) == 1
+        ):
+            if lengths is not None:
+                raise ValueError(
+                    "Pass either a list of clips or `lengths`, not both."
+                )
+            waveforms, lengths = pad_waveforms(waveforms)
+        if isinstance(waveforms, (np.ndarray, list, tuple)):
+            waveforms = check_waveforms(waveforms)
+        elif not _is_traced(waveforms):
+            self._check_tensor(waveforms)
+        return super().__call__(waveforms, lengths=lengths, **kwargs)
+
+    def _check_tensor(self, waveforms):
+        if len(waveforms.shape) not in (1, 2):
+            check_waveforms(np.zeros(tuple(waveforms.shape), np.float32))
+        if not bool(ops.all(ops.isfinite(waveforms))):
+            check_waveforms(ops.convert_to_numpy(waveforms))
+
+    def call(self, waveforms, lengths=None):
+        waveforms = ops.cast(waveforms, "float32")
+        if len(waveforms.shape) == 1:
+            waveforms = waveforms[None, :]
+            if lengths is not None:
+                lengths = ops.reshape(lengths, (1,))
+        if len(waveforms.shape) != 2:
+            raise ValueError(
+                "Expected mono waveforms of shape (batch, samples) or "
+                f"(samples,), got shape {waveforms.shape}."
+            )
+        if lengths is None:
+            # Counted rather than read from the shape so that a symbolic
+            # sample dimension (exported with any length) stays symbolic.
+            lengths = ops.sum(ops.ones_like(waveforms), axis=1)
+        lengths = ops.cast(lengths, "int32")
+
+        # Pad and cut every clip to exactly the samples `max_length` frames
+        # use: shapes are static from here on, whatever the input length.
+        shift = kaldi.FRAME_SHIFT
+        hops = self.max_length + 2
+        padded = ops.pad(waveforms, [[0, 0], [0, hops * shift]])
+        padded = padded[:, : hops * shift]
+        positions = ops.arange(hops * shift, dtype="int32")
+        padded = ops.where(positions[None, :] < lengths[:, None], padded, 0.0)
+
+        # Frames of 400 = 160 + 160 + 80 samples from three shifted views of
+        # 160-sample hops: no gather, no frame loop.
+        chunks = ops.reshape(padded, (-1, hops, shift))
+        tail = kaldi.FRAME_LENGTH - 2 * shift
+        frames = ops.concatenate(
+            [
+                chunks[:, : self.max_length],
+                chunks[:, 1 : self.max_length + 1],
+                chunks[:, 2 : self.max_length + 2, :tail],
+            ],
+            axis=-1,
+        )
+        frames = frames - ops.mean(frames, axis=-1, keepdims=True)
+        previous = ops.concatenate([frames[..., :1], frames[..., :-1]], -1)
+        frames = frames - kaldi.PREEMPHASIS * previous
+        frames = frames * ops.convert_to_tensor(kaldi.hann_window())
+        frames = ops.pad(
+            frames, [[0, 0], [0, 0], [0, kaldi.FFT_LENGTH - kaldi.FRAME_LENGTH]]
+        )
+        real, imag = ops.rfft(frames)
+        power = real * real + imag * imag
+        filters = kaldi.mel_filter_bank(self.num_mel_bins, self.sampling_rate)
+        mel = ops.matmul(power, ops.convert_to_tensor(filters))
+        features = ops.log(ops.maximum(mel, kaldi.LOG_FLOOR))
+
+        # Frames past each clip's end are the reference's zero padding.
+        full = 1 + (lengths - kaldi.FRAME_LENGTH) // shift
+        valid = ops.where(lengths < kaldi.FRAME_LENGTH, 1, full)
+        frame_index = ops.arange(self.max_length, dtype="int32")
+        mask = frame_index[None, :] < valid[:, None]
+        features = ops.where(mask[:, :, None], features, 0.0)
+        if self.do_normalize:
+            features = (features - self.mean) / (2.0 * self.std)
+        return features
+
+    def compute_output_shape(self, waveforms_shape, lengths_shape=None):
+        batch = waveforms_shape[0] if len(waveforms_shape) == 2 else 1
+        return (batch, self.max_length, self.num_mel_bins)
+
+    def compute_output_spec(self, waveforms, lengths=None):
+        shape = self.compute_output_shape(waveforms.shape)
+        return keras.KerasTensor(shape, dtype="float32")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "sampling_rate": self.sampling_rate,
+                "num_mel_bins": self.num_mel_bins,
+                "max_length": self.max_length,
+                "mean": self.mean,
+                "std": self.std,
+                "do_normalize": self.do_normalize,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        """Builds the converter a preset was trained with.
+
+        Args:
+            preset: a directory in the Hugging Face format
+                (`preprocessor_config.json`) or written by `save_to_preset`.
+            **kwargs: overrides of the stored arguments (e.g. `max_length`).
+
+        Example:
+        >>> converter = ASTAudioConverter.from_preset("path/to/preset")
+        """
+        config = preset_io.load_preset(preset).converter_config()
+        config.update(kwargs)
+        return cls(**config)
+
+    def save_to_preset(self, preset_dir):
+        """Writes this converter's configuration into `preset_dir`."""
+        preset_io.save_converter_config(self, preset_dir)

@@ -1,0 +1,219 @@
+"""`ASTBackbone`: the Audio Spectrogram Transformer encoder."""
+
+import keras
+from keras import ops
+
+from keras_ast import preset_io
+from keras_ast.embedding import ASTEmbedding
+from keras_ast.encoder import ASTEncoderLayer
+
+
+@keras.saving.register_keras_serializable(package="keras_ast")
+class ASTBackbone(keras.Model):
+    """Audio Spectrogram Transformer (Gong, Chung and Glass, 2021).
+
+    Patch embedding of the log-mel spectrogram, [CLS] and distillation
+    tokens, learned position embeddings, a pre-norm transformer encoder and
+    a final LayerNorm. The arguments mirror `transformers.ASTConfig`; the
+    defaults are those of the AudioSet checkpoints.
+
+    Args:
+        hidden_dim: token width (`hidden_size`).
+        num_layers: encoder layers (`num_hidden_layers`).
+        num_heads: attention heads (`num_attention_heads`).
+        intermediate_dim: MLP width (`intermediate_size`).
+        patch_size: side of the square patches.
+        frequency_stride: patch stride along frequency.
+        time_stride: patch stride along time.
+        max_length: frames of the input features.
+        num_mel_bins: mel bins of the input features.
+        layer_norm_epsilon: LayerNorm epsilon (`layer_norm_eps`).
+        dropout: dropout on embeddings and residual branches
+            (`hidden_dropout_prob`).
+        attention_dropout: dropout on attention probabilities
+            (`attention_probs_dropout_prob`).
+        dtype: a dtype or policy, e.g. `"mixed_bfloat16"`.
+
+    Inputs: features `(batch, max_length, num_mel_bins)`, as made by
+    `ASTAudioConverter`.
+
+    Outputs: a dict with `"sequence_output"` `(batch, tokens, hidden_dim)`
+    and `"pooled_output"` `(batch, hidden_dim)`, the mean of the [CLS] and
+    distillation tokens. `hidden_states(features)` also gives every layer's
+    hidden states and attention maps.
+
+    Example:
+    >>> backbone = ASTBackbone(hidden_dim=64, num_layers=2, num_heads=4,
+    ...                        intermediate_dim=128, max_length=128)
+    >>> out = backbone(np.zeros((1, 128, 128), "float32"))
+    >>> tuple(out["pooled_output"].shape)
+    (1, 64)
+    """
+
+    def __init__(
+        self,
+        hidden_dim=768,
+        num_layers=12,
+        num_heads=12,
+        intermediate_dim=3072,
+        patch_size=16,
+        frequency_stride=10,
+        time_stride=10,
+        max_length=1024,
+        num_mel_bins=128,
+        layer_norm_epsilon=1e-12,
+        dropout=0.0,
+        attention_dropout=0.0,
+        dtype=None,
+        **kwargs,
+    ):
+        embedding = ASTEmbedding(
+            hidden_dim,
+            num_mel_bins=num_mel_bins,
+            max_length=max_length,
+            patch_size=patch_size,
+            frequency_stride=frequency_stride,
+            time_stride=time_stride,
+            dropout=dropout,
+            dtype=dtype,
+            name="embedding",
+        )
+        encoder_layers = [
+            ASTEncoderLayer(
+                hidden_dim,
+                num_heads,
+                intermediate_dim,
+                layer_norm_epsilon=layer_norm_epsilon,
+                dropout=dropout,
+                attention_dropout=attention_dropout,
+                dtype=dtype,
+                name=f"encoder_layer_{index}",
+            )
+            for index in range(num_layers)
+        ]
+        final_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype="float32", name="layernorm"
+        )
+
+        features = keras.Input(
+            shape=(max_length, num_mel_bins), dtype="float32",
+            name="features",
+        )
+        x = embedding(features)
+        for layer in encoder_layers:
+            x = layer(x)
+        sequence = final_norm(x)
+        pooled = (sequence[:, 0] + sequence[:, 1]) / 2.0
+        super().__init__(
+            inputs=features,
+            outputs={"sequence_output": sequence, "pooled_output": pooled},
+            dtype=dtype,
+            **kwargs,
+        )
+
+        self.embedding = embedding
+        self.encoder_layers = encoder_layers
+        self.final_norm = final_norm
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.intermediate_dim = intermediate_dim
+        self.patch_size = patch_size
+        self.frequency_stride = frequency_stride
+        self.time_stride = time_stride
+        self.max_length = max_length
+        self.num_mel_bins = num_mel_bins
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+
+    def hidden_states(self, features, output_attentions=True):
+        """Runs the encoder and keeps what every layer produced.
+
+        Args:
+            features: `(batch, max_length, num_mel_bins)`.
+            output_attentions: also return the attention probabilities.
+
+        Returns:
+            A dict with `"hidden_states"`, a list of `num_layers + 1` tensors
+            `(batch, tokens, hidden_dim)` (the embeddings, then each layer's
+            output before the final LayerNorm, as `transformers` returns
+            them), `"attentions"`, a list of `num_layers` tensors
+            `(batch, heads, tokens, tokens)` (when asked for), and the
+            `"sequence_output"` and `"pooled_output"` of a normal call.
+        """
+        x = self.embedding(ops.convert_to_tensor(features, "float32"))
+        states, attentions = [x], []
+        for layer in self.encoder_layers:
+            if output_attentions:
+                x, scores = layer(x, return_attention_scores=True)
+                attentions.append(scores)
+            else:
+                x = layer(x)
+            states.append(x)
+        sequence = self.final_norm(x)
+        outputs = {
+            "hidden_states": states,
+            "sequence_output": sequence,
+            "pooled_output": (sequence[:, 0] + sequence[:, 1]) / 2.0,
+        }
+        if output_attentions:
+            outputs["attentions"] = attentions
+        return outputs
+
+    @property
+    def token_grid(self):
+        """`(F', T')`, the patch grid behind the token sequence."""
+        return self.embedding.grid
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "hidden_dim": self.hidden_dim,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "intermediate_dim": self.intermediate_dim,
+            "patch_size": self.patch_size,
+            "frequency_stride": self.frequency_stride,
+            "time_stride": self.time_stride,
+            "max_length": self.max_length,
+            "num_mel_bins": self.num_mel_bins,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "dropout": self.dropout,
+            "attention_dropout": self.attention_dropout,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Builds a backbone from a preset directory, with its weights.
+
+        Args:
+            preset: a directory in the Hugging Face format (`config.json`
+                and `model.safetensors` or `pytorch_model.bin`) or written by
+                `save_to_preset`.
+            load_weights: whether to load the weights or start random.
+            **kwargs: overrides of the stored arguments (e.g. `dtype`).
+
+        Example:
+        >>> backbone = ASTBackbone.from_preset("path/to/preset")
+        """
+        loaded = preset_io.load_preset(preset)
+        config = loaded.backbone_config()
+        config.update(kwargs)
+        backbone = cls(**config)
+        if load_weights:
+            loaded.load_weights(backbone)
+        return backbone
+
+    def save_to_preset(self, preset_dir):
+        """Writes config and weights to `preset_dir` (see `from_preset`)."""
+        preset_io.save_preset(preset_dir, backbone=self)

@@ -1,0 +1,370 @@
+"""`ASTClassifier`: an AST backbone with a classification head."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_ast import preset_io
+from keras_ast.audio_converter import ASTAudioConverter
+from keras_ast.audio_converter import check_waveforms
+from keras_ast.audio_converter import pad_waveforms
+from keras_ast.backbone import ASTBackbone
+
+
+@keras.saving.register_keras_serializable(package="keras_ast")
+class ASTClassifier(keras.Model):
+    """Audio classifier: optional feature converter, AST backbone, head.
+
+    The head is the reference's: LayerNorm then Dense on the pooled output
+    (the mean of the [CLS] and distillation tokens). With a `preprocessor`
+    the model takes raw 16 kHz waveforms and computes features on the
+    device, so `predict`, `fit` and exported SavedModels work on audio.
+    Without one it takes features `(batch, max_length, num_mel_bins)`.
+
+    The model returns logits (float32, also under mixed precision).
+    `multi_label=True` (AudioSet) means independent sigmoid scores and
+    binary cross-entropy; `False` means softmax and cross-entropy over
+    integer labels. `predict_scores` applies the matching activation.
+
+    Args:
+        backbone: an `ASTBackbone`.
+        num_classes: output units.
+        preprocessor: an `ASTAudioConverter`, or `None` for feature inputs.
+        multi_label: whether classes are independent (see above).
+        labels: optional list of `num_classes` class names.
+        dropout: dropout rate before the head's Dense layer.
+
+    Call inputs: waveforms `(batch, samples)` (or features without a
+    preprocessor), or a dict `{"waveforms": ..., "lengths": ...}` for
+    batches of clips of different lengths (zero-padded, with each clip's
+    sample count). `predict` also takes a list of 1-D clips.
+
+    Example:
+    >>> backbone = ASTBackbone(hidden_dim=64, num_layers=2, num_heads=4,
+    ...                        intermediate_dim=128, max_length=128)
+    >>> classifier = ASTClassifier(backbone, num_classes=3,
+    ...     preprocessor=ASTAudioConverter(max_length=128),
+    ...     labels=["yes", "no", "up"])
+    >>> classifier.predict(np.zeros((2, 16000), "float32")).shape
+    (2, 3)
+    """
+
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        preprocessor=None,
+        multi_label=False,
+        labels=None,
+        dropout=0.0,
+        **kwargs,
+    ):
+        kwargs.setdefault("dtype", backbone.dtype_policy)
+        super().__init__(**kwargs)
+        num_classes = int(num_classes)
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
+        if labels is not None:
+            labels = [str(label) for label in labels]
+            if len(labels) != num_classes:
+                raise ValueError(
+                    f"Got {len(labels)} labels for {num_classes} classes."
+                )
+        if preprocessor is not None:
+            mismatch = [
+                name
+                for name in ("max_length", "num_mel_bins")
+                if getattr(preprocessor, name) != getattr(backbone, name)
+            ]
+            if mismatch:
+                raise ValueError(
+                    "The preprocessor and the backbone disagree on "
+                    + ", ".join(
+                        f"{name} ({getattr(preprocessor, name)} vs "
+                        f"{getattr(backbone, name)})"
+                        for name in mismatch
+                    )
+                )
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.num_classes = num_classes
+        self.multi_label = bool(multi_label)
+        self.labels = labels
+        self.dropout = dropout
+        # The head runs in float32: its LayerNorm and the logits it feeds to
+        # sigmoid / softmax are where bfloat16 hurts.
+        self.head_norm = keras.layers.LayerNormalization(
+            epsilon=backbone.layer_norm_epsilon, dtype="float32",
+            name="head_layernorm",
+        )
+        self.head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
+        self.head_dense = keras.layers.Dense(
+            num_classes,
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            dtype="float32",
+            name="head_dense",
+        )
+        self.head_norm.build((None, backbone.hidden_dim))
+        self.head_dense.build((None, backbone.hidden_dim))
+        self.built = True
+
+    def _split_inputs(self, inputs):
+        if isinstance(inputs, dict):
+            unknown = set(inputs) - {"waveforms", "lengths", "features"}
+            if unknown:
+                raise ValueError(
+                    f"Unknown input keys {sorted(unknown)}; expected "
+                    "'waveforms' (and optionally 'lengths') or 'features'."
+                )
+            if "features" in inputs:
+                return inputs["features"], None, True
+            return inputs["waveforms"], inputs.get("lengths"), False
+        return inputs, None, self.preprocessor is None
+
+    def call(self, inputs, training=None):
+        values, lengths, are_features = self._split_inputs(inputs)
+        if are_features:
+            features = values
+        else:
+            if self.preprocessor is None:
+                raise ValueError(
+                    "This classifier has no preprocessor: give it features "
+                    "(batch, max_length, num_mel_bins), not waveforms."
+                )
+            features = self.preprocessor(values, lengths=lengths)
+        pooled = self.backbone(features, training=training)["pooled_output"]
+        x = self.head_norm(pooled)
+        x = self.head_dropout(x, training=training)
+        return self.head_dense(x)
+
+    def scores(self, logits):
+        """Sigmoid (multi-label) or softmax (single-label) of logits."""
+        logits = ops.cast(logits, "float32")
+        if self.multi_label:
+            return ops.sigmoid(logits)
+        return ops.softmax(logits, axis=-1)
+
+    def _host_inputs(self, x, sampling_rate):
+        """Checks and batches host audio before `predict` runs it."""
+        if self.preprocessor is None:
+            return x
+        if sampling_rate is not None and int(sampling_rate) != (
+            self.preprocessor.sampling_rate
+        ):
+            raise ValueError(
+                f"Audio sampled at {sampling_rate} Hz was given to a model "
+                f"that expects {self.preprocessor.sampling_rate} Hz. "
+                "Resample it first."
+            )
+        if isinstance(x, (list, tuple)) and len(x) and np.ndim(x[0]) == 1:
+            waveforms, lengths = pad_waveforms(x)
+            return {"waveforms": check_waveforms(waveforms),
+                    "lengths": lengths}
+        if isinstance(x, dict) and "waveforms" in x:
+            x = dict(x)
+            x["waveforms"] = self._batched(check_waveforms(x["waveforms"]))
+            return x
+        if isinstance(x, (np.ndarray, list, tuple)):
+            return self._batched(check_waveforms(x))
+        return x
+
+    @staticmethod
+    def _batched(waveforms):
+        return waveforms[None, :] if waveforms.ndim == 1 else waveforms
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None,
+                callbacks=None, sampling_rate=None):
+        """Logits for waveforms: an array, a list of clips or a dataset.
+
+        Host arrays are checked first (mono, finite, `sampling_rate` when
+        given); a list of 1-D clips of different lengths is padded and each
+        clip scored as if alone.
+        """
+        x = self._host_inputs(x, sampling_rate)
+        return super().predict(x, batch_size=batch_size, verbose=verbose,
+                               steps=steps, callbacks=callbacks)
+
+    def predict_scores(self, x, sampling_rate=None, **kwargs):
+        """Probabilities: `predict` followed by sigmoid or softmax."""
+        logits = self.predict(x, sampling_rate=sampling_rate, **kwargs)
+        return ops.convert_to_numpy(self.scores(logits))
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto",
+                **kwargs):
+        """`keras.Model.compile` with defaults that suit AST fine-tuning.
+
+        `"auto"` picks AdamW (learning rate 5e-5, betas (0.95, 0.999) as the
+        AST authors used, weight decay 5e-7), the loss from `multi_label`
+        (binary or sparse categorical cross-entropy on logits) and matching
+        metrics (multi-label AUC-PR, i.e. mAP-like, or accuracy).
+        """
+        if optimizer == "auto":
+            optimizer = keras.optimizers.AdamW(
+                learning_rate=5e-5, beta_1=0.95, beta_2=0.999,
+                weight_decay=5e-7,
+            )
+        if loss == "auto":
+            if self.multi_label:
+                loss = keras.losses.BinaryCrossentropy(from_logits=True)
+            else:
+                loss = keras.losses.SparseCategoricalCrossentropy(
+                    from_logits=True
+                )
+        if metrics == "auto":
+            if self.multi_label:
+                metrics = [
+                    keras.metrics.AUC(
+                        curve="PR", multi_label=True, from_logits=True,
+                        num_labels=self.num_classes, name="map",
+                    )
+                ]
+            else:
+                metrics = [keras.metrics.SparseCategoricalAccuracy(
+                    name="accuracy")]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                        **kwargs)
+
+    def export(self, filepath, format="tf_saved_model", verbose=None,
+               input_signature=None, **kwargs):
+        """Exports a TensorFlow SavedModel that serves raw audio.
+
+        Endpoints (SavedModel signatures):
+        - `serve`: float32 waveforms `(batch, samples)`, any length, to
+          logits `(batch, num_classes)`;
+        - `serve_with_lengths`: waveforms and int32 `lengths` `(batch,)`,
+          for batches of clips of different lengths;
+        - `scores`: waveforms to sigmoid / softmax scores.
+        Works on the TensorFlow and JAX backends; TensorFlow alone can load
+        and call the result (`tf.saved_model.load(path).serve(x)`).
+        Without a preprocessor, `serve` takes features instead.
+        """
+        if format != "tf_saved_model" or input_signature is not None:
+            return super().export(filepath, format=format, verbose=verbose,
+                                  input_signature=input_signature, **kwargs)
+        backend = keras.config.backend()
+        if backend not in ("tensorflow", "jax"):
+            raise NotImplementedError(
+                f"SavedModel export is not available on the {backend} "
+                "backend. Save the model (`save_to_preset` or `.keras`) and "
+                "export it under KERAS_BACKEND=tensorflow or jax."
+            )
+        from keras.export import ExportArchive
+
+        archive = ExportArchive()
+        archive.track(self)
+        if self.preprocessor is None:
+            spec = keras.InputSpec(
+                shape=(None, self.backbone.max_length,
+                       self.backbone.num_mel_bins),
+                dtype="float32",
+            )
+        else:
+            spec = keras.InputSpec(shape=(None, None), dtype="float32")
+        archive.add_endpoint(
+            "serve", lambda x: self(x, training=False), input_signature=[spec],
+            **kwargs,
+        )
+        archive.add_endpoint(
+            "scores", lambda x: self.scores(self(x, training=False)),
+            input_signature=[spec], **kwargs,
+        )
+        if self.preprocessor is not None:
+            archive.add_endpoint(
+                "serve_with_lengths",
+                lambda x, lengths: self(
+                    {"waveforms": x, "lengths": lengths}, training=False
+                ),
+                input_signature=[
+                    spec, keras.InputSpec(shape=(None,), dtype="int32")
+                ],
+                **kwargs,
+            )
+        archive.write_out(filepath, verbose=bool(verbose))
+        return archive
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "preprocessor": keras.saving.serialize_keras_object(
+                self.preprocessor
+            ),
+            "num_classes": self.num_classes,
+            "multi_label": self.multi_label,
+            "labels": self.labels,
+            "dropout": self.dropout,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(
+            config["backbone"]
+        )
+        if config.get("preprocessor") is not None:
+            config["preprocessor"] = keras.saving.deserialize_keras_object(
+                config["preprocessor"]
+            )
+        return cls(**config)
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, num_classes=None,
+                    labels=None, multi_label=None, preprocessor=True,
+                    **kwargs):
+        """Builds a classifier from a preset directory, with its weights.
+
+        Args:
+            preset: a directory in the Hugging Face format (`config.json`,
+                `preprocessor_config.json`, `model.safetensors` or
+                `pytorch_model.bin`) or written by `save_to_preset`.
+            load_weights: whether to load the weights or start random.
+            num_classes: a new head size; the head is then freshly
+                initialised and the stored labels dropped (unless `labels`).
+            labels: class names, replacing the stored ones.
+            multi_label: overrides the preset's setting.
+            preprocessor: `True` to attach the preset's converter, `False`
+                for a features-in model, or an `ASTAudioConverter`.
+            **kwargs: backbone overrides (e.g. `dtype="mixed_bfloat16"`).
+
+        Example:
+        >>> classifier = ASTClassifier.from_preset("path/to/preset")
+        >>> logits = classifier.predict(waveforms)
+        """
+        loaded = preset_io.load_preset(preset)
+        config = loaded.backbone_config()
+        config.update(kwargs)
+        backbone = ASTBackbone(**config)
+        if preprocessor is True:
+            preprocessor = ASTAudioConverter(**loaded.converter_config())
+        elif preprocessor is False:
+            preprocessor = None
+        head = loaded.head_config()
+        new_head = num_classes is not None and num_classes != head.get(
+            "num_classes"
+        )
+        if new_head or head.get("num_classes") is None:
+            if num_classes is None:
+                raise ValueError(
+                    f"The preset at {preset} has no classification head; "
+                    "pass num_classes=..."
+                )
+            head = {"num_classes": num_classes,
+                    "multi_label": head.get("multi_label", False)}
+        if labels is not None:
+            head["labels"] = list(labels)
+        if multi_label is not None:
+            head["multi_label"] = multi_label
+        classifier = cls(backbone, preprocessor=preprocessor, **head)
+        if load_weights:
+            keeps_head = not new_head and "num_classes" in loaded.head_config()
+            loaded.load_weights(backbone, classifier if keeps_head else None)
+        return classifier
+
+    def save_to_preset(self, preset_dir):
+        """Writes config, weights, converter config and labels to a folder.
+
+        The folder appears whole or not at all; `from_preset` reads it.
+        """
+        preset_io.save_preset(preset_dir, backbone=self.backbone,
+                              classifier=self)

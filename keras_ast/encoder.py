@@ -1,0 +1,160 @@
+"""The pre-norm transformer encoder layer of AST (ViT/DeiT style)."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_ast")
+class ASTEncoderLayer(keras.layers.Layer):
+    """One pre-norm transformer block: attention, then an MLP.
+
+    `x + Attention(LayerNorm(x))`, then `x + MLP(LayerNorm(x))` with an exact
+    (erf) GELU, as in `transformers`' `ASTLayer`. Attention goes through
+    `keras.ops.dot_product_attention`, so fused and flash kernels are used
+    where the backend has them; LayerNorm runs in float32 under mixed
+    precision.
+
+    Args:
+        hidden_dim: width of the tokens.
+        num_heads: attention heads; must divide `hidden_dim`.
+        intermediate_dim: width of the MLP.
+        layer_norm_epsilon: LayerNorm epsilon.
+        dropout: dropout rate after the attention output and the MLP.
+        attention_dropout: dropout rate on the attention probabilities.
+
+    Call arguments:
+        tokens: `(batch, sequence, hidden_dim)`.
+        training: whether dropout is active.
+        return_attention_scores: also return the attention probabilities
+            `(batch, heads, sequence, sequence)`; computed explicitly, for
+            analysis.
+
+    Example:
+    >>> layer = ASTEncoderLayer(64, num_heads=4, intermediate_dim=128)
+    >>> tuple(layer(np.zeros((2, 10, 64))).shape)
+    (2, 10, 64)
+    """
+
+    def __init__(
+        self,
+        hidden_dim,
+        num_heads,
+        intermediate_dim,
+        layer_norm_epsilon=1e-12,
+        dropout=0.0,
+        attention_dropout=0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if hidden_dim % num_heads:
+            raise ValueError(
+                f"hidden_dim ({hidden_dim}) must be divisible by num_heads "
+                f"({num_heads})."
+            )
+        self.hidden_dim = hidden_dim
+        self.num_heads = num_heads
+        self.head_dim = hidden_dim // num_heads
+        self.intermediate_dim = intermediate_dim
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+
+        def dense(units, name):
+            return keras.layers.Dense(
+                units,
+                kernel_initializer=keras.initializers.TruncatedNormal(
+                    stddev=0.02
+                ),
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        def norm(name):
+            return keras.layers.LayerNormalization(
+                epsilon=layer_norm_epsilon, dtype="float32", name=name
+            )
+
+        self.norm_before = norm("layernorm_before")
+        self.query = dense(hidden_dim, "query")
+        self.key = dense(hidden_dim, "key")
+        self.value = dense(hidden_dim, "value")
+        self.attention_output = dense(hidden_dim, "attention_output")
+        self.norm_after = norm("layernorm_after")
+        self.intermediate = dense(intermediate_dim, "intermediate")
+        self.output_dense = dense(hidden_dim, "output")
+        self.attention_dropout_layer = keras.layers.Dropout(
+            attention_dropout, dtype=self.dtype_policy
+        )
+        self.dropout_layer = keras.layers.Dropout(
+            dropout, dtype=self.dtype_policy
+        )
+
+    def build(self, input_shape):
+        self.norm_before.build(input_shape)
+        for layer in (self.query, self.key, self.value):
+            layer.build(input_shape)
+        self.attention_output.build(input_shape)
+        self.norm_after.build(input_shape)
+        self.intermediate.build(input_shape)
+        self.output_dense.build(
+            tuple(input_shape[:-1]) + (self.intermediate_dim,)
+        )
+        self.built = True
+
+    def _heads(self, x):
+        return ops.reshape(x, (-1, ops.shape(x)[1], self.num_heads,
+                               self.head_dim))
+
+    def _attention(self, x, training, return_attention_scores):
+        query = self._heads(self.query(x))
+        key = self._heads(self.key(x))
+        value = self._heads(self.value(x))
+        scale = self.head_dim**-0.5
+        use_dropout = training and self.attention_dropout > 0
+        scores = None
+        if return_attention_scores or use_dropout:
+            logits = ops.einsum("bqhd,bkhd->bhqk", query, key) * scale
+            scores = ops.softmax(ops.cast(logits, "float32"), axis=-1)
+            probabilities = self.attention_dropout_layer(
+                ops.cast(scores, query.dtype), training=training
+            )
+            context = ops.einsum("bhqk,bkhd->bqhd", probabilities, value)
+        else:
+            context = ops.dot_product_attention(query, key, value, scale=scale)
+        context = ops.reshape(context, (-1, ops.shape(x)[1], self.hidden_dim))
+        return self.attention_output(context), scores
+
+    def call(self, tokens, training=None, return_attention_scores=False):
+        residual = tokens
+        x = self.norm_before(tokens)
+        x, scores = self._attention(x, training, return_attention_scores)
+        x = self.dropout_layer(x, training=training)
+        tokens = ops.cast(x, residual.dtype) + residual
+
+        residual = tokens
+        x = self.norm_after(tokens)
+        x = self.intermediate(x)
+        x = keras.activations.gelu(x, approximate=False)
+        x = self.output_dense(x)
+        x = self.dropout_layer(x, training=training)
+        tokens = ops.cast(x, residual.dtype) + residual
+        if return_attention_scores:
+            return tokens, scores
+        return tokens
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hidden_dim": self.hidden_dim,
+                "num_heads": self.num_heads,
+                "intermediate_dim": self.intermediate_dim,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "dropout": self.dropout,
+                "attention_dropout": self.attention_dropout,
+            }
+        )
+        return config
