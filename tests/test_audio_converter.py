@@ -1,0 +1,175 @@
+"""ASTAudioConverter against transformers' ASTFeatureExtractor."""
+
+import keras
+import numpy as np
+import pytest
+from conftest import SAMPLING_RATE
+from conftest import clip_of
+from conftest import noise
+from conftest import to_numpy
+from transformers import ASTFeatureExtractor
+
+from keras_ast import ASTAudioConverter
+from keras_ast import pad_waveforms
+
+SECONDS = [0.5, 1.0, 3.7, 10.0, 12.0]
+SPEECH_COMMANDS = dict(max_length=128, mean=-6.845978, std=5.5654526)
+
+
+def reference_features(clips, **kwargs):
+    extractor = ASTFeatureExtractor(**kwargs)
+    return extractor(clips, sampling_rate=SAMPLING_RATE,
+                     return_tensors="np")["input_values"]
+
+
+@pytest.mark.parametrize("settings", [{}, SPEECH_COMMANDS],
+                         ids=["audioset", "speech_commands"])
+def test_speech_matches_reference(speech, settings):
+    clips = [clip_of(speech[i % len(speech)], s)
+             for i, s in enumerate(SECONDS)]
+    expected = reference_features(clips, **settings)
+    converter = ASTAudioConverter(**settings)
+    # A list of clips of different lengths: each as the reference does alone.
+    got = to_numpy(converter(clips))
+    assert got.shape == expected.shape
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=1e-3, rtol=0)
+
+
+def test_noise_matches_reference():
+    clips = [noise(s, seed=i, scale=0.3) for i, s in enumerate(SECONDS)]
+    expected = reference_features(clips)
+    got = to_numpy(ASTAudioConverter()(clips))
+    np.testing.assert_allclose(got, expected, atol=1e-3, rtol=0)
+
+
+def test_lengths_give_per_clip_result(speech):
+    clips = [clip_of(speech[0], 2.0), clip_of(speech[1], 0.7)]
+    batch, lengths = pad_waveforms(clips)
+    # Garbage past a clip's length must not leak into its features.
+    batch[1, lengths[1]:] = 0.9
+    converter = ASTAudioConverter(max_length=300)
+    got = to_numpy(converter(batch, lengths=lengths))
+    for row, clip in zip(got, clips):
+        alone = to_numpy(converter(clip[None]))[0]
+        np.testing.assert_allclose(row, alone, atol=1e-5)
+    np.testing.assert_allclose(
+        got, reference_features(clips, max_length=300), atol=1e-3
+    )
+
+
+def test_one_dimensional_input_is_one_clip():
+    clip = noise(1.0)
+    converter = ASTAudioConverter(max_length=128)
+    got = to_numpy(converter(clip))
+    assert got.shape == (1, 128, 128)
+    np.testing.assert_allclose(got, to_numpy(converter(clip[None])))
+
+
+def test_truncates_long_clips():
+    clip = noise(15.0)
+    got = to_numpy(ASTAudioConverter(max_length=200)(clip))
+    np.testing.assert_allclose(
+        got, reference_features([clip], max_length=200), atol=1e-3
+    )
+
+
+@pytest.mark.parametrize("samples", [1, 250, 399])
+def test_clip_shorter_than_a_frame_is_zero_padded_to_one(samples):
+    clip = noise(samples / SAMPLING_RATE, scale=0.3)
+    converter = ASTAudioConverter(max_length=16)
+    got = to_numpy(converter(clip))
+    # Defined as the reference's result for the clip padded to 400 samples.
+    padded = np.pad(clip, (0, 400 - samples))
+    expected = reference_features([padded], max_length=16)
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+    # Only the first frame holds audio; the rest are the padding value.
+    padding_value = (0.0 - converter.mean) / (2 * converter.std)
+    np.testing.assert_allclose(got[0, 1:], padding_value, atol=1e-6)
+
+
+def test_unnormalized_features():
+    clip = noise(1.0)
+    got = to_numpy(ASTAudioConverter(max_length=128, do_normalize=False)(clip))
+    expected = reference_features([clip], max_length=128, do_normalize=False)
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+
+
+def test_wrong_sampling_rate_is_refused():
+    converter = ASTAudioConverter(max_length=16)
+    with pytest.raises(ValueError, match="44100 Hz.*expects 16000 Hz"):
+        converter(noise(0.1), sampling_rate=44100)
+    # The right rate is accepted.
+    converter(noise(0.1), sampling_rate=16000)
+
+
+def test_more_than_two_dimensions_is_refused():
+    converter = ASTAudioConverter(max_length=16)
+    stereo = np.zeros((2, 1600, 2), np.float32)
+    with pytest.raises(ValueError, match=r"mono.*\(2, 1600, 2\)"):
+        converter(stereo)
+    with pytest.raises(ValueError, match="mono"):
+        converter(keras.ops.convert_to_tensor(stereo))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_refused(bad):
+    clip = noise(0.2)
+    clip[123] = bad
+    converter = ASTAudioConverter(max_length=16)
+    with pytest.raises(ValueError, match=r"NaN or infinite.*\[123\]"):
+        converter(clip)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        converter(keras.ops.convert_to_tensor(clip[None]))
+
+
+def test_float32_under_mixed_precision():
+    clip = noise(1.0)
+    expected = to_numpy(ASTAudioConverter(max_length=128)(clip))
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        converter = ASTAudioConverter(max_length=128)
+        got = converter(clip)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert converter.compute_dtype == "float32"
+    assert keras.backend.standardize_dtype(got.dtype) == "float32"
+    np.testing.assert_allclose(to_numpy(got), expected)
+
+
+def compiled(fn):
+    """`fn` compiled the way each backend runs it inside `fit`/`predict`."""
+    backend = keras.config.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn)
+    return fn
+
+
+def test_runs_compiled_with_lengths():
+    clips = [noise(1.0, seed=1), noise(0.3, seed=2)]
+    batch, lengths = pad_waveforms(clips)
+    converter = ASTAudioConverter(max_length=128)
+    eager = to_numpy(converter(batch, lengths=lengths))
+    fn = compiled(lambda x, n: converter(x, lengths=n))
+    got = to_numpy(fn(keras.ops.convert_to_tensor(batch),
+                      keras.ops.convert_to_tensor(lengths)))
+    np.testing.assert_allclose(got, eager, atol=1e-4)
+
+
+def test_config_round_trip():
+    converter = ASTAudioConverter(max_length=128, mean=-6.8, std=5.5,
+                                  do_normalize=False, name="features")
+    restored = ASTAudioConverter.from_config(converter.get_config())
+    for key in ("sampling_rate", "num_mel_bins", "max_length", "mean",
+                "std", "do_normalize", "name"):
+        assert getattr(restored, key) == getattr(converter, key)
+    clip = noise(0.5)
+    np.testing.assert_array_equal(to_numpy(restored(clip)),
+                                  to_numpy(converter(clip)))

@@ -1,0 +1,141 @@
+"""ASTBackbone against transformers' ASTModel, on random weights."""
+
+import keras
+import numpy as np
+import pytest
+from conftest import CONFIGS
+from conftest import to_numpy
+
+from keras_ast import ASTBackbone
+from keras_ast import ASTEmbedding
+from keras_ast import ASTEncoderLayer
+
+
+def torch_backbone_outputs(model, features, **kwargs):
+    import torch
+
+    with torch.no_grad():
+        return model.audio_spectrogram_transformer(
+            torch.from_numpy(features), **kwargs
+        )
+
+
+def random_features(max_length, batch=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, max_length, 128)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_outputs_match_reference(reference, name):
+    directory, model, _ = reference(name)
+    backbone = ASTBackbone.from_preset(directory)
+    features = random_features(backbone.max_length)
+    expected = torch_backbone_outputs(model, features)
+    got = backbone.predict(features, verbose=0)
+    f, t = backbone.token_grid
+    assert got["sequence_output"].shape == (2, f * t + 2, 32)
+    np.testing.assert_allclose(got["sequence_output"],
+                               expected.last_hidden_state.numpy(), atol=1e-4)
+    np.testing.assert_allclose(got["pooled_output"],
+                               expected.pooler_output.numpy(), atol=1e-4)
+
+
+def test_hidden_states_and_attentions_match_reference(reference):
+    directory, model, _ = reference("speech_commands")
+    model.set_attn_implementation("eager")
+    try:
+        backbone = ASTBackbone.from_preset(directory)
+        features = random_features(128)
+        expected = torch_backbone_outputs(model, features,
+                                          output_hidden_states=True,
+                                          output_attentions=True)
+    finally:
+        model.set_attn_implementation("sdpa")
+    got = backbone.hidden_states(features)
+    assert len(got["hidden_states"]) == backbone.num_layers + 1
+    assert len(got["attentions"]) == backbone.num_layers
+    for ours, theirs in zip(got["hidden_states"], expected.hidden_states):
+        np.testing.assert_allclose(to_numpy(ours), theirs.numpy(), atol=1e-4)
+    for ours, theirs in zip(got["attentions"], expected.attentions):
+        assert tuple(ours.shape) == tuple(theirs.shape)
+        np.testing.assert_allclose(to_numpy(ours), theirs.numpy(), atol=1e-5)
+    np.testing.assert_allclose(to_numpy(got["pooled_output"]),
+                               expected.pooler_output.numpy(), atol=1e-4)
+    # The analysis path and the fused-attention path agree.
+    fast = backbone.predict(features, verbose=0)
+    np.testing.assert_allclose(to_numpy(got["sequence_output"]),
+                               fast["sequence_output"], atol=1e-5)
+
+
+def tiny_backbone(**kwargs):
+    config = dict(hidden_dim=32, num_layers=2, num_heads=4,
+                  intermediate_dim=64, max_length=64, frequency_stride=12,
+                  time_stride=12)
+    config.update(kwargs)
+    return ASTBackbone(**config)
+
+
+def test_mixed_bfloat16():
+    backbone = tiny_backbone()
+    features = random_features(64)
+    full = backbone.predict(features, verbose=0)["pooled_output"]
+    mixed = tiny_backbone(dtype="mixed_bfloat16")
+    mixed.set_weights(backbone.get_weights())
+    assert mixed.embedding.compute_dtype == "bfloat16"
+    assert mixed.encoder_layers[0].norm_before.compute_dtype == "float32"
+    assert mixed.final_norm.compute_dtype == "float32"
+    for variable in mixed.weights:
+        assert variable.dtype == "float32"
+    got = mixed.predict(features, verbose=0)["pooled_output"]
+    # LayerNorm keeps the output float32; bfloat16 matmuls keep it close.
+    assert got.dtype == np.float32
+    assert np.abs(got - full).max() < 0.1
+    assert np.corrcoef(got.ravel(), full.ravel())[0, 1] > 0.99
+
+
+def test_config_round_trip():
+    backbone = tiny_backbone(layer_norm_epsilon=1e-6, dropout=0.1)
+    restored = ASTBackbone.from_config(backbone.get_config())
+    assert restored.get_config() == backbone.get_config()
+    restored.set_weights(backbone.get_weights())
+    features = random_features(64)
+    np.testing.assert_array_equal(
+        restored.predict(features, verbose=0)["pooled_output"],
+        backbone.predict(features, verbose=0)["pooled_output"],
+    )
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        lambda: ASTEmbedding(16, num_mel_bins=32, max_length=48,
+                             frequency_stride=8, time_stride=8, dropout=0.1),
+        lambda: ASTEncoderLayer(16, 2, 32, layer_norm_epsilon=1e-6,
+                                dropout=0.1, attention_dropout=0.1),
+    ],
+    ids=["embedding", "encoder_layer"],
+)
+def test_layer_config_round_trip(layer):
+    layer = layer()
+    restored = layer.__class__.from_config(layer.get_config())
+    assert restored.get_config() == layer.get_config()
+
+
+def test_heads_must_divide_width():
+    with pytest.raises(ValueError, match="divisible"):
+        ASTEncoderLayer(30, 4, 64)
+
+
+def test_patch_must_fit():
+    with pytest.raises(ValueError, match="does not fit"):
+        ASTEmbedding(16, num_mel_bins=128, max_length=8)
+
+
+def test_dropout_only_in_training():
+    backbone = tiny_backbone(dropout=0.5, attention_dropout=0.5)
+    features = keras.ops.convert_to_tensor(random_features(64))
+    a = to_numpy(backbone(features, training=False)["pooled_output"])
+    b = to_numpy(backbone(features, training=False)["pooled_output"])
+    np.testing.assert_array_equal(a, b)
+    c = to_numpy(backbone(features, training=True)["pooled_output"])
+    assert np.abs(a - c).max() > 1e-3
