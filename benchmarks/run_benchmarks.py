@@ -157,7 +157,9 @@ class Recorder:
                 f"{entry['first_s']:.2f} s, timed {_fmt_times(times)})")
         except Exception as error:  # recorded, so the other runs go on
             traceback.print_exc()
-            entry["error"] = f"{type(error).__name__}: {error}"[:300]
+            text = " ".join(f"{type(error).__name__}: {error}".split())
+            text = text.split(" Hint:")[0]  # torch's long advice
+            entry["error"] = text[:300]
             log(f"{self.data['role']} {section} {label}: FAILED "
                 f"{entry['error']}")
         self.data["results"].setdefault(section, []).append(entry)
@@ -173,6 +175,14 @@ class Recorder:
 
 def _fmt_times(times):
     return ", ".join(f"{t:.3f}" for t in times) + " s"
+
+
+def _fmt_rate(rate):
+    if rate >= 100:
+        return f"{rate:.0f}"
+    if rate >= 10:
+        return f"{rate:.1f}"
+    return f"{rate:.3g}"
 
 
 # --------------------------------------------------------------------------
@@ -688,6 +698,9 @@ with any GPU hidden. Each measurement warms up first (the first call compiles;
 its time is reported as "first call"), then times several calls; the figure is
 the batch size over the median time of one call. Each call waits for its
 result (`np.asarray`, `.numpy()`, `block_until_ready`, `cuda.synchronize`).
+Run it on an otherwise idle machine: other work on the cores slows the
+multi-threaded runs unevenly (PyTorch's CPU kernels most); the load average
+at the start and end is recorded below.
 
 1. **Feature extraction** (CPU), waveforms → normalised log-mel features,
    batch of {batch} clips, numpy in and numpy out.
@@ -764,13 +777,17 @@ def render_intro(settings):
     )
 
 
-def render_machine(machine, children):
+def render_machine(machine, children, note=""):
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
     threads = children.get("reference", {}).get("info", {}).get(
         "torch_threads")
     lines = [
         "## Machine",
         "",
+    ]
+    if note:
+        lines += [note, ""]
+    lines += [
         f"- Date: {machine['date']}; commit {machine['commit'] or '?'}",
         f"- CPU: {machine['cpu']}, {machine['cores']} cores "
         f"({machine['usable_cores']} usable), {machine['memory']} memory"
@@ -823,7 +840,7 @@ def render_section(title, section, children, backends, note="", flops=None):
                              f"{why} |" + (" |" if flops else "") + " | | |")
                 continue
             rate = entry["clips_per_s"]
-            row = f"| {name} | {how} | {rate:.3g} |"
+            row = f"| {name} | {how} | {_fmt_rate(rate)} |"
             if flops:
                 row += f" {rate * flops / 1e12:.0f} |"
             ratio = f"{rate / ref['clips_per_s']:.2f}" if ref else "—"
@@ -864,6 +881,11 @@ def render_results(settings, children, backends, sections, gpu_name, mode):
         f"{settings['e2e_warmup']} + {settings['e2e_iters']}; GPU: "
         f"{settings['gpu_warmup']} + {settings['gpu_iters']}.")
     parts.append("")
+    if settings.get("quick"):
+        parts += [
+            "**Smoke test only.** With these tiny sizes fixed per-call "
+            "overheads dominate: the figures and ratios below show that the "
+            "script works, not how fast anything is.", ""]
     summaries = {}
     if "features" in sections:
         text, summaries["features"] = render_section(
@@ -972,7 +994,7 @@ def main(argv=None):
         child_main(args)
         return 0
 
-    settings = dict(QUICK if args.quick else FULL)
+    settings = dict(QUICK if args.quick else FULL, quick=args.quick)
     for key in ("batch_size", "clip_seconds", "fe_warmup", "fe_iters",
                 "e2e_warmup", "e2e_iters", "gpu_batch_size", "gpu_warmup",
                 "gpu_iters"):
@@ -998,6 +1020,13 @@ def main(argv=None):
     cpu_sections = [s for s in sections if s != "gpu"]
 
     machine = machine_info(gpu_name)
+    try:
+        load_1min = os.getloadavg()[0]
+    except OSError:
+        load_1min = 0.0
+    if load_1min > 0.5 * machine["usable_cores"]:
+        log(f"warning: load average {load_1min:.2f} on "
+            f"{machine['usable_cores']} cores; other work skews the figures")
     mode = "quick smoke test, tiny sizes" if args.quick else "full run"
     log(f"{mode}: sections {', '.join(sections) or 'none'}, backends "
         f"{', '.join(backends)}, GPU {gpu_name or 'none'}")
@@ -1042,7 +1071,8 @@ def main(argv=None):
         render_machine(machine, children),
         render_results(settings, children, backends, sections,
                        gpu_name, mode),
-        f"Whole run: {elapsed / 60:.1f} min.",
+        f"Whole run: {elapsed / 60:.1f} min; load average at the end: "
+        f"{machine_info(gpu_name)['load']}.",
         "",
     ])
     output = args.output or (QUICK_OUTPUT if args.quick else README)
@@ -1054,7 +1084,9 @@ def main(argv=None):
         if not README.exists() or PLACEHOLDER_MARK in README.read_text():
             README.write_text("\n".join([
                 render_intro(dict(FULL)),
-                render_machine(machine, {}),
+                render_machine(machine, {}, note=(
+                    "The machine this file was written on (no full run "
+                    "yet); the full run rewrites this section.")),
                 placeholder_results(),
             ]))
             log(f"wrote {README} (method, results not yet measured)")

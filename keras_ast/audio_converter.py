@@ -155,6 +155,10 @@ class ASTAudioConverter(keras.layers.Layer):
         self.mean = float(mean)
         self.std = float(std)
         self.do_normalize = bool(do_normalize)
+        # Host constants, fetched once so compilers see plain arrays.
+        self._window = kaldi.hann_window()
+        self._filters = kaldi.mel_filter_bank(self.num_mel_bins,
+                                              self.sampling_rate)
         self.built = True
 
     @property
@@ -232,14 +236,13 @@ class ASTAudioConverter(keras.layers.Layer):
         frames = frames - ops.mean(frames, axis=-1, keepdims=True)
         previous = ops.concatenate([frames[..., :1], frames[..., :-1]], -1)
         frames = frames - kaldi.PREEMPHASIS * previous
-        frames = frames * ops.convert_to_tensor(kaldi.hann_window())
+        frames = frames * ops.convert_to_tensor(self._window)
         frames = ops.pad(
             frames, [[0, 0], [0, 0], [0, kaldi.FFT_LENGTH - kaldi.FRAME_LENGTH]]
         )
         real, imag = ops.rfft(frames)
         power = real * real + imag * imag
-        filters = kaldi.mel_filter_bank(self.num_mel_bins, self.sampling_rate)
-        mel = ops.matmul(power, ops.convert_to_tensor(filters))
+        mel = ops.matmul(power, ops.convert_to_tensor(self._filters))
         features = ops.log(ops.maximum(mel, kaldi.LOG_FLOOR))
 
         # Frames past each clip's end are the reference's zero padding.

@@ -336,7 +336,11 @@ class ASTClassifier(keras.Model):
         config.update(kwargs)
         backbone = ASTBackbone(**config)
         if preprocessor is True:
-            preprocessor = ASTAudioConverter(**loaded.converter_config())
+            converter_config = loaded.converter_config()
+            # The features must keep fitting an overridden backbone.
+            for key in ("max_length", "num_mel_bins"):
+                converter_config[key] = config[key]
+            preprocessor = ASTAudioConverter(**converter_config)
         elif preprocessor is False:
             preprocessor = None
         head = loaded.head_config()

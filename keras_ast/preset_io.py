@@ -27,6 +27,10 @@ CONVERTER_FILE = "audio_converter.json"
 LABELS_FILE = "labels.json"
 METADATA_FILE = "metadata.json"
 HF_PREPROCESSOR_FILE = "preprocessor_config.json"
+# Backbone arguments that change the shape of some weight.
+ARCHITECTURE_KEYS = ("hidden_dim", "num_layers", "num_heads",
+                     "intermediate_dim", "patch_size", "frequency_stride",
+                     "time_stride", "max_length", "num_mel_bins")
 
 
 def _read_json(path):
@@ -98,6 +102,18 @@ class KerasPreset:
         """Loads the stored weights into `backbone` (and `classifier`)."""
         from keras_ast.classifier import ASTClassifier
 
+        stored = self.config["backbone"]
+        wanted = backbone.get_config()
+        differing = [
+            f"{key}={stored[key]} (the model has {wanted[key]})"
+            for key in ARCHITECTURE_KEYS
+            if key in stored and stored[key] != wanted[key]
+        ]
+        if differing:
+            raise ValueError(
+                f"The weights in {self.path} do not fit the model: they were "
+                "saved for " + ", ".join(differing) + "."
+            )
         head = self.head_config()
         target = classifier
         if target is None and head:

@@ -1,0 +1,166 @@
+"""from_preset / save_to_preset for both directory formats."""
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+from conftest import make_reference
+from conftest import noise
+from conftest import reference_logits
+
+from keras_ast import ASTAudioConverter
+from keras_ast import ASTBackbone
+from keras_ast import ASTClassifier
+
+
+def clips():
+    return [noise(1.0, seed=1), noise(0.6, seed=2)]
+
+
+def test_pytorch_bin_checkpoint(tmp_path):
+    directory = str(tmp_path / "bin")
+    model, extractor = make_reference("speech_commands", directory,
+                                      weights="bin", seed=3)
+    assert not os.path.exists(os.path.join(directory, "model.safetensors"))
+    classifier = ASTClassifier.from_preset(directory)
+    np.testing.assert_allclose(
+        classifier.predict(clips(), verbose=0),
+        reference_logits(model, extractor, clips()), atol=1e-3,
+    )
+
+
+def test_pickle_that_runs_code_is_refused(tmp_path, reference):
+    source, _, _ = reference("speech_commands")
+    directory = tmp_path / "evil"
+    directory.mkdir()
+    for name in ("config.json", "preprocessor_config.json"):
+        (directory / name).write_text((open(os.path.join(source, name))
+                                       .read()))
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    with open(directory / "pytorch_model.bin", "wb") as f:
+        pickle.dump({"weights": Payload()}, f)
+    with pytest.raises(ValueError, match="Refusing to load"):
+        ASTClassifier.from_preset(str(directory))
+    assert not marker.exists()
+
+
+def test_keras_preset_round_trip(tmp_path, reference):
+    directory, model, extractor = reference("speech_commands")
+    classifier = ASTClassifier.from_preset(directory)
+    expected = classifier.predict(clips(), verbose=0)
+    target = str(tmp_path / "preset")
+    classifier.save_to_preset(target)
+    assert sorted(os.listdir(target)) == [
+        "audio_converter.json", "config.json", "labels.json",
+        "metadata.json", "model.weights.h5",
+    ]
+    metadata = json.load(open(os.path.join(target, "metadata.json")))
+    assert metadata["parameter_count"] == classifier.count_params()
+    restored = ASTClassifier.from_preset(target)
+    assert restored.labels == classifier.labels
+    assert restored.multi_label == classifier.multi_label
+    for key in ("max_length", "mean", "std", "num_mel_bins"):
+        assert getattr(restored.preprocessor, key) == getattr(
+            classifier.preprocessor, key)
+    np.testing.assert_allclose(restored.predict(clips(), verbose=0),
+                               expected, atol=1e-6)
+    # The backbone and converter load from the same directory.
+    backbone = ASTBackbone.from_preset(target)
+    for ours, theirs in zip(backbone.weights, classifier.backbone.weights):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    converter = ASTAudioConverter.from_preset(target)
+    assert converter.mean == pytest.approx(extractor.mean)
+    # Saving again over an existing preset replaces it whole.
+    restored.save_to_preset(target)
+    assert ASTClassifier.from_preset(target).num_classes == 35
+
+
+def test_backbone_preset_and_new_head(tmp_path, reference):
+    directory, _, _ = reference("speech_commands")
+    reference_backbone = ASTBackbone.from_preset(directory)
+    target = str(tmp_path / "backbone")
+    reference_backbone.save_to_preset(target)
+    with pytest.raises(ValueError, match="num_classes"):
+        ASTClassifier.from_preset(target)
+    classifier = ASTClassifier.from_preset(target, num_classes=4,
+                                           labels=list("abcd"))
+    assert classifier.labels == list("abcd")
+    for ours, theirs in zip(classifier.backbone.weights,
+                            reference_backbone.weights):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    # A fresh head on a transformers checkpoint keeps its backbone weights.
+    fresh = ASTClassifier.from_preset(directory, num_classes=2)
+    assert fresh.labels is None and fresh.num_classes == 2
+    np.testing.assert_array_equal(
+        np.asarray(fresh.backbone.embedding.position_embedding),
+        np.asarray(reference_backbone.embedding.position_embedding),
+    )
+
+
+def test_shape_mismatch_names_the_parameter(tmp_path, reference):
+    directory, _, _ = reference("speech_commands")
+    with pytest.raises(ValueError,
+                       match="position_embeddings.*does not fit"):
+        ASTClassifier.from_preset(directory, max_length=256)
+    with pytest.raises(ValueError, match="classifier.dense.weight"):
+        _load_with_bad_head(directory, tmp_path)
+
+
+def _load_with_bad_head(directory, tmp_path):
+    """A config that claims 36 labels for a 35-label checkpoint."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in os.listdir(directory):
+        (broken / name).write_bytes(open(os.path.join(directory, name),
+                                         "rb").read())
+    config = json.load(open(broken / "config.json"))
+    config["id2label"]["35"] = "extra"
+    (broken / "config.json").write_text(json.dumps(config))
+    return ASTClassifier.from_preset(str(broken))
+
+
+def test_missing_and_unexpected_parameters(tmp_path, reference):
+    directory, _, _ = reference("speech_commands")
+    with pytest.raises(ValueError, match="lacks.*encoder.layer.2"):
+        ASTBackbone.from_preset(directory, num_layers=3)
+    with pytest.raises(ValueError, match="does not have.*encoder.layer.1"):
+        ASTBackbone.from_preset(directory, num_layers=1)
+
+
+def test_keras_preset_that_does_not_fit(tmp_path):
+    backbone = ASTBackbone(hidden_dim=16, num_layers=1, num_heads=2,
+                           intermediate_dim=32, max_length=32)
+    target = str(tmp_path / "preset")
+    backbone.save_to_preset(target)
+    with pytest.raises(ValueError, match=r"intermediate_dim=32 \(the model "
+                       r"has 48\)"):
+        ASTBackbone.from_preset(target, intermediate_dim=48)
+    with pytest.raises(ValueError, match="num_layers=1"):
+        ASTBackbone.from_preset(target, num_layers=2)
+
+
+def test_not_a_preset(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No preset directory"):
+        ASTClassifier.from_preset(str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        ASTClassifier.from_preset(str(tmp_path))
+    (tmp_path / "config.json").write_text('{"model_type": "vit"}')
+    with pytest.raises(ValueError, match="not an Audio Spectrogram"):
+        ASTClassifier.from_preset(str(tmp_path))
+
+
+def test_refuses_to_overwrite_a_foreign_directory(tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+    backbone = ASTBackbone(hidden_dim=16, num_layers=1, num_heads=2,
+                           intermediate_dim=32, max_length=32)
+    with pytest.raises(FileExistsError, match="refusing to overwrite"):
+        backbone.save_to_preset(str(tmp_path))
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
