@@ -5,12 +5,12 @@ command runs the suite once per backend.
 """
 
 import os
-import shutil
-import subprocess
 
 import keras
 import numpy as np
 import pytest
+
+from keras_ast import speech_synthesis
 
 SAMPLING_RATE = 16000
 
@@ -99,36 +99,20 @@ def reference_logits(model, extractor, clips):
         return model(**inputs).logits.numpy()
 
 
-def _speak(text, path, voice, speed):
-    raw = path + ".raw.wav"
-    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", raw,
-                    text], check=True, capture_output=True)
-    subprocess.run(["sox", raw, "-r", str(SAMPLING_RATE), "-c", "1", path],
-                   check=True, capture_output=True)
-    import soundfile
-
-    audio, rate = soundfile.read(path, dtype="float32")
-    assert rate == SAMPLING_RATE
-    return audio
-
-
 @pytest.fixture(scope="session")
-def speech(tmp_path_factory):
+def speech():
     """Real synthetic speech (espeak-ng, resampled to 16 kHz by sox)."""
-    if not (shutil.which("espeak-ng") and shutil.which("sox")):
+    if not speech_synthesis.available():
         if os.environ.get("CI"):
             pytest.fail("espeak-ng and sox are required in CI")
         pytest.skip("espeak-ng or sox is not installed")
-    directory = str(tmp_path_factory.mktemp("speech"))
     texts = [
         ("The quick brown fox jumps over the lazy dog.", "en", 160),
         ("Audio spectrogram transformers classify sounds.", "en-us", 200),
         ("Yes. No. Up. Down. Left. Right. On. Off. Stop. Go.", "en", 140),
     ]
-    return [
-        _speak(text, os.path.join(directory, f"{i}.wav"), voice, speed)
-        for i, (text, voice, speed) in enumerate(texts)
-    ]
+    return [speech_synthesis.speak(text, voice=voice, speed=speed)
+            for text, voice, speed in texts]
 
 
 def clip_of(audio, seconds):
