@@ -6,6 +6,7 @@ from keras import ops
 
 from keras_ast import kaldi
 from keras_ast import preset_io
+from keras_ast.presets import BUILTIN_PRESETS
 
 AUDIOSET_MEAN = -4.2677393
 AUDIOSET_STD = 4.5689974
@@ -129,6 +130,9 @@ class ASTAudioConverter(keras.layers.Layer):
     >>> tuple(features.shape)
     (2, 128, 128)
     """
+
+    # Built-in preset names -> hub repository, description, size, score.
+    presets = BUILTIN_PRESETS
 
     def __init__(
         self,

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_ast import preset_io
+from keras_ast.presets import BUILTIN_PRESETS
 from keras_ast.embedding import ASTEmbedding
 from keras_ast.encoder import ASTEncoderLayer
 
@@ -49,6 +50,9 @@ class ASTBackbone(keras.Model):
     >>> tuple(out["pooled_output"].shape)
     (1, 64)
     """
+
+    # Built-in preset names -> hub repository, description, size, score.
+    presets = BUILTIN_PRESETS
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from keras_ast import preset_io
+from keras_ast.presets import BUILTIN_PRESETS
 from keras_ast.audio_converter import ASTAudioConverter
 from keras_ast.audio_converter import check_waveforms
 from keras_ast.audio_converter import pad_waveforms
@@ -48,6 +49,9 @@ class ASTClassifier(keras.Model):
     >>> classifier.predict(np.zeros((2, 16000), "float32")).shape
     (2, 3)
     """
+
+    # Built-in preset names -> hub repository, description, size, score.
+    presets = BUILTIN_PRESETS
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 
 import keras
+import numpy as np
 
 from keras_ast import convert_transformers
 from keras_ast.version import __version__
@@ -27,10 +28,71 @@ CONVERTER_FILE = "audio_converter.json"
 LABELS_FILE = "labels.json"
 METADATA_FILE = "metadata.json"
 HF_PREPROCESSOR_FILE = "preprocessor_config.json"
+# Backbone arguments that only change the patch grid: the position
+# embeddings of a preset can be adapted to them.
+GEOMETRY_KEYS = ("max_length", "frequency_stride", "time_stride")
 # Backbone arguments that change the shape of some weight.
 ARCHITECTURE_KEYS = ("hidden_dim", "num_layers", "num_heads",
                      "intermediate_dim", "patch_size", "frequency_stride",
                      "time_stride", "max_length", "num_mel_bins")
+
+
+def _resize_axis(values, axis, size):
+    """Centre crop (smaller) or linear interpolation (larger) along `axis`.
+
+    The interpolation is that of `torch.nn.functional.interpolate(...,
+    mode="bilinear", align_corners=False)`, which the authors used.
+    """
+    old = values.shape[axis]
+    if size == old:
+        return values
+    if size < old:
+        start = old // 2 - size // 2
+        return np.take(values, np.arange(start, start + size), axis=axis)
+    source = np.maximum((np.arange(size) + 0.5) * old / size - 0.5, 0.0)
+    low = np.minimum(np.floor(source).astype(int), old - 1)
+    high = np.minimum(low + 1, old - 1)
+    shape = [1] * values.ndim
+    shape[axis] = size
+    weight = (source - low).reshape(shape)
+    return (np.take(values, low, axis=axis) * (1 - weight)
+            + np.take(values, high, axis=axis) * weight)
+
+
+def adapt_position_embedding(table, old_grid, new_grid):
+    """Fits AST position embeddings to another patch grid.
+
+    The AST authors' rule: the [CLS] and distillation rows stay as they are;
+    the `(F', T')` grid of the others is cut at the centre along an axis
+    that shrinks and bilinearly interpolated along one that grows, time
+    first, then frequency.
+
+    Args:
+        table: `(1, 2 + F * T, dim)` position embeddings (frequency-major).
+        old_grid: `(F, T)` of `table`.
+        new_grid: the wanted `(F', T')`.
+
+    Returns:
+        float32 `(1, 2 + F' * T', dim)`.
+
+    Example:
+    >>> adapt_position_embedding(np.zeros((1, 1214, 8)), (12, 101),
+    ...                          (12, 11)).shape
+    (1, 134, 8)
+    """
+    table = np.asarray(table, dtype=np.float64)
+    frequency, time = old_grid
+    dim = table.shape[-1]
+    if table.shape[1] != frequency * time + 2:
+        raise ValueError(
+            f"Position embeddings of shape {table.shape} do not hold a "
+            f"{frequency}x{time} grid and two tokens."
+        )
+    grid = table[:, 2:].reshape(1, frequency, time, dim)
+    grid = _resize_axis(grid, 2, new_grid[1])
+    grid = _resize_axis(grid, 1, new_grid[0])
+    adapted = np.concatenate([table[:, :2], grid.reshape(1, -1, dim)], 1)
+    return adapted.astype(np.float32)
 
 
 def _read_json(path):
@@ -38,7 +100,51 @@ def _read_json(path):
         return json.load(f)
 
 
-class TransformersPreset:
+class Preset:
+    """A preset directory: configs, and weights that load into a model."""
+
+    def load_weights(self, backbone, classifier=None):
+        """Loads the weights into `backbone` (and `classifier`'s head).
+
+        A backbone with another input geometry (`max_length`, strides) than
+        the preset gets the stored position embeddings adapted to its patch
+        grid, as the AST authors did (see `adapt_position_embedding`).
+        """
+        stored = self.backbone_config()
+        wanted = backbone.get_config()
+        changed = {k for k in ARCHITECTURE_KEYS if stored[k] != wanted[k]}
+        if not changed or not changed <= set(GEOMETRY_KEYS):
+            # Each format names what does not fit in its own terms.
+            self._load_exact(backbone, classifier)
+            return
+        from keras_ast.backbone import ASTBackbone
+        from keras_ast.classifier import ASTClassifier
+
+        stored["dtype"] = backbone.dtype_policy
+        source = ASTBackbone(**stored)
+        source_head = None
+        if classifier is not None:
+            source_head = ASTClassifier(
+                source, num_classes=classifier.num_classes,
+                multi_label=classifier.multi_label,
+            )
+        self._load_exact(source, source_head)
+        for ours, theirs in zip(backbone.weights, source.weights):
+            value = keras.ops.convert_to_numpy(theirs)
+            if ours is backbone.embedding.position_embedding:
+                value = adapt_position_embedding(
+                    value, source.token_grid, backbone.token_grid
+                )
+            ours.assign(value)
+        if classifier is not None:
+            for layer, twin in ((classifier.head_norm, source_head.head_norm),
+                                (classifier.head_dense,
+                                 source_head.head_dense)):
+                for ours, theirs in zip(layer.weights, twin.weights):
+                    ours.assign(theirs)
+
+
+class TransformersPreset(Preset):
     """A checkpoint directory in the Hugging Face `transformers` format."""
 
     def __init__(self, path, hf_config):
@@ -60,14 +166,14 @@ class TransformersPreset:
     def head_config(self):
         return convert_transformers.head_config(self.hf_config)
 
-    def load_weights(self, backbone, classifier=None):
+    def _load_exact(self, backbone, classifier=None):
         state_dict = convert_transformers.read_state_dict(self.path)
         convert_transformers.load_state_dict(
             state_dict, backbone, classifier, source=self.path
         )
 
 
-class KerasPreset:
+class KerasPreset(Preset):
     """A directory written by `save_to_preset`."""
 
     def __init__(self, path, config):
@@ -98,8 +204,7 @@ class KerasPreset:
             head["labels"] = _read_json(labels_path)
         return head
 
-    def load_weights(self, backbone, classifier=None):
-        """Loads the stored weights into `backbone` (and `classifier`)."""
+    def _load_exact(self, backbone, classifier=None):
         from keras_ast.classifier import ASTClassifier
 
         stored = self.config["backbone"]
@@ -130,12 +235,77 @@ class KerasPreset:
             ) from error
 
 
+class PresetNotFoundError(FileNotFoundError):
+    """A preset that is neither local, nor cached, nor reachable."""
+
+
+def download(repo_id):
+    """A hub repository's preset files, through the `huggingface_hub` cache.
+
+    Only configs and weights are fetched: safetensors or `.weights.h5`
+    where the repository has them, `pytorch_model.bin` only otherwise.
+    `HF_HUB_OFFLINE=1` makes this use the cache alone.
+    """
+    import huggingface_hub
+
+    def fetch(patterns):
+        return huggingface_hub.snapshot_download(repo_id,
+                                                 allow_patterns=patterns)
+
+    try:
+        path = fetch(["*.json", "*.safetensors", "*.weights.h5"])
+        if not any(
+            os.path.exists(os.path.join(path, name))
+            for name in ("model.safetensors", WEIGHTS_FILE)
+        ):
+            path = fetch(["pytorch_model.bin"])
+    except Exception as error:  # the hub's errors differ across versions
+        offline = huggingface_hub.constants.HF_HUB_OFFLINE
+        raise PresetNotFoundError(
+            f"Could not get the preset hf://{repo_id}: "
+            + (
+                "it is not in the local Hugging Face cache "
+                f"({huggingface_hub.constants.HF_HUB_CACHE}) and "
+                "HF_HUB_OFFLINE=1 forbids downloading it. "
+                if offline
+                else "it is not in the local Hugging Face cache and the "
+                "hub did not provide it (no network, a wrong name, or a "
+                "private repository without a token). "
+            )
+            + "Download it where the hub is reachable (`hf download "
+            f"{repo_id}`, then copy the cache), or pass a local directory. "
+            f"({type(error).__name__}: {str(error).splitlines()[0]})"
+        ) from None
+    return path
+
+
+def resolve(preset):
+    """A local directory for a built-in name, `hf://owner/repo` or a path."""
+    from keras_ast.presets import BUILTIN_PRESETS
+
+    preset = os.fspath(preset)
+    if preset in BUILTIN_PRESETS:
+        preset = "hf://" + BUILTIN_PRESETS[preset]["hf_repo"]
+    if preset.startswith("hf://"):
+        return download(preset[len("hf://"):])
+    if not os.path.isdir(preset):
+        raise PresetNotFoundError(
+            f"Unknown preset {preset!r}: not a built-in name (see "
+            "ASTClassifier.presets), not hf://owner/repo, and no directory "
+            "of that name exists."
+        )
+    return preset
+
+
 def load_preset(preset):
-    """Opens a preset directory of either format (see the module doc)."""
-    path = os.fspath(preset)
+    """Opens a preset of either format (see the module doc).
+
+    Args:
+        preset: a built-in name (`keras_ast.presets.BUILTIN_PRESETS`),
+            `hf://owner/repo`, or a local directory.
+    """
+    path = resolve(preset)
     config_path = os.path.join(path, CONFIG_FILE)
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"No preset directory at {path!r}.")
     if not os.path.exists(config_path):
         raise FileNotFoundError(
             f"{path!r} is not a preset: it has no {CONFIG_FILE}."
