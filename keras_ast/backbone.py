@@ -165,6 +165,22 @@ class ASTBackbone(keras.Model):
             outputs["attentions"] = attentions
         return outputs
 
+    def pooled_output(self, features, training=None):
+        """The pooled output alone, `(batch, hidden_dim)`.
+
+        Equal to `backbone(features)["pooled_output"]`, but the last layer
+        computes only the [CLS] and distillation tokens (all tokens are
+        still attended to), which saves close to a twelfth of the work of
+        a 12-layer model. `ASTClassifier` runs this.
+        """
+        x = self.embedding(features, training=training)
+        for layer in self.encoder_layers[:-1]:
+            x = layer(x, training=training)
+        if self.encoder_layers:
+            x = self.encoder_layers[-1](x, training=training, num_queries=2)
+        x = self.final_norm(x[:, :2])
+        return (x[:, 0] + x[:, 1]) / 2.0
+
     @property
     def token_grid(self):
         """`(F', T')`, the patch grid behind the token sequence."""

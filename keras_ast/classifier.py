@@ -136,7 +136,7 @@ class ASTClassifier(keras.Model):
                     "(batch, max_length, num_mel_bins), not waveforms."
                 )
             features = self.preprocessor(values, lengths=lengths)
-        pooled = self.backbone(features, training=training)["pooled_output"]
+        pooled = self.backbone.pooled_output(features, training=training)
         x = self.head_norm(pooled)
         x = self.head_dropout(x, training=training)
         return self.head_dense(x)

@@ -28,6 +28,10 @@ class ASTEncoderLayer(keras.layers.Layer):
         return_attention_scores: also return the attention probabilities
             `(batch, heads, sequence, sequence)`; computed explicitly, for
             analysis.
+        num_queries: compute the output of the first `num_queries` tokens
+            only (they still attend to all tokens); returns
+            `(batch, num_queries, hidden_dim)`. The last layer needs no more
+            for a classification from the [CLS] and distillation tokens.
 
     Example:
     >>> layer = ASTEncoderLayer(64, num_heads=4, intermediate_dim=128)
@@ -105,8 +109,9 @@ class ASTEncoderLayer(keras.layers.Layer):
         return ops.reshape(x, (-1, ops.shape(x)[1], self.num_heads,
                                self.head_dim))
 
-    def _attention(self, x, training, return_attention_scores):
-        query = self._heads(self.query(x))
+    def _attention(self, x, training, return_attention_scores, num_queries):
+        queries = x if num_queries is None else x[:, :num_queries]
+        query = self._heads(self.query(queries))
         key = self._heads(self.key(x))
         value = self._heads(self.value(x))
         scale = self.head_dim**-0.5
@@ -121,13 +126,16 @@ class ASTEncoderLayer(keras.layers.Layer):
             context = ops.einsum("bhqk,bkhd->bqhd", probabilities, value)
         else:
             context = ops.dot_product_attention(query, key, value, scale=scale)
-        context = ops.reshape(context, (-1, ops.shape(x)[1], self.hidden_dim))
+        context = ops.reshape(context,
+                              (-1, ops.shape(queries)[1], self.hidden_dim))
         return self.attention_output(context), scores
 
-    def call(self, tokens, training=None, return_attention_scores=False):
-        residual = tokens
+    def call(self, tokens, training=None, return_attention_scores=False,
+             num_queries=None):
+        residual = tokens if num_queries is None else tokens[:, :num_queries]
         x = self.norm_before(tokens)
-        x, scores = self._attention(x, training, return_attention_scores)
+        x, scores = self._attention(x, training, return_attention_scores,
+                                    num_queries)
         x = self.dropout_layer(x, training=training)
         tokens = ops.cast(x, residual.dtype) + residual
 

@@ -139,3 +139,11 @@ def test_dropout_only_in_training():
     np.testing.assert_array_equal(a, b)
     c = to_numpy(backbone(features, training=True)["pooled_output"])
     assert np.abs(a - c).max() > 1e-3
+
+
+def test_pooled_output_shortcut_is_exact():
+    backbone = tiny_backbone(num_layers=3)
+    features = keras.ops.convert_to_tensor(random_features(64))
+    full = to_numpy(backbone(features)["pooled_output"])
+    short = to_numpy(backbone.pooled_output(features))
+    np.testing.assert_allclose(short, full, atol=1e-5)
