@@ -138,6 +138,10 @@ def test_pth_with_geometry_from_file_name(tmp_path, tool, capsys):
     assert metadata["parameter_count"] == classifier.count_params()
     assert "keras" in metadata["versions"]
     assert "35 classes" in capsys.readouterr().out
+    # A preset made by the tool round-trips through save_to_preset.
+    again = str(tmp_path / "again")
+    classifier.save_to_preset(again)
+    assert_same_logits(again, model)
 
 
 def test_pth_with_flags_and_labels_and_verify(tmp_path, tool, capsys,
