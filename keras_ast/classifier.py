@@ -34,6 +34,8 @@ class ASTClassifier(keras.Model):
         multi_label: whether classes are independent (see above).
         labels: optional list of `num_classes` class names.
         dropout: dropout rate before the head's Dense layer.
+        augmenter: optional layer applied to the features in training
+            only, e.g. `keras_ast.data.augment.SpecAugment`.
 
     Call inputs: waveforms `(batch, samples)` (or features without a
     preprocessor), or a dict `{"waveforms": ..., "lengths": ...}` for
@@ -61,6 +63,7 @@ class ASTClassifier(keras.Model):
         multi_label=False,
         labels=None,
         dropout=0.0,
+        augmenter=None,
         **kwargs,
     ):
         kwargs.setdefault("dtype", backbone.dtype_policy)
@@ -95,6 +98,7 @@ class ASTClassifier(keras.Model):
         self.multi_label = bool(multi_label)
         self.labels = labels
         self.dropout = dropout
+        self.augmenter = augmenter
         # The head runs in float32: its LayerNorm and the logits it feeds to
         # sigmoid / softmax are where bfloat16 hurts.
         self.head_norm = keras.layers.LayerNormalization(
@@ -136,6 +140,8 @@ class ASTClassifier(keras.Model):
                     "(batch, max_length, num_mel_bins), not waveforms."
                 )
             features = self.preprocessor(values, lengths=lengths)
+        if self.augmenter is not None and training:
+            features = self.augmenter(features, training=training)
         pooled = self.backbone.pooled_output(features, training=training)
         x = self.head_norm(pooled)
         x = self.head_dropout(x, training=training)
@@ -298,18 +304,17 @@ class ASTClassifier(keras.Model):
             "multi_label": self.multi_label,
             "labels": self.labels,
             "dropout": self.dropout,
+            "augmenter": keras.saving.serialize_keras_object(self.augmenter),
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(
-            config["backbone"]
-        )
-        if config.get("preprocessor") is not None:
-            config["preprocessor"] = keras.saving.deserialize_keras_object(
-                config["preprocessor"]
-            )
+        for key in ("backbone", "preprocessor", "augmenter"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(
+                    config[key]
+                )
         return cls(**config)
 
     @classmethod
@@ -348,8 +353,11 @@ class ASTClassifier(keras.Model):
         elif preprocessor is False:
             preprocessor = None
         head = loaded.head_config()
-        new_head = num_classes is not None and num_classes != head.get(
-            "num_classes"
+        new_head = num_classes is not None and (
+            num_classes != head.get("num_classes")
+            # Same size, other classes: the stored head means nothing here.
+            or (labels is not None and head.get("labels") is not None
+                and list(labels) != head["labels"])
         )
         if new_head or head.get("num_classes") is None:
             if num_classes is None:

@@ -1,0 +1,186 @@
+"""The `keras-ast` command line.
+
+Each subcommand is an entry of `SUBCOMMANDS`: name -> `(help,
+add_arguments(parser), run(args) -> exit status)`. Adding one is adding an
+entry; `main` builds the argparse subparsers from the table.
+
+    keras-ast make-shards SOURCE OUTPUT --format arrayrecord
+    keras-ast train --preset ast_speech_commands_v2 --train shards/train \
+        --validation shards/val --output runs/sc
+"""
+
+import argparse
+import sys
+
+
+def _error(command, error):
+    print(f"keras-ast {command}: error: {error}", file=sys.stderr)
+    return 1
+
+
+# --- make-shards ----------------------------------------------------------
+
+
+def add_make_shards_arguments(parser):
+    parser.add_argument(
+        "source",
+        help="a folder with one sub-folder per class, a CSV manifest "
+        "(path,label[s]) or a JSON-lines manifest",
+    )
+    parser.add_argument("output", help="the shard directory to write")
+    parser.add_argument(
+        "--format", default="tfrecord", choices=["tfrecord", "arrayrecord"],
+        help="tfrecord (tf.data) or arrayrecord (Grain); default tfrecord",
+    )
+    parser.add_argument(
+        "--shard-size-mb", type=float, default=64.0, metavar="N",
+        help="target shard size in megabytes of audio (default 64)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help="decoding processes (default: the number of CPUs; 0 or 1: "
+        "decode in the main process)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0,
+        help="seed of the shuffled write order (default 0)",
+    )
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="reuse a finished OUTPUT made from the same files, or delete "
+        "the shards of an unfinished run and start over",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar",
+    )
+
+
+def run_make_shards(args):
+    from keras_ast.data.shards import make_shards
+
+    try:
+        info = make_shards(
+            args.source, args.output, format=args.format,
+            shard_size_mb=args.shard_size_mb, num_workers=args.workers,
+            progress=not args.no_progress, resume=args.resume,
+            seed=args.seed,
+        )
+    except (FileExistsError, FileNotFoundError, ValueError,
+            ImportError) as error:
+        return _error("make-shards", error)
+    except KeyboardInterrupt:
+        print(f"\nkeras-ast make-shards: interrupted; {args.output} is "
+              "unfinished: run again with --resume to start over.",
+              file=sys.stderr)
+        return 130
+    skipped = info["skipped"]
+    print(
+        f"{args.output}: {info['num_examples']} examples, "
+        f"{len(info['labels'])} labels"
+        f"{' (multi-label)' if info['multi_label'] else ''}, "
+        f"{len(info['shards'])} {info['record_format']} shards, "
+        f"{len(skipped)} skipped."
+    )
+    for item in skipped[:10]:
+        print(f"  skipped {item['path']}: {item['reason']}")
+    if len(skipped) > 10:
+        print(f"  ... and {len(skipped) - 10} more (see dataset.json)")
+    return 0
+
+
+def make_shards_main(argv):
+    """`keras-ast make-shards ...` with `argv` the arguments after it."""
+    parser = argparse.ArgumentParser(
+        prog="keras-ast make-shards",
+        description=SUBCOMMANDS["make-shards"][0],
+    )
+    add_make_shards_arguments(parser)
+    return run_make_shards(parser.parse_args(argv))
+
+
+# --- train ----------------------------------------------------------------
+
+
+def add_train_arguments(parser):
+    parser.add_argument("--preset", required=True,
+                        help="a built-in name, hf://owner/repo or a folder")
+    parser.add_argument("--train", required=True, help="training shards")
+    parser.add_argument("--validation", help="validation shards")
+    parser.add_argument("--output", required=True,
+                        help="checkpoints, metrics.json and the final preset")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--learning-rate", type=float, default=2.5e-4)
+    parser.add_argument("--max-length", type=int,
+                        help="input frames (default: the preset's)")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="train under mixed_bfloat16")
+    parser.add_argument("--no-spec-augment", action="store_true")
+    parser.add_argument("--no-mixup", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="Grain decoding processes (ArrayRecord shards)")
+
+
+def run_train(args):
+    from keras_ast.training import train
+
+    try:
+        train(
+            args.preset, args.train, args.output,
+            validation=args.validation, epochs=args.epochs,
+            batch_size=args.batch_size, learning_rate=args.learning_rate,
+            max_length=args.max_length,
+            mixed_precision=args.mixed_precision,
+            spec_augment=None if args.no_spec_augment else (48, None),
+            mixup_alpha=None if args.no_mixup else 10.0, seed=args.seed,
+            worker_count=args.workers,
+        )
+    except (FileNotFoundError, ValueError) as error:
+        return _error("train", error)
+    print(f"keras-ast train: the final model is in {args.output}/preset")
+    return 0
+
+
+# --- dispatch -------------------------------------------------------------
+
+SUBCOMMANDS = {
+    "make-shards": (
+        "Decode a labelled audio collection into TFRecord or ArrayRecord "
+        "shards (mono float32, 16 kHz) with a dataset.json index.",
+        add_make_shards_arguments,
+        run_make_shards,
+    ),
+    "train": (
+        "Fine-tune a preset on shards (AdamW, warm-up then cosine decay, "
+        "SpecAugment and mixup), resuming an interrupted run.",
+        add_train_arguments,
+        run_train,
+    ),
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-ast",
+        description="Audio Spectrogram Transformer tools for Keras 3.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name, (help_text, add_arguments, run) in SUBCOMMANDS.items():
+        subparser = subparsers.add_parser(
+            name, help=help_text, description=help_text
+        )
+        add_arguments(subparser)
+        subparser.set_defaults(_run=run)
+    return parser
+
+
+def main(argv=None):
+    """The `keras-ast` entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    return args._run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dataset tooling: audio shards, tf.data and Grain pipelines, augmentation."""

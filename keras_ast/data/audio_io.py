@@ -1,0 +1,135 @@
+"""Decoding audio files into the mono float32 16 kHz waveforms AST reads.
+
+`soundfile` (libsndfile) decodes WAV, FLAC, OGG/Vorbis, Opus and MP3 (the
+libsndfile that soundfile >= 0.12 bundles reads MP3); channels are averaged
+to mono and `soxr` resamples (high quality) when the file has another rate.
+`tensorflow_io`, where it is installed and works, is tried for files that
+libsndfile does not read; it is never required.
+"""
+
+import importlib.util
+import os
+
+import numpy as np
+
+SAMPLING_RATE = 16000
+# Extensions found in class folders: what libsndfile decodes.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3",
+                    ".aif", ".aiff")
+
+
+class AudioDecodeError(ValueError):
+    """A file that is not readable audio (or holds no usable samples).
+
+    Attributes:
+        path: the file.
+        reason: why, in a few words.
+    """
+
+    def __init__(self, path, reason):
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"Could not decode {self.path}: {reason}")
+
+
+def _read_soundfile(path):
+    import soundfile
+
+    audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    return audio, int(rate)
+
+
+def _read_tensorflow_io(path):
+    """`(frames, channels) float32, rate` with tensorflow_io, or None."""
+    if importlib.util.find_spec("tensorflow_io") is None:
+        return None
+    try:
+        import tensorflow_io as tfio
+
+        tensor = tfio.audio.AudioIOTensor(path)
+        audio = tensor.to_tensor().numpy()
+        rate = int(tensor.rate.numpy())
+    except Exception:  # an unusable build, or a file it does not read
+        return None
+    if np.issubdtype(audio.dtype, np.integer):
+        audio = audio / float(np.iinfo(audio.dtype).max + 1)
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[:, None]
+    return audio, rate
+
+
+def to_mono(audio):
+    """`(frames, channels)` -> `(frames,)` float32: the mean of channels."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        return audio
+    if audio.shape[1] == 1:
+        return np.ascontiguousarray(audio[:, 0])
+    return audio.mean(axis=1, dtype=np.float64).astype(np.float32)
+
+
+def resample(audio, rate, sampling_rate=SAMPLING_RATE):
+    """`audio` at `rate` -> float32 at `sampling_rate` (soxr, "HQ")."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if int(rate) == int(sampling_rate):
+        return audio
+    import soxr
+
+    return np.asarray(
+        soxr.resample(audio, int(rate), int(sampling_rate), quality="HQ"),
+        dtype=np.float32,
+    )
+
+
+def decode(path, sampling_rate=SAMPLING_RATE):
+    """An audio file as a mono float32 waveform at `sampling_rate`.
+
+    Args:
+        path: a WAV, FLAC, OGG (Vorbis or Opus) or MP3 file (or any other
+            format libsndfile reads).
+        sampling_rate: the wanted rate; other rates are resampled with soxr.
+
+    Returns:
+        float32 array `(samples,)`.
+
+    Raises:
+        AudioDecodeError: the file is missing, does not decode, holds no
+            samples, or holds NaN or infinite values.
+
+    Example:
+    >>> waveform = decode("dog_bark.flac")
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise AudioDecodeError(path, "no such file")
+    try:
+        audio, rate = _read_soundfile(path)
+    except Exception as error:  # libsndfile's errors differ by version
+        fallback = _read_tensorflow_io(path)
+        if fallback is None:
+            # LibsndfileError's text repeats the path: keep its reason.
+            reason = getattr(error, "error_string", None) or (
+                f"{type(error).__name__}: {error}"
+            )
+            raise AudioDecodeError(path, reason) from None
+        audio, rate = fallback
+    if audio.size == 0:
+        raise AudioDecodeError(path, "empty audio (no samples)")
+    if rate <= 0:
+        raise AudioDecodeError(path, f"invalid sampling rate {rate}")
+    audio = to_mono(audio)
+    if not np.all(np.isfinite(audio)):
+        raise AudioDecodeError(path, "holds NaN or infinite samples")
+    try:
+        audio = resample(audio, rate, sampling_rate)
+    except Exception as error:
+        raise AudioDecodeError(
+            path, f"resampling {rate} Hz -> {sampling_rate} Hz failed: "
+            f"{type(error).__name__}: {error}"
+        ) from None
+    if audio.shape[0] == 0:
+        raise AudioDecodeError(
+            path, f"empty audio after resampling to {sampling_rate} Hz"
+        )
+    return audio

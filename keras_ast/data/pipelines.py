@@ -1,0 +1,322 @@
+"""Streaming shards into `fit`: tf.data (TFRecord) and Grain (ArrayRecord).
+
+Both pipelines yield `(waveforms, labels)` batches: float32 waveforms
+`(batch, num_samples)` at 16 kHz, and integer labels `(batch,)` for
+single-label data or multi-hot float32 `(batch, num_classes)` for
+multi-label data. They feed `ASTClassifier.fit` directly on every backend.
+Training pipelines shuffle with a seed and take a random crop of clips
+longer than `num_samples`; evaluation pipelines keep the start. Shorter
+clips are zero-padded at the end. With several processes (multi-host
+training) each process reads its own part of the data.
+"""
+
+import logging
+import os
+
+import numpy as np
+
+from keras_ast.data import records
+
+logger = logging.getLogger(__name__)
+
+
+def _info(path):
+    from keras_ast.data.shards import read_info
+
+    return read_info(path)
+
+
+def _process_shard():
+    """`(index, count)` of this process among the training processes."""
+    import keras
+
+    if keras.config.backend() == "jax":
+        import jax
+
+        return jax.process_index(), jax.process_count()
+    index = int(os.environ.get("KERAS_AST_PROCESS_INDEX", 0))
+    count = int(os.environ.get("KERAS_AST_PROCESS_COUNT", 1))
+    return index, count
+
+
+def _num_samples(info, clip_seconds):
+    if clip_seconds is not None:
+        return int(round(clip_seconds * info["sampling_rate"]))
+    return int(info["max_num_samples"])
+
+
+def fit_length(audio, num_samples, rng=None):
+    """Crops (randomly with `rng`, else the start) or zero-pads `audio`."""
+    extra = audio.shape[0] - num_samples
+    if extra > 0:
+        start = int(rng.integers(0, extra + 1)) if rng is not None else 0
+        return audio[start:start + num_samples]
+    return np.pad(audio, (0, -extra))
+
+
+def mix_batch(waveforms, targets, rng, alpha=10.0):
+    """Mixup of a batch with its reverse, as the AST authors trained.
+
+    Each clip is mixed with its partner in the reversed batch with its own
+    `lam ~ Beta(alpha, alpha)`: `lam * a + (1 - lam) * b`, for the waveforms
+    and the (one-hot or multi-hot) targets alike.
+    """
+    lam = rng.beta(alpha, alpha, size=(waveforms.shape[0], 1))
+    lam = lam.astype(np.float32)
+    mixed = lam * waveforms + (1 - lam) * waveforms[::-1]
+    mixed_targets = lam * targets + (1 - lam) * targets[::-1]
+    return mixed.astype(np.float32), mixed_targets.astype(np.float32)
+
+
+def _label_target(labels, num_classes, multi_label):
+    if multi_label:
+        target = np.zeros(num_classes, np.float32)
+        target[labels] = 1.0
+        return target
+    return np.int32(labels[0])
+
+
+def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
+               shuffle_buffer=1024, repeat=False, drop_remainder=None,
+               one_hot=False, mixup_alpha=None):
+    """A `tf.data.Dataset` of `(waveforms, labels)` from TFRecord shards.
+
+    Reads shards in parallel (interleaved), decodes in parallel, shuffles
+    with `seed` when `training`, crops or pads every clip to a fixed
+    length, batches and prefetches (`AUTOTUNE`). Records that do not
+    parse or hold non-finite audio are skipped and counted in
+    `dataset.skipped_records` (a `tf.Variable`), with a warning.
+
+    Args:
+        path: a shard directory written by `make_shards(format="tfrecord")`.
+        batch_size: clips per batch.
+        training: shuffle, random crops, and drop the last partial batch.
+        clip_seconds: clip length; defaults to the longest clip.
+        seed: shuffling and cropping seed.
+        shuffle_buffer: clips held for shuffling.
+        repeat: repeat forever (then pass `steps_per_epoch` to `fit`).
+        drop_remainder: defaults to `training`.
+        one_hot: single-label targets as one-hot float32 vectors.
+        mixup_alpha: mix each batch with its reverse (see `mix_batch`);
+            implies one-hot targets.
+
+    Example:
+    >>> ds = tf_dataset("shards/train", batch_size=32, training=True,
+    ...                 clip_seconds=1.0)
+    >>> classifier.fit(ds, epochs=10)
+    """
+    import tensorflow as tf
+
+    info = _info(path)
+    if info["record_format"] != "tfrecord":
+        raise ValueError(
+            f"{path} holds {info['record_format']} shards; tf_dataset reads "
+            "TFRecord shards (use grain_dataset for ArrayRecord)."
+        )
+    files = [os.path.join(path, shard["file"]) for shard in info["shards"]]
+    num_samples = _num_samples(info, clip_seconds)
+    num_classes = len(info["labels"])
+    multi_label = bool(info["multi_label"])
+    index, count = _process_shard()
+
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if count > 1 and len(files) >= count:
+        dataset = dataset.shard(count, index)
+    if training:
+        dataset = dataset.shuffle(len(files), seed=seed)
+    dataset = dataset.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=max(1, min(len(files), 8)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,  # a seed gives the same stream every time
+    )
+    if count > 1 and len(files) < count:
+        dataset = dataset.shard(count, index)
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
+    if repeat:
+        dataset = dataset.repeat()
+
+    spec = {
+        "audio": tf.io.FixedLenFeature([], tf.string),
+        "labels": tf.io.VarLenFeature(tf.int64),
+    }
+
+    def parse(serialized):
+        example = tf.io.parse_single_example(serialized, spec)
+        audio = tf.io.decode_raw(example["audio"], tf.float32,
+                                 little_endian=True)
+        labels = tf.cast(tf.sparse.to_dense(example["labels"]), tf.int32)
+        ok = tf.logical_and(tf.reduce_all(tf.math.is_finite(audio)),
+                            tf.size(labels) > 0)
+        ok = tf.logical_and(ok, tf.reduce_all(labels < num_classes))
+        return audio, labels, ok
+
+    skipped = tf.Variable(0, dtype=tf.int64, trainable=False,
+                          name="skipped_records")
+
+    def keep(audio, labels, ok):
+        skipped.assign_add(tf.cast(tf.logical_not(ok), tf.int64))
+        return ok
+
+    def fix(index, example):
+        audio, labels, _ = example
+        length = tf.shape(audio)[0]
+        extra = tf.maximum(length - num_samples, 0)
+        if training:
+            # Stateless: the crop of the i-th clip depends on (seed, i)
+            # only, however many threads decode.
+            start = tf.random.stateless_uniform(
+                [], seed=tf.stack([tf.cast(seed, tf.int64), index]),
+                maxval=extra + 1, dtype=tf.int32)
+        else:
+            start = 0
+        audio = audio[start:start + num_samples]
+        audio = tf.pad(audio, [[0, num_samples - tf.shape(audio)[0]]])
+        audio = tf.ensure_shape(audio, [num_samples])
+        if multi_label:
+            target = tf.reduce_max(tf.one_hot(labels, num_classes), axis=0)
+        elif one_hot or mixup_alpha:
+            target = tf.one_hot(labels[0], num_classes)
+        else:
+            target = labels[0]
+        return audio, target
+
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    # A record whose protocol buffer does not parse cannot be counted by
+    # tf.data; it is skipped with a logged warning.
+    dataset = dataset.ignore_errors(log_warning=True)
+    dataset = dataset.filter(keep).enumerate()
+    dataset = dataset.map(fix,
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(
+        batch_size,
+        drop_remainder=training if drop_remainder is None else drop_remainder,
+    )
+    if mixup_alpha:
+        rng = np.random.default_rng(seed)
+
+        def mix(waveforms, targets):
+            return mix_batch(waveforms, targets, rng, mixup_alpha)
+
+        def mix_tf(waveforms, targets):
+            mixed = tf.numpy_function(mix, [waveforms, targets],
+                                      [tf.float32, tf.float32])
+            mixed[0].set_shape(waveforms.shape)
+            mixed[1].set_shape(targets.shape)
+            return tuple(mixed)
+
+        dataset = dataset.map(mix_tf)
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    dataset.skipped_records = skipped
+    dataset.info = info
+    return dataset
+
+
+def _is_example(example):
+    return example is not None
+
+
+class _Mixup:
+    """Grain transform: `mix_batch` on a batch (picklable for workers)."""
+
+    def __init__(self, alpha):
+        self.alpha = alpha
+
+    def __call__(self, batch, rng):
+        return mix_batch(batch[0], batch[1], rng, self.alpha)
+
+
+class _Decode:
+    """Grain transform: one record to `(waveform, label)`, or None if bad."""
+
+    def __init__(self, num_samples, num_classes, multi_label, training, seed,
+                 one_hot):
+        self.num_samples = num_samples
+        self.num_classes = num_classes
+        self.multi_label = multi_label
+        self.one_hot = one_hot
+        self.training = training
+        self.seed = seed
+
+    def __call__(self, index, record):
+        try:
+            audio, labels, path = records.decode(record)
+        except (ValueError, UnicodeDecodeError) as error:
+            logger.warning("Skipping record %d: %s", index, error)
+            return None
+        if not np.isfinite(audio).all() or labels.size == 0 or (
+            labels.max() >= self.num_classes
+        ):
+            logger.warning("Skipping record %d (%s): bad audio or labels",
+                           index, path)
+            return None
+        rng = None
+        if self.training:
+            rng = np.random.default_rng([self.seed, index])
+        audio = fit_length(audio, self.num_samples, rng)
+        return audio, _label_target(labels, self.num_classes,
+                                    self.multi_label or self.one_hot)
+
+
+def grain_dataset(path, batch_size, training=False, clip_seconds=None,
+                  seed=0, worker_count=0, num_epochs=1,
+                  drop_remainder=None, one_hot=False, mixup_alpha=None):
+    """A Grain `IterDataset` of `(waveforms, labels)` from ArrayRecord shards.
+
+    Random access over all shards, a seeded global shuffle when
+    `training`, decoding and cropping in `worker_count` worker processes,
+    batching, and a per-process slice of the data for multi-host training.
+    Records that do not decode are skipped with a warning.
+
+    Args:
+        path: a shard directory written by
+            `make_shards(format="arrayrecord")`.
+        batch_size: clips per batch.
+        training: shuffle, random crops, and drop the last partial batch.
+        clip_seconds: clip length; defaults to the longest clip.
+        seed: shuffling and cropping seed.
+        worker_count: decoding processes (0 decodes in this process).
+        num_epochs: passes over the data (`None` repeats forever).
+        drop_remainder: defaults to `training`.
+        one_hot: single-label targets as one-hot float32 vectors.
+        mixup_alpha: mix each batch with its reverse (see `mix_batch`);
+            implies one-hot targets.
+
+    Example:
+    >>> ds = grain_dataset("shards/train", 32, training=True, worker_count=4)
+    >>> classifier.fit(ds, epochs=10)
+    """
+    import grain
+
+    info = _info(path)
+    if info["record_format"] != "arrayrecord":
+        raise ValueError(
+            f"{path} holds {info['record_format']} shards; grain_dataset "
+            "reads ArrayRecord shards (use tf_dataset for TFRecord)."
+        )
+    files = [os.path.join(path, shard["file"]) for shard in info["shards"]]
+    decode = _Decode(_num_samples(info, clip_seconds), len(info["labels"]),
+                     bool(info["multi_label"]), training, seed,
+                     bool(one_hot or mixup_alpha))
+    index, count = _process_shard()
+
+    dataset = grain.MapDataset.source(
+        grain.sources.ArrayRecordDataSource(files))
+    if count > 1:
+        dataset = dataset[index::count]
+    if training:
+        dataset = dataset.shuffle(seed=seed)
+    dataset = dataset.repeat(num_epochs)
+    dataset = dataset.map_with_index(decode).filter(_is_example)
+    dataset = dataset.to_iter_dataset()
+    dataset = dataset.batch(
+        batch_size,
+        drop_remainder=training if drop_remainder is None else drop_remainder,
+    )
+    if mixup_alpha:
+        dataset = dataset.random_map(_Mixup(mixup_alpha), seed=seed)
+    if worker_count:
+        dataset = dataset.mp_prefetch(
+            grain.MultiprocessingOptions(num_workers=worker_count))
+    return dataset
