@@ -10,6 +10,7 @@ Two formats are read:
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -93,6 +94,15 @@ def adapt_position_embedding(table, old_grid, new_grid):
     grid = _resize_axis(grid, 1, new_grid[0])
     adapted = np.concatenate([table[:, :2], grid.reshape(1, -1, dim)], 1)
     return adapted.astype(np.float32)
+
+
+def sha256_file(path):
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _read_json(path):

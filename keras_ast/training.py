@@ -125,7 +125,10 @@ def train(preset, train, output, validation=None, epochs=10, batch_size=16,
     frames = classifier.backbone.max_length
     if spec_augment:
         frequency, time = spec_augment
-        classifier.augmenter = SpecAugment(
+        # Masked bins take the value of silence after normalisation, as in
+        # the authors' loader (they masked before normalising).
+        classifier.augmenter = SpecAugment.from_converter(
+            classifier.preprocessor,
             freq_mask_param=frequency,
             time_mask_param=time if time is not None else max(1, frames // 5),
             seed=seed,

@@ -11,6 +11,7 @@ from conftest import make_reference
 
 from keras_ast import ASTClassifier
 from keras_ast.convert_original import geometry_from_file_name
+from keras_ast.preset_io import sha256_file
 
 TOOL = os.path.join(os.path.dirname(__file__), "..", "tools",
                     "convert_checkpoint.py")
@@ -134,7 +135,7 @@ def test_pth_with_geometry_from_file_name(tmp_path, tool, capsys):
     metadata = json.load(open(os.path.join(output, "metadata.json")))
     assert metadata["source"] == path
     assert metadata["source_sha256"] == {
-        os.path.basename(path): tool.sha256(path)}
+        os.path.basename(path): sha256_file(path)}
     assert metadata["parameter_count"] == classifier.count_params()
     assert "keras" in metadata["versions"]
     assert "35 classes" in capsys.readouterr().out
@@ -187,7 +188,7 @@ def test_hub_format_source_and_failed_verify(tmp_path, tool, reference,
     assert classifier.labels == [f"class_{i}" for i in range(35)]
     metadata = json.load(open(os.path.join(output, "metadata.json")))
     assert metadata["source_sha256"] == {
-        "model.safetensors": tool.sha256(
+        "model.safetensors": sha256_file(
             os.path.join(directory, "model.safetensors"))}
 
 

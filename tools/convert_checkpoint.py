@@ -22,7 +22,6 @@ preset with `huggingface_hub`.
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import sys
@@ -35,14 +34,6 @@ from keras_ast import convert_original
 from keras_ast import preset_io
 
 REPO_ID = "hf://"
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_labels(path):
@@ -220,7 +211,7 @@ def main(argv=None):
             return 2
         metadata = {
             "source": args.source,
-            "source_sha256": {os.path.basename(p): sha256(p)
+            "source_sha256": {os.path.basename(p): preset_io.sha256_file(p)
                               for p in weights},
             "versions": versions(),
         }

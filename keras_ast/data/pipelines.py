@@ -26,6 +26,24 @@ def _info(path):
     return read_info(path)
 
 
+_READERS = {"tfrecord": ("tf_dataset", "TFRecord"),
+            "arrayrecord": ("grain_dataset", "ArrayRecord")}
+
+
+def _shards(path, record_format):
+    """`(info, shard paths)` of a shard directory of `record_format`."""
+    info = _info(path)
+    if info["record_format"] != record_format:
+        reader, kind = _READERS[record_format]
+        other, _ = _READERS[info["record_format"]]
+        raise ValueError(
+            f"{path} holds {info['record_format']} shards; {reader} reads "
+            f"{kind} shards (use {other} for them)."
+        )
+    files = [os.path.join(path, shard["file"]) for shard in info["shards"]]
+    return info, files
+
+
 def _process_shard():
     """`(index, count)` of this process among the training processes."""
     import keras
@@ -54,14 +72,18 @@ def fit_length(audio, num_samples, rng=None):
     return np.pad(audio, (0, -extra))
 
 
-def mix_batch(waveforms, targets, rng, alpha=10.0):
+def mix_batch(waveforms, targets, rng, alpha=10.0, probability=0.5):
     """Mixup of a batch with its reverse, as the AST authors trained.
 
-    Each clip is mixed with its partner in the reversed batch with its own
-    `lam ~ Beta(alpha, alpha)`: `lam * a + (1 - lam) * b`, for the waveforms
-    and the (one-hot or multi-hot) targets alike.
+    A share `probability` of the clips (the authors used 0.5 on AudioSet,
+    0.6 on Speech Commands) is mixed with its partner in the reversed batch
+    with its own `lam ~ Beta(alpha, alpha)`: `lam * a + (1 - lam) * b`, for
+    the waveforms and the (one-hot or multi-hot) targets alike; the others
+    are left as they are.
     """
-    lam = rng.beta(alpha, alpha, size=(waveforms.shape[0], 1))
+    size = (waveforms.shape[0], 1)
+    lam = rng.beta(alpha, alpha, size=size)
+    lam = np.where(rng.random(size) < probability, lam, 1.0)
     lam = lam.astype(np.float32)
     mixed = lam * waveforms + (1 - lam) * waveforms[::-1]
     mixed_targets = lam * targets + (1 - lam) * targets[::-1]
@@ -107,13 +129,7 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
     """
     import tensorflow as tf
 
-    info = _info(path)
-    if info["record_format"] != "tfrecord":
-        raise ValueError(
-            f"{path} holds {info['record_format']} shards; tf_dataset reads "
-            "TFRecord shards (use grain_dataset for ArrayRecord)."
-        )
-    files = [os.path.join(path, shard["file"]) for shard in info["shards"]]
+    info, files = _shards(path, "tfrecord")
     num_samples = _num_samples(info, clip_seconds)
     num_classes = len(info["labels"])
     multi_label = bool(info["multi_label"])
@@ -289,13 +305,7 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
     """
     import grain
 
-    info = _info(path)
-    if info["record_format"] != "arrayrecord":
-        raise ValueError(
-            f"{path} holds {info['record_format']} shards; grain_dataset "
-            "reads ArrayRecord shards (use tf_dataset for TFRecord)."
-        )
-    files = [os.path.join(path, shard["file"]) for shard in info["shards"]]
+    info, files = _shards(path, "arrayrecord")
     decode = _Decode(_num_samples(info, clip_seconds), len(info["labels"]),
                      bool(info["multi_label"]), training, seed,
                      bool(one_hot or mixup_alpha))

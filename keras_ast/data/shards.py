@@ -35,6 +35,7 @@ import numpy as np
 
 from keras_ast.data import audio_io
 from keras_ast.data import records
+from keras_ast.preset_io import sha256_file
 
 FORMAT_NAME = "keras_ast.shards"
 FORMAT_VERSION = 1
@@ -290,14 +291,6 @@ def _decoded(entries, num_workers, sampling_rate):
 # --- Writing shards -------------------------------------------------------
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _writer_factory(record_format):
     """`(open(path) -> writer, encode)` for a record format."""
     if record_format == "tfrecord":
@@ -352,7 +345,7 @@ class _ShardWriter:
     def finish(self):
         self._writer.close()
         self._writer = None
-        digest = _sha256(self.temp)
+        digest = sha256_file(self.temp)
         os.replace(self.temp, os.path.join(self.directory, self.file))
         return {
             "file": self.file,
@@ -663,7 +656,7 @@ def read_info(path, verify=False):
                 f"{directory} is incomplete: {shard['file']}, listed in "
                 f"{INFO_FILE}, is missing."
             )
-        if verify and _sha256(file) != shard.get("sha256"):
+        if verify and sha256_file(file) != shard.get("sha256"):
             raise ValueError(
                 f"{file} is damaged: its sha256 differs from {INFO_FILE}'s."
             )
