@@ -96,6 +96,18 @@ def adapt_position_embedding(table, old_grid, new_grid):
     return adapted.astype(np.float32)
 
 
+def publish(path):
+    """Gives a finished temporary file or directory the usual permissions.
+
+    `tempfile` creates them private (0600 / 0700); what is renamed into
+    place should be readable like any file this process writes.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    mode = 0o777 if os.path.isdir(path) else 0o666
+    os.chmod(path, mode & ~umask)
+
+
 def sha256_file(path):
     """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
@@ -351,6 +363,7 @@ def atomic_directory(path):
     staging = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     try:
         yield staging
+        publish(staging)
         if os.path.exists(path):
             old = tempfile.mkdtemp(prefix=".old-", dir=parent)
             os.rename(path, os.path.join(old, "preset"))
@@ -411,4 +424,5 @@ def save_converter_config(converter, preset_dir):
     fd, staging = tempfile.mkstemp(prefix=".tmp-", dir=preset_dir)
     os.close(fd)
     _write_json(staging, converter.get_config())
+    publish(staging)
     os.replace(staging, target)

@@ -102,6 +102,26 @@ def test_fit_from_both_pipelines(shard_dirs):
     assert int(tf_ds.skipped_records.numpy()) == 0
 
 
+def test_grain_worker_processes(shard_dirs):
+    dataset = pipelines.grain_dataset(shard_dirs["arrayrecord"], 4,
+                                      clip_seconds=0.5, worker_count=1)
+    waves, labels = collect(dataset)
+    assert waves.shape == (12, 8000)
+    assert sorted(labels.tolist()) == [0] * 6 + [1] * 6
+
+
+def test_files_are_readable_by_others(shard_dirs):
+    for name in os.listdir(shard_dirs["tfrecord"]):
+        mode = os.stat(os.path.join(shard_dirs["tfrecord"], name)).st_mode
+        assert mode & 0o044 == 0o044 & ~_umask(), name
+
+
+def _umask():
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def test_wrong_format_is_refused(shard_dirs):
     with pytest.raises(ValueError, match="tf_dataset reads TFRecord"):
         pipelines.tf_dataset(shard_dirs["arrayrecord"], 4)

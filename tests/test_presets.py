@@ -63,6 +63,10 @@ def test_keras_preset_round_trip(tmp_path, reference):
     ]
     metadata = json.load(open(os.path.join(target, "metadata.json")))
     assert metadata["parameter_count"] == classifier.count_params()
+    # Not left private as the temporary directory it was written in.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(target).st_mode & 0o777 == 0o777 & ~umask
     restored = ASTClassifier.from_preset(target)
     assert restored.labels == classifier.labels
     assert restored.multi_label == classifier.multi_label

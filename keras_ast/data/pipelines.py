@@ -229,6 +229,19 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
     return dataset
 
 
+def _parse_absl_flags():
+    """Lets Grain's worker processes start outside an absl app.
+
+    Grain 0.2.18 reads an absl flag when it starts workers and fails if no
+    absl app parsed the flags (google/grain#1355): mark them parsed with
+    their defaults.
+    """
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+
+
 def _is_example(example):
     return example is not None
 
@@ -327,6 +340,7 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
     if mixup_alpha:
         dataset = dataset.random_map(_Mixup(mixup_alpha), seed=seed)
     if worker_count:
+        _parse_absl_flags()
         dataset = dataset.mp_prefetch(
             grain.MultiprocessingOptions(num_workers=worker_count))
     return dataset

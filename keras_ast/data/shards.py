@@ -35,6 +35,7 @@ import numpy as np
 
 from keras_ast.data import audio_io
 from keras_ast.data import records
+from keras_ast.preset_io import publish
 from keras_ast.preset_io import sha256_file
 
 FORMAT_NAME = "keras_ast.shards"
@@ -346,6 +347,7 @@ class _ShardWriter:
         self._writer.close()
         self._writer = None
         digest = sha256_file(self.temp)
+        publish(self.temp)
         os.replace(self.temp, os.path.join(self.directory, self.file))
         return {
             "file": self.file,
@@ -373,6 +375,7 @@ def _write_json_atomic(path, data):
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
+        publish(temp)
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
