@@ -25,10 +25,8 @@ section is replaced when it exists; the rest of the file is kept).
 
 import argparse
 import contextlib
-import datetime
 import gc
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -50,10 +48,9 @@ VERSIONS = ("keras-ast", "keras", "tensorflow", "grain", "array-record",
             "soundfile", "numpy")
 
 sys.path.insert(0, str(HERE))
-try:  # the machine description of run_benchmarks.py (stdlib only)
-    from run_benchmarks import machine_info as _machine_info
-except ImportError:  # pragma: no cover - run_benchmarks.py is next to us
-    _machine_info = None
+# The machine description of run_benchmarks.py (stdlib only).
+from run_benchmarks import machine_info as _machine_info  # noqa: E402
+from run_benchmarks import warn_if_busy  # noqa: E402
 
 
 def log(message):
@@ -62,19 +59,7 @@ def log(message):
 
 def machine_info():
     """CPU, cores, memory, Python, OS, commit, load, date, versions."""
-    if _machine_info is not None:
-        info = _machine_info(None)
-    else:
-        info = {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(), "usable_cores": os.cpu_count(),
-            "memory": "?", "python": platform.python_version(),
-            "os": f"{platform.system()} {platform.release()}",
-            "commit": "", "load": " ".join(
-                f"{x:.2f}" for x in os.getloadavg()),
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime(
-                "%Y-%m-%d %H:%M UTC"),
-        }
+    info = _machine_info(None)
     versions = {}
     for package in VERSIONS:
         try:
@@ -496,13 +481,7 @@ def main(argv=None):
                        + list(sys.argv[1:] if argv is None else argv))
 
     machine = machine_info()
-    try:
-        load_1min = os.getloadavg()[0]
-    except OSError:
-        load_1min = 0.0
-    if load_1min > 0.5 * machine["usable_cores"]:
-        log(f"warning: load average {load_1min:.2f} on "
-            f"{machine['usable_cores']} cores; other work skews the figures")
+    warn_if_busy(machine)
     started = time.perf_counter()
 
     with contextlib.ExitStack() as stack:

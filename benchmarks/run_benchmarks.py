@@ -191,7 +191,6 @@ def _fmt_rate(rate):
 
 
 def child_reference(settings, sections, rec):
-    import numpy as np
     import torch
     import transformers
     from transformers.models.audio_spectrogram_transformer import (
@@ -625,6 +624,17 @@ def gpu_visible():
     return "; ".join(names) if out.returncode == 0 and names else None
 
 
+def warn_if_busy(machine):
+    """Warns when other work loads the cores: it skews the figures."""
+    try:
+        load_1min = os.getloadavg()[0]
+    except OSError:
+        load_1min = 0.0
+    if load_1min > 0.5 * machine["usable_cores"]:
+        log(f"warning: load average {load_1min:.2f} on "
+            f"{machine['usable_cores']} cores; other work skews the figures")
+
+
 def machine_info(gpu_name):
     cpu = platform.processor() or platform.machine()
     try:
@@ -1020,13 +1030,7 @@ def main(argv=None):
     cpu_sections = [s for s in sections if s != "gpu"]
 
     machine = machine_info(gpu_name)
-    try:
-        load_1min = os.getloadavg()[0]
-    except OSError:
-        load_1min = 0.0
-    if load_1min > 0.5 * machine["usable_cores"]:
-        log(f"warning: load average {load_1min:.2f} on "
-            f"{machine['usable_cores']} cores; other work skews the figures")
+    warn_if_busy(machine)
     mode = "quick smoke test, tiny sizes" if args.quick else "full run"
     log(f"{mode}: sections {', '.join(sections) or 'none'}, backends "
         f"{', '.join(backends)}, GPU {gpu_name or 'none'}")

@@ -7,7 +7,6 @@ from conftest import CONFIGS
 from conftest import clip_of
 from conftest import noise
 from conftest import reference_logits
-from conftest import to_numpy
 
 from keras_ast import ASTAudioConverter
 from keras_ast import ASTBackbone
