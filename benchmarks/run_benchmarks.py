@@ -456,35 +456,27 @@ def child_keras(backend, settings, sections, rec):
         import torch
 
         rec.info(torch_threads=torch.get_num_threads())
-        if "features" in sections:
-            converter = _converter(settings)
+        feature_calls = [
+            ("features", "eager",
+             "`converter(torch.from_numpy(x))` under `torch.no_grad()`, "
+             "numpy out", lambda converter: converter),
+            ("features_compile", "torch.compile",
+             "`torch.compile(lambda x: converter(x))` under "
+             "`torch.no_grad()`",
+             lambda converter: torch.compile(lambda x: converter(x))),
+        ]
+        for section, name, description, wrap in feature_calls:
+            if section not in sections:
+                continue
+            call = wrap(_converter(settings))
 
-            def run_features():
+            def run_features(call=call):
                 with torch.no_grad():
-                    out = converter(torch.from_numpy(waveforms))
+                    out = call(torch.from_numpy(waveforms))
                 return out.cpu().numpy()
 
-            rec.measure(
-                "features", "eager",
-                "`converter(torch.from_numpy(x))` under `torch.no_grad()`, "
-                "numpy out",
-                run_features, *fe_args,
-            )
-        if "features_compile" in sections:
-            converter = _converter(settings)
-            compiled = torch.compile(lambda x: converter(x))
-
-            def run_compiled():
-                with torch.no_grad():
-                    out = compiled(torch.from_numpy(waveforms))
-                return out.cpu().numpy()
-
-            rec.measure(
-                "features", "torch.compile",
-                "`torch.compile(lambda x: converter(x))` under "
-                "`torch.no_grad()`",
-                run_compiled, *fe_args,
-            )
+            rec.measure("features", name, description, run_features,
+                        *fe_args)
         if "e2e" in sections:
             classifier = _classifier(settings, _converter(settings))
             rec.measure(
