@@ -50,6 +50,7 @@ VERSIONS = ("keras-ast", "keras", "tensorflow", "grain", "array-record",
 sys.path.insert(0, str(HERE))
 # The machine description of run_benchmarks.py (stdlib only).
 from run_benchmarks import machine_info as _machine_info  # noqa: E402
+from run_benchmarks import fmt_rate  # noqa: E402
 from run_benchmarks import warn_if_busy  # noqa: E402
 
 
@@ -75,14 +76,6 @@ def load_average():
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def fmt_rate(rate):
-    if rate >= 100:
-        return f"{rate:.0f}"
-    if rate >= 10:
-        return f"{rate:.1f}"
-    return f"{rate:.3g}"
 
 
 def dir_size(path):

@@ -173,11 +173,25 @@ class Recorder:
         self.flush()
 
 
+def _measure_predict_on_batch(rec, settings, waveforms, e2e_args):
+    """Times `predict_on_batch` end to end; returns the classifier."""
+    import numpy as np
+
+    classifier = _classifier(settings, _converter(settings))
+    rec.measure(
+        "e2e", "predict_on_batch",
+        "`classifier.predict_on_batch(waveforms)`",
+        lambda: np.asarray(classifier.predict_on_batch(waveforms)),
+        *e2e_args,
+    )
+    return classifier
+
+
 def _fmt_times(times):
     return ", ".join(f"{t:.3f}" for t in times) + " s"
 
 
-def _fmt_rate(rate):
+def fmt_rate(rate):
     if rate >= 100:
         return f"{rate:.0f}"
     if rate >= 10:
@@ -364,13 +378,8 @@ def child_keras(backend, settings, sections, rec):
                 lambda: np.asarray(jitted(waveforms)), *fe_args,
             )
         if "e2e" in sections:
-            classifier = _classifier(settings, _converter(settings))
-            rec.measure(
-                "e2e", "predict_on_batch",
-                "`classifier.predict_on_batch(waveforms)`",
-                lambda: np.asarray(classifier.predict_on_batch(waveforms)),
-                *e2e_args,
-            )
+            classifier = _measure_predict_on_batch(rec, settings, waveforms,
+                                                   e2e_args)
             forward = _jax_forward(classifier)
             rec.measure(
                 "e2e", "jax.jit",
@@ -412,13 +421,8 @@ def child_keras(backend, settings, sections, rec):
                     *fe_args,
                 )
         if "e2e" in sections:
-            classifier = _classifier(settings, _converter(settings))
-            rec.measure(
-                "e2e", "predict_on_batch",
-                "`classifier.predict_on_batch(waveforms)`",
-                lambda: np.asarray(classifier.predict_on_batch(waveforms)),
-                *e2e_args,
-            )
+            classifier = _measure_predict_on_batch(rec, settings, waveforms,
+                                                   e2e_args)
             for jit_compile in (False, True):
                 fn = _tf_function(
                     lambda x: classifier(x, training=False), jit_compile
@@ -478,13 +482,8 @@ def child_keras(backend, settings, sections, rec):
             rec.measure("features", name, description, run_features,
                         *fe_args)
         if "e2e" in sections:
-            classifier = _classifier(settings, _converter(settings))
-            rec.measure(
-                "e2e", "predict_on_batch",
-                "`classifier.predict_on_batch(waveforms)`",
-                lambda: np.asarray(classifier.predict_on_batch(waveforms)),
-                *e2e_args,
-            )
+            classifier = _measure_predict_on_batch(rec, settings, waveforms,
+                                                   e2e_args)
 
             def run_e2e():
                 with torch.no_grad():
@@ -842,7 +841,7 @@ def render_section(title, section, children, backends, note="", flops=None):
                              f"{why} |" + (" |" if flops else "") + " | | |")
                 continue
             rate = entry["clips_per_s"]
-            row = f"| {name} | {how} | {_fmt_rate(rate)} |"
+            row = f"| {name} | {how} | {fmt_rate(rate)} |"
             if flops:
                 row += f" {rate * flops / 1e12:.0f} |"
             ratio = f"{rate / ref['clips_per_s']:.2f}" if ref else "—"
