@@ -122,6 +122,16 @@ def _read_json(path):
         return json.load(f)
 
 
+def architecture_differences(stored, backbone):
+    """`{argument: (stored value, backbone's value)}` where weights differ."""
+    wanted = backbone.get_config()
+    return {
+        key: (stored[key], wanted[key])
+        for key in ARCHITECTURE_KEYS
+        if key in stored and stored[key] != wanted[key]
+    }
+
+
 class Preset:
     """A preset directory: configs, and weights that load into a model."""
 
@@ -133,8 +143,7 @@ class Preset:
         grid, as the AST authors did (see `adapt_position_embedding`).
         """
         stored = self.backbone_config()
-        wanted = backbone.get_config()
-        changed = {k for k in ARCHITECTURE_KEYS if stored[k] != wanted[k]}
+        changed = set(architecture_differences(stored, backbone))
         if not changed or not changed <= set(GEOMETRY_KEYS):
             # Each format names what does not fit in its own terms.
             self._load_exact(backbone, classifier)
@@ -229,12 +238,10 @@ class KerasPreset(Preset):
     def _load_exact(self, backbone, classifier=None):
         from keras_ast.classifier import ASTClassifier
 
-        stored = self.config["backbone"]
-        wanted = backbone.get_config()
         differing = [
-            f"{key}={stored[key]} (the model has {wanted[key]})"
-            for key in ARCHITECTURE_KEYS
-            if key in stored and stored[key] != wanted[key]
+            f"{key}={theirs} (the model has {ours})"
+            for key, (theirs, ours) in architecture_differences(
+                self.config["backbone"], backbone).items()
         ]
         if differing:
             raise ValueError(
