@@ -10,6 +10,7 @@ entry; `main` builds the argparse subparsers from the table.
 """
 
 import argparse
+import inspect
 import sys
 
 
@@ -108,16 +109,27 @@ def add_train_arguments(parser):
     parser.add_argument("--validation", help="validation shards")
     parser.add_argument("--output", required=True,
                         help="checkpoints, metrics.json and the final preset")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--learning-rate", type=float, default=2.5e-4)
+    # Unset options fall back on `train`'s defaults, kept in one place.
+    from keras_ast.training import train
+
+    default = {name: parameter.default for name, parameter
+               in inspect.signature(train).parameters.items()}
+    parser.add_argument("--epochs", type=int,
+                        help=f"default: {default['epochs']}")
+    parser.add_argument("--batch-size", type=int,
+                        help=f"default: {default['batch_size']}")
+    parser.add_argument("--learning-rate", type=float,
+                        help=f"peak learning rate (default: "
+                        f"{default['learning_rate']:g}; about 1e-3 suits a "
+                        "model trained from scratch)")
     parser.add_argument("--max-length", type=int,
                         help="input frames (default: the preset's)")
     parser.add_argument("--mixed-precision", action="store_true",
                         help="train under mixed_bfloat16")
     parser.add_argument("--no-spec-augment", action="store_true")
     parser.add_argument("--no-mixup", action="store_true")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int,
+                        help=f"default: {default['seed']}")
     parser.add_argument("--workers", type=int, default=0,
                         help="Grain decoding processes (ArrayRecord shards)")
 
@@ -125,17 +137,20 @@ def add_train_arguments(parser):
 def run_train(args):
     from keras_ast.training import train
 
+    options = {
+        "validation": args.validation, "epochs": args.epochs,
+        "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+        "max_length": args.max_length, "seed": args.seed,
+    }
+    options = {k: v for k, v in options.items() if v is not None}
+    if args.no_spec_augment:
+        options["spec_augment"] = None
+    if args.no_mixup:
+        options["mixup_alpha"] = None
     try:
-        train(
-            args.preset, args.train, args.output,
-            validation=args.validation, epochs=args.epochs,
-            batch_size=args.batch_size, learning_rate=args.learning_rate,
-            max_length=args.max_length,
-            mixed_precision=args.mixed_precision,
-            spec_augment=None if args.no_spec_augment else (48, None),
-            mixup_alpha=None if args.no_mixup else 10.0, seed=args.seed,
-            worker_count=args.workers,
-        )
+        train(args.preset, args.train, args.output,
+              mixed_precision=args.mixed_precision,
+              worker_count=args.workers, **options)
     except (FileNotFoundError, ValueError) as error:
         return _error("train", error)
     print(f"keras-ast train: the final model is in {args.output}/preset")
