@@ -1,19 +1,33 @@
-"""keras_ast: the Audio Spectrogram Transformer for Keras 3 (JAX, TF, torch)."""
+"""keras_ast: the Audio Spectrogram Transformer for Keras 3 (JAX, TF, torch).
 
-from keras_ast.audio_converter import ASTAudioConverter
-from keras_ast.audio_converter import pad_waveforms
-from keras_ast.backbone import ASTBackbone
-from keras_ast.classifier import ASTClassifier
-from keras_ast.embedding import ASTEmbedding
-from keras_ast.encoder import ASTEncoderLayer
+The model classes are imported on first use, so that light modules such as
+`keras_ast.data.pipelines` load without Keras and a backend: Grain and
+shard-writer worker processes import only what they run.
+"""
+
+import importlib
+
 from keras_ast.version import __version__
 
-__all__ = [
-    "ASTAudioConverter",
-    "ASTBackbone",
-    "ASTClassifier",
-    "ASTEmbedding",
-    "ASTEncoderLayer",
-    "pad_waveforms",
-    "__version__",
-]
+_EXPORTS = {
+    "ASTAudioConverter": "keras_ast.audio_converter",
+    "pad_waveforms": "keras_ast.audio_converter",
+    "ASTBackbone": "keras_ast.backbone",
+    "ASTClassifier": "keras_ast.classifier",
+    "ASTEmbedding": "keras_ast.embedding",
+    "ASTEncoderLayer": "keras_ast.encoder",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'keras_ast' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -10,7 +10,6 @@ Two formats are read:
 """
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ import keras
 import numpy as np
 
 from keras_ast import convert_transformers
+from keras_ast.files import publish
 from keras_ast.version import __version__
 
 FORMAT_NAME = "keras_ast"
@@ -94,27 +94,6 @@ def adapt_position_embedding(table, old_grid, new_grid):
     grid = _resize_axis(grid, 1, new_grid[0])
     adapted = np.concatenate([table[:, :2], grid.reshape(1, -1, dim)], 1)
     return adapted.astype(np.float32)
-
-
-def publish(path):
-    """Gives a finished temporary file or directory the usual permissions.
-
-    `tempfile` creates them private (0600 / 0700); what is renamed into
-    place should be readable like any file this process writes.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    mode = 0o777 if os.path.isdir(path) else 0o666
-    os.chmod(path, mode & ~umask)
-
-
-def sha256_file(path):
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_json(path):

@@ -42,10 +42,17 @@ def _datasets(path, batch_size, training, clip_seconds, seed, one_hot,
     info = read_info(path)
     common = dict(training=training, clip_seconds=clip_seconds, seed=seed,
                   one_hot=one_hot, mixup_alpha=mixup_alpha)
+    # Training streams are endless, reshuffled at every pass, and `fit`
+    # counts steps_per_epoch: Keras would restart a finite Grain stream in
+    # the same order, and warns when a tf.data stream of unknown length
+    # ends.
     if info["record_format"] == "tfrecord":
-        return pipelines.tf_dataset(path, batch_size, **common)
+        return pipelines.tf_dataset(path, batch_size, repeat=training,
+                                    **common)
     return pipelines.grain_dataset(path, batch_size,
-                                   worker_count=worker_count, **common)
+                                   worker_count=worker_count,
+                                   num_epochs=None if training else 1,
+                                   **common)
 
 
 def _schedule(learning_rate, steps, warmup_fraction):
@@ -149,7 +156,8 @@ def train(preset, train, output, validation=None, epochs=10, batch_size=16,
                                     clip_seconds, seed, one_hot, None,
                                     worker_count)
 
-    steps = _steps_per_epoch(info, batch_size) * epochs
+    steps_per_epoch = _steps_per_epoch(info, batch_size)
+    steps = steps_per_epoch * epochs
     optimizer = keras.optimizers.AdamW(
         learning_rate=_schedule(learning_rate, steps, warmup_fraction),
         beta_1=0.95, beta_2=0.999, weight_decay=5e-7, global_clipnorm=1.0,
@@ -182,6 +190,7 @@ def train(preset, train, output, validation=None, epochs=10, batch_size=16,
     os.makedirs(os.path.join(output, "checkpoints"), exist_ok=True)
     classifier.fit(train_data, validation_data=validation_data,
                    epochs=epochs, callbacks=callbacks, verbose=verbose,
+                   steps_per_epoch=steps_per_epoch,  # see `_datasets`
                    shuffle=False)  # the pipelines shuffle, with the seed
     classifier.save_to_preset(os.path.join(output, "preset"))
     return classifier

@@ -11,7 +11,7 @@ from conftest import make_reference
 
 from keras_ast import ASTClassifier
 from keras_ast.convert_original import geometry_from_file_name
-from keras_ast.preset_io import sha256_file
+from keras_ast.files import sha256_file
 
 TOOL = os.path.join(os.path.dirname(__file__), "..", "tools",
                     "convert_checkpoint.py")

@@ -32,6 +32,7 @@ import numpy as np
 import keras_ast
 from keras_ast import convert_original
 from keras_ast import preset_io
+from keras_ast.files import sha256_file
 
 REPO_ID = "hf://"
 
@@ -211,7 +212,7 @@ def main(argv=None):
             return 2
         metadata = {
             "source": args.source,
-            "source_sha256": {os.path.basename(p): preset_io.sha256_file(p)
+            "source_sha256": {os.path.basename(p): sha256_file(p)
                               for p in weights},
             "versions": versions(),
         }

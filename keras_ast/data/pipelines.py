@@ -107,7 +107,8 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
     with `seed` when `training`, crops or pads every clip to a fixed
     length, batches and prefetches (`AUTOTUNE`). Records that do not
     parse or hold non-finite audio are skipped and counted in
-    `dataset.skipped_records` (a `tf.Variable`), with a warning.
+    `dataset.skipped_records` (a `tf.Variable`; at every pass when
+    repeating), with a warning.
 
     Args:
         path: a shard directory written by `make_shards(format="tfrecord")`.
@@ -290,7 +291,8 @@ class _Decode:
 
 def grain_dataset(path, batch_size, training=False, clip_seconds=None,
                   seed=0, worker_count=0, num_epochs=1,
-                  drop_remainder=None, one_hot=False, mixup_alpha=None):
+                  drop_remainder=None, one_hot=False, mixup_alpha=None,
+                  read_threads=None):
     """A Grain `IterDataset` of `(waveforms, labels)` from ArrayRecord shards.
 
     Random access over all shards, a seeded global shuffle when
@@ -306,11 +308,17 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
         clip_seconds: clip length; defaults to the longest clip.
         seed: shuffling and cropping seed.
         worker_count: decoding processes (0 decodes in this process).
-        num_epochs: passes over the data (`None` repeats forever).
+        num_epochs: passes over the data (`None` repeats forever). Every
+            pass is shuffled anew. Keras restarts a finite dataset at each
+            epoch, in the same order: to train several epochs, repeat
+            forever and give `fit` its `steps_per_epoch` (as `train` does).
         drop_remainder: defaults to `training`.
         one_hot: single-label targets as one-hot float32 vectors.
         mixup_alpha: mix each batch with its reverse (see `mix_batch`);
             implies one-hot targets.
+        read_threads: threads that read records in each process; defaults
+            to the number of CPUs, at most 16 (Grain's default of 16
+            oversubscribes a small machine).
 
     Example:
     >>> ds = grain_dataset("shards/train", 32, training=True, worker_count=4)
@@ -332,7 +340,10 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
         dataset = dataset.shuffle(seed=seed)
     dataset = dataset.repeat(num_epochs)
     dataset = dataset.map_with_index(decode).filter(_is_example)
-    dataset = dataset.to_iter_dataset()
+    if read_threads is None:
+        read_threads = min(16, os.cpu_count() or 1)
+    dataset = dataset.to_iter_dataset(
+        grain.ReadOptions(num_threads=read_threads))
     dataset = dataset.batch(
         batch_size,
         drop_remainder=training if drop_remainder is None else drop_remainder,

@@ -35,8 +35,8 @@ import numpy as np
 
 from keras_ast.data import audio_io
 from keras_ast.data import records
-from keras_ast.preset_io import publish
-from keras_ast.preset_io import sha256_file
+from keras_ast.files import publish
+from keras_ast.files import sha256_file
 
 FORMAT_NAME = "keras_ast.shards"
 FORMAT_VERSION = 1
