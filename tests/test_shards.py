@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -431,3 +432,50 @@ def test_cli(source, tmp_path, capsys):
         cli.main([])
     with pytest.raises(SystemExit):
         cli.main(["make-shards", str(source["root"]), out, "--format", "x"])
+
+
+class _FakeTensor:
+    def __init__(self, value):
+        self.value = value
+
+    def numpy(self):
+        return self.value
+
+
+def fake_tensorflow_io(audio, rate):
+    """A stand-in `tensorflow_io` (it does not load with TF >= 2.18)."""
+    import importlib.machinery
+    import types
+
+    class AudioIOTensor:
+        def __init__(self, path):
+            if audio is None:
+                raise RuntimeError(f"cannot read {path}")
+            self.rate = _FakeTensor(np.int64(rate))
+
+        def to_tensor(self):
+            return _FakeTensor(audio)
+
+    module = types.ModuleType("tensorflow_io")
+    module.__spec__ = importlib.machinery.ModuleSpec("tensorflow_io", None)
+    module.audio = types.SimpleNamespace(AudioIOTensor=AudioIOTensor)
+    return module
+
+
+def test_tensorflow_io_is_the_fallback_decoder(tmp_path, monkeypatch):
+    path = tmp_path / "odd.m4a"
+    path.write_bytes(b"not something libsndfile reads")
+    # int16 stereo at 8 kHz: scaled to [-1, 1), averaged, resampled.
+    stereo = np.stack([np.full(800, 16384, np.int16),
+                       np.full(800, -8192, np.int16)], axis=1)
+    monkeypatch.setitem(sys.modules, "tensorflow_io",
+                        fake_tensorflow_io(stereo, 8000))
+    audio = audio_io.decode(path)
+    assert audio.dtype == np.float32 and audio.shape == (1600,)
+    np.testing.assert_allclose(audio[200:-200], 0.125, atol=1e-3)
+
+    # Neither decoder reads it: the error names the file and the reason.
+    monkeypatch.setitem(sys.modules, "tensorflow_io",
+                        fake_tensorflow_io(None, 8000))
+    with pytest.raises(audio_io.AudioDecodeError, match="odd.m4a"):
+        audio_io.decode(path)
