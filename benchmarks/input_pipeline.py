@@ -283,8 +283,8 @@ Each reader is an endless (repeating) stream. The first batch, one from
 each worker process for Grain with workers (they take turns), is a
 warm-up: its time, which includes start-up (building the tf.data graph and
 filling its shuffle buffer, which holds the whole source when it has fewer
-than 1024 clips; starting Grain's worker processes, which import keras_ast
-and TensorFlow), is shown apart. Then one epoch's worth of batches
+than 1024 clips; starting Grain's worker processes, which import only
+keras_ast's data modules, not Keras or a backend), is shown apart. Then one epoch's worth of batches
 (`N // batch` batches) is timed, each batch materialised as numpy arrays;
 the figure is the clips of those batches over their time, and the time of
 each batch is listed. "Last half" is the same figure over the later half
@@ -355,7 +355,7 @@ def render(settings, machine, source, shards, entries, command, elapsed,
         "Shard writing (`make_shards`, decode + write, "
         f"{settings['workers']} worker processes; a first, untimed call on "
         f"2 files took {source['warmup_s']:.1f} s, mostly starting the "
-        "forkserver that imports keras_ast and TensorFlow; the size is the "
+        "forkserver and its worker processes; the size is the "
         "shard directory on disk):",
         "",
         "| format | shards | size (MB) | time (s) | clips/s |",
@@ -495,8 +495,8 @@ def main(argv=None):
         source = {"seconds": time.perf_counter() - start,
                   "bytes": dir_size(source_dir)}
 
-        # make_shards starts a forkserver (which imports keras_ast and
-        # TensorFlow) on its first call in a process: a first call on 2
+        # make_shards starts a forkserver on its first call in a process
+        # (a one-time cost): a first call on 2
         # files, untimed, keeps that one-time cost out of the figures.
         log("make_shards warm-up (2 files, both formats)")
         start = time.perf_counter()
