@@ -99,8 +99,9 @@ def train(preset, train, output, validation=None, epochs=10, batch_size=16,
             frames, `None` to turn it off; a `None` time width means a
             tenth of the input frames. The default is the authors' ESC-50
             setting, milder than their AudioSet and Speech Commands ones
-            (48 bins, 19-37% of the frames), which kept a model trained
-            from scratch on a small set from learning for many epochs.
+            (48 bins, 19-37% of the frames), which slowed a small model
+            trained from scratch (52% against 75% on unheard voices of
+            the keyword set after 15 epochs at learning rate 1e-3).
         mixup_alpha: mixup's Beta parameter; `None` turns mixup off.
         warmup_fraction: share of the steps spent warming up.
         seed: shuffling, cropping and augmentation seed.
