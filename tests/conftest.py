@@ -4,6 +4,7 @@ Every test runs under the backend named by KERAS_BACKEND; the README's test
 command runs the suite once per backend.
 """
 
+import importlib.util
 import os
 
 import keras
@@ -13,6 +14,24 @@ import pytest
 from keras_ast import speech_synthesis
 
 SAMPLING_RATE = 16000
+TOOLS = os.path.join(os.path.dirname(__file__), "..", "tools")
+
+
+def load_tool(name):
+    """A script of `tools/` (not a package) as a module."""
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(TOOLS, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def require_speech_synthesis():
+    """Skips the test without espeak-ng and sox; fails in CI."""
+    if not speech_synthesis.available():
+        if os.environ.get("CI"):
+            pytest.fail("espeak-ng and sox are required in CI")
+        pytest.skip("espeak-ng or sox is not installed")
 
 # Small models with the geometry of the published checkpoints.
 CONFIGS = {
@@ -102,10 +121,7 @@ def reference_logits(model, extractor, clips):
 @pytest.fixture(scope="session")
 def speech():
     """Real synthetic speech (espeak-ng, resampled to 16 kHz by sox)."""
-    if not speech_synthesis.available():
-        if os.environ.get("CI"):
-            pytest.fail("espeak-ng and sox are required in CI")
-        pytest.skip("espeak-ng or sox is not installed")
+    require_speech_synthesis()
     texts = [
         ("The quick brown fox jumps over the lazy dog.", "en", 160),
         ("Audio spectrogram transformers classify sounds.", "en-us", 200),

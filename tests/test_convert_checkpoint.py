@@ -1,28 +1,23 @@
 """tools/convert_checkpoint.py: hub-format and original `.pth` sources."""
 
-import importlib.util
 import json
 import os
 import pickle
 
 import numpy as np
 import pytest
+from conftest import load_tool
 from conftest import make_reference
 
 from keras_ast import ASTClassifier
 from keras_ast.convert_original import geometry_from_file_name
 from keras_ast.files import sha256_file
 
-TOOL = os.path.join(os.path.dirname(__file__), "..", "tools",
-                    "convert_checkpoint.py")
 
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("convert_checkpoint", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("convert_checkpoint")
 
 
 def to_original(hf_state):

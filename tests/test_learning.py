@@ -8,40 +8,23 @@ the words spoken by voices it never heard. The slowest test of the suite
 (a few minutes per backend on 2 CPU cores).
 """
 
-import importlib.util
-import os
-
 import keras
 import numpy as np
 import pytest
+from conftest import load_tool
+from conftest import require_speech_synthesis
 
 from keras_ast import ASTBackbone
 from keras_ast import ASTClassifier
-from keras_ast import speech_synthesis
 from keras_ast.data import pipelines
 from keras_ast.data.shards import make_shards
 from keras_ast.training import train
 
-TOOL = os.path.join(os.path.dirname(__file__), "..", "tools",
-                    "make_keyword_dataset.py")
-
-
-def keyword_tool():
-    spec = importlib.util.spec_from_file_location("make_keyword_dataset",
-                                                  TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def keyword_shards(tmp_path_factory):
-    if not speech_synthesis.available():
-        if os.environ.get("CI"):
-            pytest.fail("espeak-ng and sox are required in CI")
-        pytest.skip("espeak-ng or sox is not installed")
+    require_speech_synthesis()
     root = tmp_path_factory.mktemp("keywords")
-    tool = keyword_tool()
+    tool = load_tool("make_keyword_dataset")
     counts = tool.make(str(root / "audio"), workers=4)
     assert counts == {"train": 1200, "validation": 240, "test": 360}
     shards = {}
