@@ -30,12 +30,17 @@ import os
 import sys
 import tempfile
 import time
-from importlib import metadata
+import traceback
 from pathlib import Path
 
 import numpy as np
+from keras_ast.files import atomic_write
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the shared modules beside this file
+from machine import load_average, machine_info, warn_if_busy  # noqa: E402
+from measure import error_text, fmt_rate, fmt_times, logger  # noqa: E402
+
 README = HERE / "README.md"
 SECTION = "## Input pipeline"
 SAMPLING_RATE = 16000
@@ -46,36 +51,9 @@ FULL = dict(num_files=400, file_seconds=10.0, clip_seconds=10.0,
 QUICK = dict(num_files=40, file_seconds=2.0, clip_seconds=2.0, batch_size=8)
 VERSIONS = ("keras-ast", "keras", "tensorflow", "grain", "array-record",
             "soundfile", "numpy")
+FORMATS = ("tfrecord", "arrayrecord")
 
-sys.path.insert(0, str(HERE))
-# The machine description of run_benchmarks.py (stdlib only).
-from run_benchmarks import machine_info as _machine_info  # noqa: E402
-from run_benchmarks import fmt_rate  # noqa: E402
-from run_benchmarks import warn_if_busy  # noqa: E402
-
-
-def log(message):
-    print(f"{PROGRESS} {message}", file=sys.stderr, flush=True)
-
-
-def machine_info():
-    """CPU, cores, memory, Python, OS, commit, load, date, versions."""
-    info = _machine_info(None)
-    versions = {}
-    for package in VERSIONS:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    info["versions"] = versions
-    return info
-
-
-def load_average():
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+log = logger(PROGRESS)
 
 
 def dir_size(path):
@@ -181,8 +159,8 @@ def grain_reader(path, batch_size, clip_seconds, worker_count, seed=0):
             close()
 
 
-def measure(name, how, make_stream, batch_size, num_samples, num_batches,
-            warmup=1):
+def time_reader(name, how, make_stream, batch_size, num_samples, num_batches,
+                warmup=1):
     """`warmup` untimed batches, then `num_batches` timed ones.
 
     The warm-up pays for start-up (TensorFlow graph building and the fill
@@ -217,10 +195,8 @@ def measure(name, how, make_stream, batch_size, num_samples, num_batches,
             f"{entry['first_s']:.2f} s)")
         log(f"{name}: batch times {', '.join(f'{t:.2f}' for t in times)}")
     except Exception as error:  # recorded, so the other readers go on
-        import traceback
-
         traceback.print_exc()
-        entry["error"] = " ".join(f"{type(error).__name__}: {error}".split())
+        entry["error"] = error_text(error)
         log(f"{name}: FAILED {entry['error']}")
     finally:
         if stream is not None:
@@ -396,14 +372,14 @@ def render(settings, machine, source, shards, entries, command, elapsed,
             + (f" ({entry['warmup']} batches)" if entry["warmup"] > 1
                else "")
             + f" | {entry['seconds']:.2f} | "
-            + ", ".join(f"{t:.3f}" for t in entry["times_s"]) + " |")
+            + fmt_times(entry["times_s"]) + " |")
     lines += ["", f"Whole run: {elapsed / 60:.1f} min.", ""]
     return "\n".join(lines)
 
 
 def write_section(text, path=README):
     """Replaces the `## Input pipeline` section of `path`, or appends it."""
-    old = path.read_text() if path.exists() else ""
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
     lines = old.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines)
                   if line.rstrip("\n") == SECTION), None)
@@ -420,7 +396,8 @@ def write_section(text, path=README):
         tail = "".join(lines[end:])
         if tail:
             text = text.rstrip("\n") + "\n\n"
-    path.write_text(head + text + tail)
+    with atomic_write(path) as f:
+        f.write(head + text + tail)
 
 
 # --------------------------------------------------------------------------
@@ -455,9 +432,8 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def settings_from(args):
+    """FULL or QUICK sizes, with the command line's overrides."""
     settings = dict(QUICK if args.quick else FULL, quick=args.quick,
                     mode="quick smoke test" if args.quick else "full run")
     for key in ("num_files", "file_seconds", "clip_seconds", "batch_size"):
@@ -470,94 +446,126 @@ def main(argv=None):
     if settings["file_seconds"] <= 0 or settings["clip_seconds"] <= 0:
         raise SystemExit("--file-seconds and --clip-seconds must be > 0.")
     settings["workers"] = os.cpu_count() or 1
+    return settings
+
+
+def work_directory(stack, keep):
+    """`keep` (new or empty), or a temporary directory `stack` removes."""
+    if not keep:
+        return stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="ast-input-pipeline-"))
+    keep.mkdir(parents=True, exist_ok=True)
+    if any(keep.iterdir()):
+        raise SystemExit(f"--keep {keep}: not empty.")
+    return str(keep)
+
+
+def time_source(source_dir, settings):
+    """Writes the source files; returns them and the source's time, size."""
+    n = settings["num_files"]
+    log(f"writing {n} FLAC files of {settings['file_seconds']:g} s "
+        f"to {source_dir}")
+    start = time.perf_counter()
+    files = make_source(source_dir, n, settings["file_seconds"])
+    source = {"seconds": time.perf_counter() - start,
+              "bytes": dir_size(source_dir)}
+    return files, source
+
+
+def warm_up_shards(work, settings, shard_size_mb):
+    """A first, untimed `make_shards` call on 2 files; returns its time.
+
+    make_shards starts a forkserver on its first call in a process (a
+    one-time cost): this call keeps that cost out of the figures.
+    """
+    log("make_shards warm-up (2 files, both formats)")
+    start = time.perf_counter()
+    warmup_dir = os.path.join(work, "warmup-source")
+    make_source(warmup_dir, 2, min(settings["file_seconds"], 1.0), seed=1)
+    for record_format in FORMATS:
+        with contextlib.suppress(Exception):
+            write_shards(warmup_dir, os.path.join(
+                work, f"warmup-{record_format}"), record_format,
+                shard_size_mb)
+    return time.perf_counter() - start
+
+
+def time_shards(source_dir, work, shard_size_mb):
+    """Writes each format's shards; returns `{format: dir}`, the figures."""
+    shard_dirs, shards = {}, []
+    for record_format in FORMATS:
+        output = os.path.join(work, record_format)
+        log(f"make_shards format={record_format}")
+        try:
+            shards.append(write_shards(source_dir, output, record_format,
+                                       shard_size_mb))
+            shard_dirs[record_format] = output
+            log(f"make_shards {record_format}: "
+                f"{shards[-1]['clips_per_s']:.1f} clips/s "
+                f"({shards[-1]['seconds']:.1f} s)")
+        except Exception as error:
+            traceback.print_exc()
+            shards.append({"format": record_format,
+                           "error": error_text(error)})
+    return shard_dirs, shards
+
+
+def readers(files, shard_dirs, batch, clip, num_samples):
+    """`(name, how, make_stream, warm-up batches)` of each reader."""
+
+    def unavailable(record_format):
+        def stream():
+            raise RuntimeError(f"no {record_format} shards")
+        return stream
+
+    table = [
+        ("Python loop", "`audio_io.decode` (soundfile) per file, crop, "
+         "`np.stack`",
+         lambda: python_loop(files, batch, num_samples), 1),
+        ("tf.data", "`tf_dataset(training=True)`, TFRecord",
+         (lambda: tf_reader(shard_dirs["tfrecord"], batch, clip))
+         if "tfrecord" in shard_dirs else unavailable("TFRecord"), 1),
+    ]
+    for workers in (0, 2):
+        table.append((
+            f"Grain, {workers} workers",
+            f"`grain_dataset(training=True, worker_count={workers})`, "
+            "ArrayRecord",
+            (lambda w=workers: grain_reader(
+                shard_dirs["arrayrecord"], batch, clip, w))
+            if "arrayrecord" in shard_dirs
+            else unavailable("ArrayRecord"), max(1, workers)))
+    return table
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    settings = settings_from(args)
     command = " ".join(["python benchmarks/input_pipeline.py"]
                        + list(sys.argv[1:] if argv is None else argv))
 
-    machine = machine_info()
-    warn_if_busy(machine)
+    machine = machine_info(packages=VERSIONS)
+    warn_if_busy(machine, log)
     started = time.perf_counter()
 
     with contextlib.ExitStack() as stack:
-        if args.keep:
-            args.keep.mkdir(parents=True, exist_ok=True)
-            if any(args.keep.iterdir()):
-                raise SystemExit(f"--keep {args.keep}: not empty.")
-            work = str(args.keep)
-        else:
-            work = stack.enter_context(
-                tempfile.TemporaryDirectory(prefix="ast-input-pipeline-"))
+        work = work_directory(stack, args.keep)
         source_dir = os.path.join(work, "source")
-        n = settings["num_files"]
-        log(f"writing {n} FLAC files of {settings['file_seconds']:g} s "
-            f"to {source_dir}")
-        start = time.perf_counter()
-        files = make_source(source_dir, n, settings["file_seconds"])
-        source = {"seconds": time.perf_counter() - start,
-                  "bytes": dir_size(source_dir)}
-
-        # make_shards starts a forkserver on its first call in a process
-        # (a one-time cost): a first call on 2
-        # files, untimed, keeps that one-time cost out of the figures.
-        log("make_shards warm-up (2 files, both formats)")
-        start = time.perf_counter()
-        warmup_dir = os.path.join(work, "warmup-source")
-        make_source(warmup_dir, 2, min(settings["file_seconds"], 1.0),
-                    seed=1)
-        for record_format in ("tfrecord", "arrayrecord"):
-            with contextlib.suppress(Exception):
-                write_shards(warmup_dir, os.path.join(
-                    work, f"warmup-{record_format}"), record_format,
-                    args.shard_size_mb)
-        source["warmup_s"] = time.perf_counter() - start
-
-        shard_dirs, shards = {}, []
-        for record_format in ("tfrecord", "arrayrecord"):
-            output = os.path.join(work, record_format)
-            log(f"make_shards format={record_format}")
-            try:
-                shards.append(write_shards(source_dir, output, record_format,
-                                           args.shard_size_mb))
-                shard_dirs[record_format] = output
-                log(f"make_shards {record_format}: "
-                    f"{shards[-1]['clips_per_s']:.1f} clips/s "
-                    f"({shards[-1]['seconds']:.1f} s)")
-            except Exception as error:
-                import traceback
-
-                traceback.print_exc()
-                shards.append({"format": record_format, "error": " ".join(
-                    f"{type(error).__name__}: {error}".split())})
-
-        batch = settings["batch_size"]
-        clip = settings["clip_seconds"]
+        files, source = time_source(source_dir, settings)
+        source["warmup_s"] = warm_up_shards(work, settings,
+                                            args.shard_size_mb)
+        shard_dirs, shards = time_shards(source_dir, work,
+                                         args.shard_size_mb)
+        batch, clip = settings["batch_size"], settings["clip_seconds"]
         num_samples = int(round(clip * SAMPLING_RATE))
-        num_batches = n // batch
-
-        def unavailable(record_format):
-            def stream():
-                raise RuntimeError(f"no {record_format} shards")
-            return stream
-
-        readers = [
-            ("Python loop", "`audio_io.decode` (soundfile) per file, crop, "
-             "`np.stack`",
-             lambda: python_loop(files, batch, num_samples), 1),
-            ("tf.data", "`tf_dataset(training=True)`, TFRecord",
-             (lambda: tf_reader(shard_dirs["tfrecord"], batch, clip))
-             if "tfrecord" in shard_dirs else unavailable("TFRecord"), 1),
+        num_batches = settings["num_files"] // batch
+        entries = [
+            time_reader(name, how, make, batch, num_samples, num_batches,
+                        warmup)
+            for name, how, make, warmup in readers(
+                files, shard_dirs, batch, clip, num_samples)
         ]
-        for workers in (0, 2):
-            readers.append((
-                f"Grain, {workers} workers",
-                f"`grain_dataset(training=True, worker_count={workers})`, "
-                "ArrayRecord",
-                (lambda w=workers: grain_reader(
-                    shard_dirs["arrayrecord"], batch, clip, w))
-                if "arrayrecord" in shard_dirs
-                else unavailable("ArrayRecord"), max(1, workers)))
-        entries = [measure(name, how, make, batch, num_samples, num_batches,
-                           warmup)
-                   for name, how, make, warmup in readers]
         if args.keep:
             log(f"kept the source and shards in {work}")
 

@@ -16,12 +16,21 @@ _EXPORTS = {
     "ASTClassifier": "keras_ast.classifier",
     "ASTEmbedding": "keras_ast.embedding",
     "ASTEncoderLayer": "keras_ast.encoder",
+    "upload_preset": "keras_ast.upload",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+# Subpackages reachable as attributes (`keras_ast.data.tf_dataset`) without
+# importing them, and Keras, before they are used.
+_SUBPACKAGES = ("data",)
+
+__all__ = sorted(_EXPORTS) + list(_SUBPACKAGES) + ["__version__"]
 
 
 def __getattr__(name):
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"keras_ast.{name}")
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value  # later lookups skip this function

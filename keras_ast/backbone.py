@@ -4,9 +4,49 @@ import keras
 from keras import ops
 
 from keras_ast import preset_io
-from keras_ast.presets import BUILTIN_PRESETS
 from keras_ast.embedding import ASTEmbedding
 from keras_ast.encoder import ASTEncoderLayer
+from keras_ast.presets import BUILTIN_PRESETS
+
+
+def _encode(embedding, encoder_layers, final_norm, features, training=None,
+            pooled_only=False, output_hidden_states=False,
+            output_attentions=False):
+    """The AST forward pass, shared by every way of running the backbone.
+
+    Args:
+        embedding, encoder_layers, final_norm: the backbone's layers.
+        features: `(batch, max_length, num_mel_bins)`.
+        training: passed to every layer (dropout).
+        pooled_only: compute only the [CLS] and distillation tokens in the
+            last layer (they still attend to every token) and return
+            `{"pooled_output"}` alone: exact, and close to a twelfth less
+            work for a 12-layer model.
+        output_hidden_states: also return every layer's input and output,
+            before the final LayerNorm, as `transformers` does.
+        output_attentions: also return every layer's attention maps.
+    """
+    x = embedding(features, training=training)
+    states, attentions = [x], []
+    for index, layer in enumerate(encoder_layers):
+        last = index == len(encoder_layers) - 1
+        queries = 2 if pooled_only and last else None
+        if output_attentions:
+            x, scores = layer(x, training=training, num_queries=queries,
+                              return_attention_scores=True)
+            attentions.append(scores)
+        else:
+            x = layer(x, training=training, num_queries=queries)
+        states.append(x)
+    tokens = final_norm(x[:, :2] if pooled_only else x)
+    outputs = {"pooled_output": (tokens[:, 0] + tokens[:, 1]) / 2.0}
+    if not pooled_only:
+        outputs["sequence_output"] = tokens
+    if output_hidden_states:
+        outputs["hidden_states"] = states
+    if output_attentions:
+        outputs["attentions"] = attentions
+    return outputs
 
 
 @keras.saving.register_keras_serializable(package="keras_ast")
@@ -103,17 +143,9 @@ class ASTBackbone(keras.Model):
             shape=(max_length, num_mel_bins), dtype="float32",
             name="features",
         )
-        x = embedding(features)
-        for layer in encoder_layers:
-            x = layer(x)
-        sequence = final_norm(x)
-        pooled = (sequence[:, 0] + sequence[:, 1]) / 2.0
-        super().__init__(
-            inputs=features,
-            outputs={"sequence_output": sequence, "pooled_output": pooled},
-            dtype=dtype,
-            **kwargs,
-        )
+        outputs = _encode(embedding, encoder_layers, final_norm, features)
+        super().__init__(inputs=features, outputs=outputs, dtype=dtype,
+                         **kwargs)
 
         self.embedding = embedding
         self.encoder_layers = encoder_layers
@@ -131,6 +163,11 @@ class ASTBackbone(keras.Model):
         self.dropout = dropout
         self.attention_dropout = attention_dropout
 
+    def _run(self, features, training=None, **options):
+        return _encode(self.embedding, self.encoder_layers, self.final_norm,
+                       ops.cast(features, "float32"),
+                       training=training, **options)
+
     def hidden_states(self, features, output_attentions=True):
         """Runs the encoder and keeps what every layer produced.
 
@@ -146,24 +183,8 @@ class ASTBackbone(keras.Model):
             `(batch, heads, tokens, tokens)` (when asked for), and the
             `"sequence_output"` and `"pooled_output"` of a normal call.
         """
-        x = self.embedding(ops.convert_to_tensor(features, "float32"))
-        states, attentions = [x], []
-        for layer in self.encoder_layers:
-            if output_attentions:
-                x, scores = layer(x, return_attention_scores=True)
-                attentions.append(scores)
-            else:
-                x = layer(x)
-            states.append(x)
-        sequence = self.final_norm(x)
-        outputs = {
-            "hidden_states": states,
-            "sequence_output": sequence,
-            "pooled_output": (sequence[:, 0] + sequence[:, 1]) / 2.0,
-        }
-        if output_attentions:
-            outputs["attentions"] = attentions
-        return outputs
+        return self._run(features, output_hidden_states=True,
+                         output_attentions=output_attentions)
 
     def pooled_output(self, features, training=None):
         """The pooled output alone, `(batch, hidden_dim)`.
@@ -173,13 +194,8 @@ class ASTBackbone(keras.Model):
         still attended to), which saves close to a twelfth of the work of
         a 12-layer model. `ASTClassifier` runs this.
         """
-        x = self.embedding(features, training=training)
-        for layer in self.encoder_layers[:-1]:
-            x = layer(x, training=training)
-        if self.encoder_layers:
-            x = self.encoder_layers[-1](x, training=training, num_queries=2)
-        x = self.final_norm(x[:, :2])
-        return (x[:, 0] + x[:, 1]) / 2.0
+        return self._run(features, training=training,
+                         pooled_only=True)["pooled_output"]
 
     @property
     def token_grid(self):
@@ -217,22 +233,19 @@ class ASTBackbone(keras.Model):
         """Builds a backbone from a preset directory, with its weights.
 
         Args:
-            preset: a directory in the Hugging Face format (`config.json`
-                and `model.safetensors` or `pytorch_model.bin`) or written by
-                `save_to_preset`.
+            preset: a built-in name (`ASTBackbone.presets`), a hub id
+                (`owner/repo` or `hf://owner/repo`) or a local directory,
+                in the Hugging Face format or written by `save_to_preset`
+                (of a backbone or of a classifier: the head is ignored).
             load_weights: whether to load the weights or start random.
-            **kwargs: overrides of the stored arguments (e.g. `dtype`).
+            **kwargs: overrides of the stored arguments (e.g. `dtype`, or
+                `max_length`, which adapts the position embeddings).
 
         Example:
         >>> backbone = ASTBackbone.from_preset("path/to/preset")
         """
-        loaded = preset_io.load_preset(preset)
-        config = loaded.backbone_config()
-        config.update(kwargs)
-        backbone = cls(**config)
-        if load_weights:
-            loaded.load_weights(backbone)
-        return backbone
+        return preset_io.load_preset(preset).load_backbone(
+            cls, load_weights, **kwargs)
 
     def save_to_preset(self, preset_dir):
         """Writes config and weights to `preset_dir` (see `from_preset`)."""

@@ -5,11 +5,17 @@ import numpy as np
 from keras import ops
 
 from keras_ast import preset_io
-from keras_ast.presets import BUILTIN_PRESETS
 from keras_ast.audio_converter import ASTAudioConverter
 from keras_ast.audio_converter import check_waveforms
 from keras_ast.audio_converter import pad_waveforms
 from keras_ast.backbone import ASTBackbone
+from keras_ast.objectives import SoftmaxAccuracy
+from keras_ast.objectives import SoftmaxCrossentropy
+from keras_ast.presets import BUILTIN_PRESETS
+
+# AdamW as the AST authors fine-tuned (betas, weight decay), with gradient
+# clipping, which keeps training from scratch stable too.
+DEFAULT_LEARNING_RATE = 5e-5
 
 
 @keras.saving.register_keras_serializable(package="keras_ast")
@@ -25,7 +31,9 @@ class ASTClassifier(keras.Model):
     The model returns logits (float32, also under mixed precision).
     `multi_label=True` (AudioSet) means independent sigmoid scores and
     binary cross-entropy; `False` means softmax and cross-entropy over
-    integer labels. `predict_scores` applies the matching activation.
+    integer labels (or soft one-hot rows, as mixup makes).
+    `predict_scores` applies the matching activation. The classifier comes
+    compiled with the defaults of `compile()`, so `fit` works at once.
 
     Args:
         backbone: an `ASTBackbone`.
@@ -54,6 +62,9 @@ class ASTClassifier(keras.Model):
 
     # Built-in preset names -> hub repository, description, size, score.
     presets = BUILTIN_PRESETS
+    # What `from_preset` builds the parts with.
+    backbone_cls = ASTBackbone
+    preprocessor_cls = ASTAudioConverter
 
     def __init__(
         self,
@@ -115,6 +126,8 @@ class ASTClassifier(keras.Model):
         self.head_norm.build((None, backbone.hidden_dim))
         self.head_dense.build((None, backbone.hidden_dim))
         self.built = True
+        # A task comes ready to `fit` (the KerasHub convention).
+        self.compile()
 
     def _split_inputs(self, inputs):
         if isinstance(inputs, dict):
@@ -199,27 +212,37 @@ class ASTClassifier(keras.Model):
         logits = self.predict(x, sampling_rate=sampling_rate, **kwargs)
         return ops.convert_to_numpy(self.scores(logits))
 
-    def compile(self, optimizer="auto", loss="auto", metrics="auto",
-                **kwargs):
-        """`keras.Model.compile` with defaults that suit AST fine-tuning.
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", *,
+                learning_rate=DEFAULT_LEARNING_RATE, **kwargs):
+        """`keras.Model.compile` with defaults that suit AST.
 
-        `"auto"` picks AdamW (learning rate 5e-5, betas (0.95, 0.999) as the
-        AST authors used, weight decay 5e-7), the loss from `multi_label`
-        (binary or sparse categorical cross-entropy on logits) and matching
-        metrics (multi-label AUC-PR, i.e. mAP-like, or accuracy).
+        The defaults of the whole project live here (`keras-ast train`
+        uses them too). `"auto"` picks:
+        - optimizer: AdamW with betas (0.95, 0.999) and weight decay 5e-7
+          as the AST authors used, `learning_rate` (a float or a
+          `keras.optimizers.schedules` schedule) and gradient clipping to a
+          global norm of 1;
+        - loss: binary cross-entropy on logits (multi-label), or softmax
+          cross-entropy that takes integer class ids or soft one-hot rows
+          (single-label, `keras_ast.objectives`);
+        - metrics: multi-label AUC-PR named `map` (mAP-like), or accuracy.
+
+        Args:
+            optimizer, loss, metrics: as `keras.Model.compile`, or `"auto"`.
+            learning_rate: the auto optimizer's learning rate.
+            **kwargs: passed to `keras.Model.compile`.
+
+        Example:
+        >>> classifier.compile(learning_rate=1e-4)
         """
         if optimizer == "auto":
             optimizer = keras.optimizers.AdamW(
-                learning_rate=5e-5, beta_1=0.95, beta_2=0.999,
-                weight_decay=5e-7,
+                learning_rate=learning_rate, beta_1=0.95, beta_2=0.999,
+                weight_decay=5e-7, global_clipnorm=1.0,
             )
         if loss == "auto":
-            if self.multi_label:
-                loss = keras.losses.BinaryCrossentropy(from_logits=True)
-            else:
-                loss = keras.losses.SparseCategoricalCrossentropy(
-                    from_logits=True
-                )
+            loss = (keras.losses.BinaryCrossentropy(from_logits=True)
+                    if self.multi_label else SoftmaxCrossentropy())
         if metrics == "auto":
             if self.multi_label:
                 metrics = [
@@ -229,10 +252,15 @@ class ASTClassifier(keras.Model):
                     )
                 ]
             else:
-                metrics = [keras.metrics.SparseCategoricalAccuracy(
-                    name="accuracy")]
+                metrics = [SoftmaxAccuracy(name="accuracy")]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics,
                         **kwargs)
+
+    def compile_from_config(self, config):
+        # `.keras` files store the compile arguments; ours are plain ones.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def export(self, filepath, format="tf_saved_model", verbose=None,
                input_signature=None, **kwargs):
@@ -321,38 +349,31 @@ class ASTClassifier(keras.Model):
     def from_preset(cls, preset, load_weights=True, num_classes=None,
                     labels=None, multi_label=None, preprocessor=True,
                     **kwargs):
-        """Builds a classifier from a preset directory, with its weights.
+        """Builds a classifier from a preset, with its weights, compiled.
 
         Args:
-            preset: a directory in the Hugging Face format (`config.json`,
-                `preprocessor_config.json`, `model.safetensors` or
-                `pytorch_model.bin`) or written by `save_to_preset`.
+            preset: a built-in name (`ASTClassifier.presets`), a hub id
+                (`owner/repo` or `hf://owner/repo`) or a local directory,
+                in the Hugging Face format or written by `save_to_preset`.
             load_weights: whether to load the weights or start random.
             num_classes: a new head size; the head is then freshly
-                initialised and the stored labels dropped (unless `labels`).
-            labels: class names, replacing the stored ones.
+                initialised (the stored one is not read) and the stored
+                labels dropped (unless `labels`).
+            labels: class names, replacing the stored ones; other names
+                than the stored ones also mean a fresh head.
             multi_label: overrides the preset's setting.
             preprocessor: `True` to attach the preset's converter, `False`
                 for a features-in model, or an `ASTAudioConverter`.
-            **kwargs: backbone overrides (e.g. `dtype="mixed_bfloat16"`).
+            **kwargs: backbone overrides (e.g. `dtype="mixed_bfloat16"`,
+                or `max_length`, which adapts the position embeddings).
 
         Example:
-        >>> classifier = ASTClassifier.from_preset("path/to/preset")
-        >>> logits = classifier.predict(waveforms)
+        >>> classifier = ASTClassifier.from_preset(
+        ...     "MIT/ast-finetuned-speech-commands-v2")
+        >>> scores = classifier.predict_scores(waveforms)
         """
-        loaded = preset_io.load_preset(preset)
-        config = loaded.backbone_config()
-        config.update(kwargs)
-        backbone = ASTBackbone(**config)
-        if preprocessor is True:
-            converter_config = loaded.converter_config()
-            # The features must keep fitting an overridden backbone.
-            for key in ("max_length", "num_mel_bins"):
-                converter_config[key] = config[key]
-            preprocessor = ASTAudioConverter(**converter_config)
-        elif preprocessor is False:
-            preprocessor = None
-        head = loaded.head_config()
+        loader = preset_io.load_preset(preset)
+        head = loader.head_config()
         new_head = num_classes is not None and (
             num_classes != head.get("num_classes")
             # Same size, other classes: the stored head means nothing here.
@@ -362,7 +383,7 @@ class ASTClassifier(keras.Model):
         if new_head or head.get("num_classes") is None:
             if num_classes is None:
                 raise ValueError(
-                    f"The preset at {preset} has no classification head; "
+                    f"The preset {preset} has no classification head; "
                     "pass num_classes=..."
                 )
             head = {"num_classes": num_classes,
@@ -371,11 +392,10 @@ class ASTClassifier(keras.Model):
             head["labels"] = list(labels)
         if multi_label is not None:
             head["multi_label"] = multi_label
-        classifier = cls(backbone, preprocessor=preprocessor, **head)
-        if load_weights:
-            keeps_head = not new_head and "num_classes" in loaded.head_config()
-            loaded.load_weights(backbone, classifier if keeps_head else None)
-        return classifier
+        return loader.load_classifier(
+            cls, load_weights=load_weights, load_task_weights=not new_head,
+            preprocessor=preprocessor, head=head, **kwargs,
+        )
 
     def save_to_preset(self, preset_dir):
         """Writes config, weights, converter config and labels to a folder.

@@ -10,6 +10,8 @@ import re
 
 import numpy as np
 
+from keras_ast.embedding import adapt_position_embedding
+
 PREFIX = "audio_spectrogram_transformer."
 AUDIOSET_NUM_CLASSES = 527
 
@@ -170,15 +172,25 @@ def _norm(layer, name):
     ]
 
 
-def weight_map(backbone, classifier=None):
-    """`(checkpoint name, keras variable, transform)` for every parameter."""
+def backbone_weight_map(backbone, stored_grid=None):
+    """`(checkpoint name, keras variable, transform)` for the backbone.
+
+    With `stored_grid` (the checkpoint's patch grid, where it differs from
+    the backbone's), the position embeddings are adapted to the backbone's.
+    """
     embedding = backbone.embedding
+
+    def position(table):
+        if stored_grid is None:
+            return table
+        return adapt_position_embedding(table, stored_grid, embedding.grid)
+
     entries = [
         (PREFIX + "embeddings.cls_token", embedding.cls_token, None),
         (PREFIX + "embeddings.distillation_token",
          embedding.distillation_token, None),
         (PREFIX + "embeddings.position_embeddings",
-         embedding.position_embedding, None),
+         embedding.position_embedding, position),
         # torch OIHW (O, 1, freq, time) -> keras HWIO.
         (PREFIX + "embeddings.patch_embeddings.projection.weight",
          embedding.projection.kernel, lambda w: np.transpose(w, (2, 3, 1, 0))),
@@ -197,21 +209,37 @@ def weight_map(backbone, classifier=None):
         entries += _norm(layer.norm_before, name + "layernorm_before")
         entries += _norm(layer.norm_after, name + "layernorm_after")
     entries += _norm(backbone.final_norm, PREFIX + "layernorm")
-    if classifier is not None:
-        entries += _norm(classifier.head_norm, "classifier.layernorm")
-        entries += _linear(classifier.head_dense, "classifier.dense")
     return entries
 
 
-def load_state_dict(state_dict, backbone, classifier=None, source=""):
-    """Assigns a transformers state dict to a backbone (and head).
+def head_weight_map(classifier):
+    """`(checkpoint name, keras variable, transform)` for the head."""
+    return (_norm(classifier.head_norm, "classifier.layernorm")
+            + _linear(classifier.head_dense, "classifier.dense"))
+
+
+def load_state_dict(state_dict, backbone=None, head=None, source="",
+                    stored_grid=None):
+    """Assigns a transformers state dict to a backbone and / or a head.
 
     Every parameter the model needs must be present with the right shape;
-    a mismatch raises an error that names the parameter. Head parameters
-    are ignored when no classifier is given.
+    a mismatch raises an error that names the parameter, before anything
+    is assigned.
+
+    Args:
+        state_dict: checkpoint name -> array.
+        backbone: an `ASTBackbone` to fill, or None.
+        head: an `ASTClassifier` whose head to fill, or None.
+        source: where the checkpoint came from, for error messages.
+        stored_grid: the checkpoint's patch grid where it differs from the
+            backbone's (see `backbone_weight_map`).
     """
     state_dict = _normalize_names(state_dict)
-    entries = weight_map(backbone, classifier)
+    entries = []
+    if backbone is not None:
+        entries += backbone_weight_map(backbone, stored_grid)
+    if head is not None:
+        entries += head_weight_map(head)
     needed = {name for name, _, _ in entries}
     missing = sorted(needed - set(state_dict))
     if missing:
@@ -222,7 +250,7 @@ def load_state_dict(state_dict, backbone, classifier=None, source=""):
         )
     unexpected = sorted(
         name for name in set(state_dict) - needed
-        if not name.startswith("classifier.")
+        if backbone is not None and not name.startswith("classifier.")
     )
     if unexpected:
         raise ValueError(

@@ -1,30 +1,46 @@
-"""Reading and writing preset directories.
+"""Finding, reading and writing preset directories.
 
-Two formats are read:
+A preset is named by a built-in name (`keras_ast.presets`), a hub
+repository (`hf://owner/repo` or a bare `owner/repo`) or a local
+directory, in one of two formats:
 - the Hugging Face `transformers` format (`config.json` with
   `model_type: audio-spectrogram-transformer`, `preprocessor_config.json`,
   `model.safetensors` or `pytorch_model.bin`);
-- the project's own format, written by `save_to_preset`:
-  `config.json` (backbone and head configuration), `model.weights.h5`,
+- the project's own format, written by `save_to_preset`: `config.json`
+  (backbone and head arguments, `format_version`), `model.weights.h5` (the
+  backbone), `task.weights.h5` (the classification head),
   `audio_converter.json`, `labels.json` and `metadata.json`.
+
+Format versions of keras_ast presets:
+- 2 (written now): backbone and head weights in separate files, so a
+  backbone loads alone and a new head skips the stored one.
+- 1 (stop 6 and earlier): one `model.weights.h5` holding the classifier
+  (or the backbone alone). Still read: the backbone's part is copied out of
+  it into a temporary file, and the head is read from it with the backbone
+  skipped.
+
+The loaders are handed the classes they build (`load_backbone(cls, ...)`)
+and never import the model modules, which import this one.
 """
 
-import contextlib
-import json
 import os
-import shutil
+import re
 import tempfile
 
 import keras
-import numpy as np
 
 from keras_ast import convert_transformers
-from keras_ast.files import publish
+from keras_ast.embedding import patch_grid
+from keras_ast.files import atomic_directory
+from keras_ast.files import read_json
+from keras_ast.files import write_json
 from keras_ast.version import __version__
 
 FORMAT_NAME = "keras_ast"
+FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.weights.h5"
+MODEL_WEIGHTS_FILE = "model.weights.h5"
+TASK_WEIGHTS_FILE = "task.weights.h5"
 CONVERTER_FILE = "audio_converter.json"
 LABELS_FILE = "labels.json"
 METADATA_FILE = "metadata.json"
@@ -36,69 +52,8 @@ GEOMETRY_KEYS = ("max_length", "frequency_stride", "time_stride")
 ARCHITECTURE_KEYS = ("hidden_dim", "num_layers", "num_heads",
                      "intermediate_dim", "patch_size", "frequency_stride",
                      "time_stride", "max_length", "num_mel_bins")
-
-
-def _resize_axis(values, axis, size):
-    """Centre crop (smaller) or linear interpolation (larger) along `axis`.
-
-    The interpolation is that of `torch.nn.functional.interpolate(...,
-    mode="bilinear", align_corners=False)`, which the authors used.
-    """
-    old = values.shape[axis]
-    if size == old:
-        return values
-    if size < old:
-        start = old // 2 - size // 2
-        return np.take(values, np.arange(start, start + size), axis=axis)
-    source = np.maximum((np.arange(size) + 0.5) * old / size - 0.5, 0.0)
-    low = np.minimum(np.floor(source).astype(int), old - 1)
-    high = np.minimum(low + 1, old - 1)
-    shape = [1] * values.ndim
-    shape[axis] = size
-    weight = (source - low).reshape(shape)
-    return (np.take(values, low, axis=axis) * (1 - weight)
-            + np.take(values, high, axis=axis) * weight)
-
-
-def adapt_position_embedding(table, old_grid, new_grid):
-    """Fits AST position embeddings to another patch grid.
-
-    The AST authors' rule: the [CLS] and distillation rows stay as they are;
-    the `(F', T')` grid of the others is cut at the centre along an axis
-    that shrinks and bilinearly interpolated along one that grows, time
-    first, then frequency.
-
-    Args:
-        table: `(1, 2 + F * T, dim)` position embeddings (frequency-major).
-        old_grid: `(F, T)` of `table`.
-        new_grid: the wanted `(F', T')`.
-
-    Returns:
-        float32 `(1, 2 + F' * T', dim)`.
-
-    Example:
-    >>> adapt_position_embedding(np.zeros((1, 1214, 8)), (12, 101),
-    ...                          (12, 11)).shape
-    (1, 134, 8)
-    """
-    table = np.asarray(table, dtype=np.float64)
-    frequency, time = old_grid
-    dim = table.shape[-1]
-    if table.shape[1] != frequency * time + 2:
-        raise ValueError(
-            f"Position embeddings of shape {table.shape} do not hold a "
-            f"{frequency}x{time} grid and two tokens."
-        )
-    grid = table[:, 2:].reshape(1, frequency, time, dim)
-    grid = _resize_axis(grid, 2, new_grid[1])
-    grid = _resize_axis(grid, 1, new_grid[0])
-    adapted = np.concatenate([table[:, :2], grid.reshape(1, -1, dim)], 1)
-    return adapted.astype(np.float32)
-
-
-def _read_json(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+# owner/repo as the hub spells repository ids.
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def architecture_differences(stored, backbone):
@@ -111,59 +66,99 @@ def architecture_differences(stored, backbone):
     }
 
 
-class Preset:
-    """A preset directory: configs, and weights that load into a model."""
+def _grid(config):
+    return patch_grid(config["num_mel_bins"], config["max_length"],
+                      config.get("patch_size", 16),
+                      config["frequency_stride"], config["time_stride"])
 
-    def load_weights(self, backbone, classifier=None):
-        """Loads the weights into `backbone` (and `classifier`'s head).
 
-        A backbone with another input geometry (`max_length`, strides) than
-        the preset gets the stored position embeddings adapted to its patch
-        grid, as the AST authors did (see `adapt_position_embedding`).
+def _not_task_weights(classifier):
+    """What `task.weights.h5` leaves out: the backbone and training state."""
+    skipped = list(classifier.backbone._flatten_layers())
+    if classifier.optimizer is not None:
+        skipped.append(classifier.optimizer)
+    return skipped
+
+
+class PresetLoader:
+    """A preset directory: its configs, and weights that load into models.
+
+    Subclasses say where the configs and weights are
+    (`backbone_config`, `converter_config`, `head_config`,
+    `_load_backbone_weights`, `_load_head_weights`).
+    """
+
+    def __init__(self, path):
+        self.path = path
+
+    def stored_grid(self, backbone):
+        """The stored patch grid where only the geometry differs, else None.
+
+        Where architecture arguments other than the geometry differ, the
+        weights cannot fit; the format's own loading names what does not.
         """
-        stored = self.backbone_config()
-        changed = set(architecture_differences(stored, backbone))
-        if not changed or not changed <= set(GEOMETRY_KEYS):
-            # Each format names what does not fit in its own terms.
-            self._load_exact(backbone, classifier)
-            return
-        from keras_ast.backbone import ASTBackbone
-        from keras_ast.classifier import ASTClassifier
+        changed = set(architecture_differences(self.backbone_config(),
+                                               backbone))
+        if changed and changed <= set(GEOMETRY_KEYS):
+            return _grid(self.backbone_config())
+        return None
 
-        stored["dtype"] = backbone.dtype_policy
-        source = ASTBackbone(**stored)
-        source_head = None
-        if classifier is not None:
-            source_head = ASTClassifier(
-                source, num_classes=classifier.num_classes,
-                multi_label=classifier.multi_label,
-            )
-        self._load_exact(source, source_head)
-        for ours, theirs in zip(backbone.weights, source.weights):
-            value = keras.ops.convert_to_numpy(theirs)
-            if ours is backbone.embedding.position_embedding:
-                value = adapt_position_embedding(
-                    value, source.token_grid, backbone.token_grid
-                )
-            ours.assign(value)
-        if classifier is not None:
-            for layer, twin in ((classifier.head_norm, source_head.head_norm),
-                                (classifier.head_dense,
-                                 source_head.head_dense)):
-                for ours, theirs in zip(layer.weights, twin.weights):
-                    ours.assign(theirs)
+    def load_backbone(self, cls, load_weights=True, **kwargs):
+        """Builds `cls` (an `ASTBackbone` class) from the stored arguments.
+
+        `kwargs` override them; another `max_length` or other strides get
+        the stored position embeddings adapted to the new patch grid
+        (`keras_ast.embedding.adapt_position_embedding`).
+        """
+        config = self.backbone_config()
+        config.update(kwargs)
+        backbone = cls(**config)
+        if load_weights:
+            self._load_backbone_weights(backbone, self.stored_grid(backbone))
+        return backbone
+
+    def load_classifier(self, cls, load_weights=True, load_task_weights=True,
+                        preprocessor=True, head=None, **kwargs):
+        """Builds `cls` (an `ASTClassifier` class) with its backbone.
+
+        Args:
+            cls: the classifier class; its `backbone_cls` and
+                `preprocessor_cls` build the parts.
+            load_weights: load the backbone's weights.
+            load_task_weights: also load the stored head (when the caller
+                keeps it).
+            preprocessor: `True` for the stored converter (fitted to the
+                backbone's input), `False` for none, or a converter.
+            head: classifier arguments (`num_classes`, `labels`, ...).
+            **kwargs: backbone overrides.
+        """
+        backbone = self.load_backbone(cls.backbone_cls, load_weights,
+                                      **kwargs)
+        if preprocessor is True:
+            config = self.converter_config()
+            # The features must keep fitting an overridden backbone.
+            config["max_length"] = backbone.max_length
+            config["num_mel_bins"] = backbone.num_mel_bins
+            preprocessor = cls.preprocessor_cls(**config)
+        elif preprocessor is False:
+            preprocessor = None
+        classifier = cls(backbone, preprocessor=preprocessor, **(head or {}))
+        if load_weights and load_task_weights:
+            self._load_head_weights(classifier)
+        return classifier
 
 
-class TransformersPreset(Preset):
+class TransformersPresetLoader(PresetLoader):
     """A checkpoint directory in the Hugging Face `transformers` format."""
 
     def __init__(self, path, hf_config):
-        self.path = path
+        super().__init__(path)
         self.hf_config = hf_config
         prep_path = os.path.join(path, HF_PREPROCESSOR_FILE)
         self.prep_config = (
-            _read_json(prep_path) if os.path.exists(prep_path) else {}
+            read_json(prep_path) if os.path.exists(prep_path) else {}
         )
+        self._state_dict = None
 
     def backbone_config(self):
         return convert_transformers.backbone_config(self.hf_config)
@@ -176,32 +171,48 @@ class TransformersPreset(Preset):
     def head_config(self):
         return convert_transformers.head_config(self.hf_config)
 
-    def _load_exact(self, backbone, classifier=None):
-        state_dict = convert_transformers.read_state_dict(self.path)
+    def state_dict(self):
+        # Read once: the backbone and the head come from the same file.
+        if self._state_dict is None:
+            self._state_dict = convert_transformers.read_state_dict(self.path)
+        return self._state_dict
+
+    def _load_backbone_weights(self, backbone, stored_grid):
         convert_transformers.load_state_dict(
-            state_dict, backbone, classifier, source=self.path
+            self.state_dict(), backbone, source=self.path,
+            stored_grid=stored_grid,
+        )
+
+    def _load_head_weights(self, classifier):
+        convert_transformers.load_state_dict(
+            self.state_dict(), head=classifier, source=self.path
         )
 
 
-class KerasPreset(Preset):
-    """A directory written by `save_to_preset`."""
+class KerasPresetLoader(PresetLoader):
+    """A directory written by `save_to_preset` (see the module doc)."""
 
     def __init__(self, path, config):
-        self.path = path
+        super().__init__(path)
         self.config = config
+        self.format_version = int(config.get("format_version", 1))
+        if self.format_version > FORMAT_VERSION:
+            raise ValueError(
+                f"{path} is a keras_ast preset of format_version "
+                f"{self.format_version}; this keras_ast ({__version__}) "
+                f"reads up to {FORMAT_VERSION}. Upgrade keras_ast."
+            )
+        self._scratch = None
 
     def backbone_config(self):
         return dict(self.config["backbone"])
 
     def converter_config(self):
         converter_path = os.path.join(self.path, CONVERTER_FILE)
-        if os.path.exists(converter_path):
-            config = _read_json(converter_path)
-        else:
-            config = {}
-        config.pop("name", None)
-        config.pop("dtype", None)
-        config.pop("trainable", None)
+        config = (read_json(converter_path)
+                  if os.path.exists(converter_path) else {})
+        for key in ("name", "dtype", "trainable"):
+            config.pop(key, None)
         backbone = self.config["backbone"]
         config.setdefault("max_length", backbone["max_length"])
         config.setdefault("num_mel_bins", backbone["num_mel_bins"])
@@ -211,36 +222,66 @@ class KerasPreset(Preset):
         head = dict(self.config.get("classifier") or {})
         labels_path = os.path.join(self.path, LABELS_FILE)
         if head and os.path.exists(labels_path):
-            head["labels"] = _read_json(labels_path)
+            head["labels"] = read_json(labels_path)
         return head
 
-    def _load_exact(self, backbone, classifier=None):
-        from keras_ast.classifier import ASTClassifier
+    def _weights_error(self, path, error):
+        return ValueError(
+            f"The weights in {path} do not fit the model: {error}"
+        )
 
+    def _backbone_weights_path(self):
+        path = os.path.join(self.path, MODEL_WEIGHTS_FILE)
+        if self.format_version >= 2 or not self.config.get("classifier"):
+            return path
+        # format_version 1 stored the classifier: its backbone group,
+        # copied to the top of a file of its own, is a backbone's file.
+        import h5py
+
+        self._scratch = tempfile.TemporaryDirectory(prefix="keras-ast-v1-")
+        extracted = os.path.join(self._scratch.name, MODEL_WEIGHTS_FILE)
+        with h5py.File(path, "r") as source, h5py.File(extracted, "w") as out:
+            for key in source["backbone"]:
+                source.copy(source["backbone"][key], out, name=key)
+        return extracted
+
+    def _load_backbone_weights(self, backbone, stored_grid):
         differing = [
             f"{key}={theirs} (the model has {ours})"
             for key, (theirs, ours) in architecture_differences(
                 self.config["backbone"], backbone).items()
+            if stored_grid is None
         ]
         if differing:
             raise ValueError(
                 f"The weights in {self.path} do not fit the model: they were "
                 "saved for " + ", ".join(differing) + "."
             )
-        head = self.head_config()
-        target = classifier
-        if target is None and head:
-            # The file holds a classifier: load it through a stand-in head.
-            target = ASTClassifier(backbone, **head)
-        elif target is None:
-            target = backbone
-        weights_path = os.path.join(self.path, WEIGHTS_FILE)
+        path = self._backbone_weights_path()
+        backbone.embedding.stored_grid = stored_grid
         try:
-            target.load_weights(weights_path)
+            backbone.load_weights(path)
         except (ValueError, KeyError) as error:
+            raise self._weights_error(path, error) from error
+        finally:
+            backbone.embedding.stored_grid = None
+
+    def _load_head_weights(self, classifier):
+        name = TASK_WEIGHTS_FILE if self.format_version >= 2 else (
+            MODEL_WEIGHTS_FILE)
+        path = os.path.join(self.path, name)
+        if not self.config.get("classifier") or not os.path.exists(path):
             raise ValueError(
-                f"The weights in {weights_path} do not fit the model: {error}"
-            ) from error
+                f"The preset at {self.path} has no classification head; "
+                "pass num_classes=... for a new one."
+            )
+        try:
+            keras.saving.load_weights(
+                classifier, path,
+                objects_to_skip=_not_task_weights(classifier),
+            )
+        except (ValueError, KeyError) as error:
+            raise self._weights_error(path, error) from error
 
 
 class PresetNotFoundError(FileNotFoundError):
@@ -264,7 +305,7 @@ def download(repo_id):
         path = fetch(["*.json", "*.safetensors", "*.weights.h5"])
         if not any(
             os.path.exists(os.path.join(path, name))
-            for name in ("model.safetensors", WEIGHTS_FILE)
+            for name in ("model.safetensors", MODEL_WEIGHTS_FILE)
         ):
             path = fetch(["pytorch_model.bin"])
     except Exception as error:  # the hub's errors differ across versions
@@ -288,7 +329,10 @@ def download(repo_id):
 
 
 def resolve(preset):
-    """A local directory for a built-in name, `hf://owner/repo` or a path."""
+    """A local directory for any way of naming a preset (see the module doc).
+
+    A local directory wins over a hub id of the same spelling.
+    """
     from keras_ast.presets import BUILTIN_PRESETS
 
     preset = os.fspath(preset)
@@ -296,13 +340,15 @@ def resolve(preset):
         preset = "hf://" + BUILTIN_PRESETS[preset]["hf_repo"]
     if preset.startswith("hf://"):
         return download(preset[len("hf://"):])
-    if not os.path.isdir(preset):
-        raise PresetNotFoundError(
-            f"Unknown preset {preset!r}: not a built-in name (see "
-            "ASTClassifier.presets), not hf://owner/repo, and no directory "
-            "of that name exists."
-        )
-    return preset
+    if os.path.isdir(preset):
+        return preset
+    if HUB_ID.match(preset) and not os.path.exists(preset):
+        return download(preset)
+    raise PresetNotFoundError(
+        f"Unknown preset {preset!r}: not a built-in name (see "
+        "ASTClassifier.presets), not a hub id (owner/repo or "
+        "hf://owner/repo), and no directory of that name exists."
+    )
 
 
 def load_preset(preset):
@@ -310,7 +356,15 @@ def load_preset(preset):
 
     Args:
         preset: a built-in name (`keras_ast.presets.BUILTIN_PRESETS`),
-            `hf://owner/repo`, or a local directory.
+            `hf://owner/repo`, `owner/repo`, or a local directory.
+
+    Returns:
+        A `PresetLoader`.
+
+    Example:
+    >>> loader = load_preset("MIT/ast-finetuned-speech-commands-v2")
+    >>> loader.head_config()["num_classes"]
+    35
     """
     path = resolve(preset)
     config_path = os.path.join(path, CONFIG_FILE)
@@ -318,61 +372,41 @@ def load_preset(preset):
         raise FileNotFoundError(
             f"{path!r} is not a preset: it has no {CONFIG_FILE}."
         )
-    config = _read_json(config_path)
+    config = read_json(config_path)
     if config.get("format") == FORMAT_NAME:
-        return KerasPreset(path, config)
+        return KerasPresetLoader(path, config)
     if "model_type" in config:
-        return TransformersPreset(path, config)
+        return TransformersPresetLoader(path, config)
     raise ValueError(
         f"{config_path} is neither a keras_ast preset nor a transformers AST "
         "config."
     )
 
 
-@contextlib.contextmanager
-def atomic_directory(path):
-    """Yields a temporary directory that replaces `path` when done.
+def is_preset(path):
+    """Whether `path` is a keras_ast preset directory."""
+    config_path = os.path.join(path, CONFIG_FILE)
+    try:
+        return read_json(config_path).get("format") == FORMAT_NAME
+    except (OSError, ValueError, AttributeError):
+        return False
 
-    Readers never see a half-written directory: it is renamed into place
-    only after everything was written, and removed on failure.
+
+def save_preset(preset_dir, backbone, classifier=None, metadata=None):
+    """Writes a backbone (and classifier) as a keras_ast preset directory.
+
+    The directory appears whole or not at all; an existing preset is
+    replaced, any other non-empty directory is refused.
     """
-    path = os.path.abspath(os.fspath(path))
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    if os.path.isdir(path) and os.listdir(path) and not os.path.exists(
-        os.path.join(path, METADATA_FILE)
-    ):
+    path = os.fspath(preset_dir)
+    if os.path.isdir(path) and os.listdir(path) and not is_preset(path):
         raise FileExistsError(
             f"{path} exists and is not a keras_ast preset; refusing to "
             "overwrite it."
         )
-    staging = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
-    try:
-        yield staging
-        publish(staging)
-        if os.path.exists(path):
-            old = tempfile.mkdtemp(prefix=".old-", dir=parent)
-            os.rename(path, os.path.join(old, "preset"))
-            os.rename(staging, path)
-            shutil.rmtree(old)
-        else:
-            os.rename(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _write_json(path, data):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-
-
-def save_preset(preset_dir, backbone, classifier=None, metadata=None):
-    """Writes a backbone (and classifier) as a keras_ast preset directory."""
     config = {
         "format": FORMAT_NAME,
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
         "backbone": backbone.get_config(),
     }
     config["backbone"].pop("name", None)
@@ -390,25 +424,24 @@ def save_preset(preset_dir, backbone, classifier=None, metadata=None):
         "parameter_count": int((classifier or backbone).count_params()),
     }
     info.update(metadata or {})
-    with atomic_directory(preset_dir) as staging:
-        _write_json(os.path.join(staging, CONFIG_FILE), config)
-        (classifier or backbone).save_weights(
-            os.path.join(staging, WEIGHTS_FILE)
-        )
-        if classifier is not None and classifier.preprocessor is not None:
-            _write_json(os.path.join(staging, CONVERTER_FILE),
-                        classifier.preprocessor.get_config())
-        if classifier is not None and classifier.labels is not None:
-            _write_json(os.path.join(staging, LABELS_FILE), classifier.labels)
-        _write_json(os.path.join(staging, METADATA_FILE), info)
+    with atomic_directory(path) as staging:
+        write_json(os.path.join(staging, CONFIG_FILE), config)
+        backbone.save_weights(os.path.join(staging, MODEL_WEIGHTS_FILE))
+        if classifier is not None:
+            keras.saving.save_weights(
+                classifier, os.path.join(staging, TASK_WEIGHTS_FILE),
+                objects_to_skip=_not_task_weights(classifier),
+            )
+            if classifier.preprocessor is not None:
+                write_json(os.path.join(staging, CONVERTER_FILE),
+                           classifier.preprocessor.get_config())
+            if classifier.labels is not None:
+                write_json(os.path.join(staging, LABELS_FILE),
+                           classifier.labels)
+        write_json(os.path.join(staging, METADATA_FILE), info)
 
 
 def save_converter_config(converter, preset_dir):
-    """Adds (or replaces) the converter config of an existing preset."""
-    os.makedirs(preset_dir, exist_ok=True)
-    target = os.path.join(preset_dir, CONVERTER_FILE)
-    fd, staging = tempfile.mkstemp(prefix=".tmp-", dir=preset_dir)
-    os.close(fd)
-    _write_json(staging, converter.get_config())
-    publish(staging)
-    os.replace(staging, target)
+    """Adds (or replaces) the converter config of a preset directory."""
+    write_json(os.path.join(preset_dir, CONVERTER_FILE),
+               converter.get_config())

@@ -1,5 +1,7 @@
 """ASTClassifier: parity with ASTForAudioClassification, training, errors."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -11,6 +13,8 @@ from conftest import reference_logits
 from keras_ast import ASTAudioConverter
 from keras_ast import ASTBackbone
 from keras_ast import ASTClassifier
+from keras_ast.objectives import SoftmaxAccuracy
+from keras_ast.objectives import SoftmaxCrossentropy
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -115,24 +119,62 @@ def test_fit_on_waveforms_multi_label():
     assert not np.allclose(scores.sum(-1), 1.0)
 
 
-def test_single_label_defaults_and_scores():
-    classifier = tiny_classifier()
-    classifier.compile()
-    assert isinstance(classifier.loss,
-                      keras.losses.SparseCategoricalCrossentropy)
+def test_comes_compiled_with_the_defaults():
+    classifier = tiny_classifier(num_classes=2)
+    # No compile() call: a task is ready to fit (the KerasHub convention).
+    assert isinstance(classifier.loss, SoftmaxCrossentropy)
     assert isinstance(classifier.optimizer, keras.optimizers.AdamW)
+    assert classifier.optimizer.beta_1 == 0.95
+    assert classifier.optimizer.global_clipnorm == 1.0
+    waves, labels = tone_dataset(8)
+    history = classifier.fit(waves, labels, batch_size=4, epochs=1,
+                             verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert "accuracy" in history.history
     scores = classifier.predict_scores(noise(0.5))
     np.testing.assert_allclose(scores.sum(-1), 1.0, atol=1e-5)
+    # compile() with arguments still overrides.
+    classifier.compile(optimizer="sgd", learning_rate=1e-3)
+    assert isinstance(classifier.optimizer, keras.optimizers.SGD)
+    classifier.compile(learning_rate=1e-3)
+    assert float(classifier.optimizer.learning_rate) == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("shape", ["ids", "column", "one_hot", "soft"])
+def test_single_label_loss_takes_ids_and_soft_targets(shape):
+    logits = np.array([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0],
+                       [1.0, 1.5, -2.0]], np.float32)
+    ids = np.array([0, 2, 0])
+    one_hot = np.eye(3, dtype=np.float32)[ids]
+    soft = 0.7 * one_hot + 0.3 * one_hot[::-1]
+    targets = {"ids": ids, "column": ids[:, None].astype(np.float32),
+               "one_hot": one_hot, "soft": soft}[shape]
+    dense = soft if shape == "soft" else one_hot
+    expected = keras.losses.CategoricalCrossentropy(from_logits=True)(
+        dense, logits)
+    got = SoftmaxCrossentropy()(targets, logits)
+    np.testing.assert_allclose(float(got), float(expected), rtol=1e-5)
+    accuracy = SoftmaxAccuracy()
+    accuracy.update_state(targets, logits)
+    assert float(accuracy.result()) == pytest.approx(2 / 3)
 
 
 def test_fit_with_lengths_dict():
     classifier = tiny_classifier(num_classes=2)
-    classifier.compile(optimizer=keras.optimizers.Adam(1e-3))
     waves, labels = tone_dataset(8)
     lengths = np.full(8, 8000, np.int32)
     lengths[::2] = 4000
-    classifier.fit({"waveforms": waves, "lengths": lengths}, labels,
-                   batch_size=4, epochs=1, verbose=0)
+    history = classifier.fit({"waveforms": waves, "lengths": lengths},
+                             labels, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    # The lengths reach the model: a clip cut to 4000 samples scores as
+    # that clip alone, not as the padded batch row.
+    batch = {"waveforms": waves[:2], "lengths": lengths[:2]}
+    alone = classifier.predict([waves[0, :4000], waves[1]], verbose=0)
+    np.testing.assert_allclose(classifier.predict(batch, verbose=0), alone,
+                               atol=1e-5)
+    assert not np.allclose(classifier.predict(waves[:2], verbose=0)[0],
+                           alone[0], atol=1e-5)
 
 
 def test_mixed_precision_outputs_float32():
@@ -178,8 +220,11 @@ def test_keras_file_round_trip(tmp_path):
     expected = classifier.predict(waves, verbose=0)
     path = str(tmp_path / "model.keras")
     classifier.save(path)
-    restored = keras.saving.load_model(path)  # safe_mode is on
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. "compile() was not called"
+        restored = keras.saving.load_model(path)  # safe_mode is on
     assert isinstance(restored, ASTClassifier)
+    assert isinstance(restored.optimizer, keras.optimizers.AdamW)
     assert restored.labels == classifier.labels
     assert restored.multi_label is True
     np.testing.assert_allclose(restored.predict(waves, verbose=0), expected,

@@ -17,7 +17,7 @@ from conftest import reference_logits
 from keras_ast import ASTAudioConverter
 from keras_ast import ASTBackbone
 from keras_ast import ASTClassifier
-from keras_ast.preset_io import adapt_position_embedding
+from keras_ast.embedding import adapt_position_embedding
 from keras_ast.presets import BUILTIN_PRESETS
 
 NAMES = [
@@ -82,13 +82,16 @@ OFFLINE_LOAD = textwrap.dedent(
     clips = [np.load(sys.argv[1])]
     out = {}
     for preset in ("ast_speech_commands_v2",
-                   "hf://MIT/ast-finetuned-speech-commands-v2"):
+                   "hf://MIT/ast-finetuned-speech-commands-v2",
+                   "MIT/ast-finetuned-speech-commands-v2"):
         classifier = keras_ast.ASTClassifier.from_preset(preset)
         out[preset] = classifier.predict(clips, verbose=0).tolist()
-    try:
-        keras_ast.ASTClassifier.from_preset("ast_audioset_16_16_0.442")
-    except Exception as error:
-        out["error"] = [type(error).__name__, str(error)]
+    for key, preset in (("error", "ast_audioset_16_16_0.442"),
+                        ("bare_error", "MIT/ast-finetuned-audioset-10-10-0.450")):
+        try:
+            keras_ast.ASTClassifier.from_preset(preset)
+        except Exception as error:
+            out[key] = [type(error).__name__, str(error)]
     print(json.dumps(out))
     """
 )
@@ -110,20 +113,27 @@ def test_offline_hub_cache(tmp_path, reference):
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     expected = reference_logits(model, extractor, [clip])
+    # A built-in name, hf:// and the bare hub id transformers users type.
     for preset in ("ast_speech_commands_v2",
-                   "hf://MIT/ast-finetuned-speech-commands-v2"):
+                   "hf://MIT/ast-finetuned-speech-commands-v2",
+                   "MIT/ast-finetuned-speech-commands-v2"):
         np.testing.assert_allclose(out[preset], expected, atol=1e-3)
     # Not cached, and offline: one clear error naming the repository.
-    kind, message = out["error"]
-    assert kind == "PresetNotFoundError"
-    assert "hf://MIT/ast-finetuned-audioset-16-16-0.442" in message
-    assert "HF_HUB_OFFLINE=1" in message
-    assert "Traceback" not in message
+    for key, repo in (("error", "MIT/ast-finetuned-audioset-16-16-0.442"),
+                      ("bare_error", "MIT/ast-finetuned-audioset-10-10-0.450")):
+        kind, message = out[key]
+        assert kind == "PresetNotFoundError"
+        assert f"hf://{repo}" in message
+        assert "HF_HUB_OFFLINE=1" in message
+        assert "Traceback" not in message
 
 
 def test_unknown_preset_name():
     with pytest.raises(FileNotFoundError, match="Unknown preset 'ast_nope'"):
         ASTClassifier.from_preset("ast_nope")
+    # Not a hub id either: a path with more than one separator.
+    with pytest.raises(FileNotFoundError, match="Unknown preset"):
+        ASTClassifier.from_preset("no/such/folder")
 
 
 def torch_adapt(table, old_grid, new_grid):
@@ -158,8 +168,7 @@ def test_position_embedding_adaptation_follows_the_authors(new_grid):
         (1, 12 * 101 + 2, 8)).astype(np.float32)
     got = adapt_position_embedding(table, (12, 101), new_grid)
     assert got.shape == (1, new_grid[0] * new_grid[1] + 2, 8)
-    # torch computes the sampling positions in float32, keras_ast in
-    # float64: they agree to about 2e-5.
+    # Both interpolate in float32, with their own kernels.
     np.testing.assert_allclose(got, torch_adapt(table, (12, 101), new_grid),
                                atol=1e-4)
     np.testing.assert_array_equal(got[:, :2], table[:, :2])

@@ -59,8 +59,10 @@ def test_keras_preset_round_trip(tmp_path, reference):
     classifier.save_to_preset(target)
     assert sorted(os.listdir(target)) == [
         "audio_converter.json", "config.json", "labels.json",
-        "metadata.json", "model.weights.h5",
+        "metadata.json", "model.weights.h5", "task.weights.h5",
     ]
+    assert json.load(open(os.path.join(target, "config.json")))[
+        "format_version"] == 2
     metadata = json.load(open(os.path.join(target, "metadata.json")))
     assert metadata["parameter_count"] == classifier.count_params()
     # Not left private as the temporary directory it was written in.
@@ -84,6 +86,76 @@ def test_keras_preset_round_trip(tmp_path, reference):
     # Saving again over an existing preset replaces it whole.
     restored.save_to_preset(target)
     assert ASTClassifier.from_preset(target).num_classes == 35
+
+
+def test_backbone_and_new_head_never_read_the_stored_head(tmp_path,
+                                                         reference):
+    directory, _, _ = reference("speech_commands")
+    target = str(tmp_path / "preset")
+    classifier = ASTClassifier.from_preset(directory)
+    classifier.save_to_preset(target)
+    # A head file that no loader may open when it does not need it.
+    with open(os.path.join(target, "task.weights.h5"), "wb") as f:
+        f.write(b"not an h5 file")
+    backbone = ASTBackbone.from_preset(target)
+    for ours, theirs in zip(backbone.weights, classifier.backbone.weights):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    fresh = ASTClassifier.from_preset(target, num_classes=3)
+    assert fresh.num_classes == 3
+    with pytest.raises(Exception):
+        ASTClassifier.from_preset(target)  # needs the head: it is broken
+
+
+def _write_format_version_1(classifier, target):
+    """A preset as keras_ast wrote them up to format_version 1."""
+    os.makedirs(target)
+    classifier.save_weights(os.path.join(target, "model.weights.h5"))
+    config = {"format": "keras_ast", "format_version": 1,
+              "backbone": classifier.backbone.get_config(),
+              "classifier": {"num_classes": classifier.num_classes,
+                             "multi_label": classifier.multi_label,
+                             "dropout": classifier.dropout}}
+    for key in ("name", "trainable"):
+        config["backbone"].pop(key)
+    for name, data in (("config.json", config),
+                       ("labels.json", classifier.labels),
+                       ("audio_converter.json",
+                        classifier.preprocessor.get_config()),
+                       ("metadata.json", {})):
+        with open(os.path.join(target, name), "w") as f:
+            json.dump(data, f)
+
+
+def test_format_version_1_presets_still_load(tmp_path, reference):
+    directory, _, _ = reference("speech_commands")
+    classifier = ASTClassifier.from_preset(directory)
+    expected = classifier.predict(clips(), verbose=0)
+    target = str(tmp_path / "v1")
+    _write_format_version_1(classifier, target)
+    restored = ASTClassifier.from_preset(target)
+    assert restored.labels == classifier.labels
+    np.testing.assert_allclose(restored.predict(clips(), verbose=0),
+                               expected, atol=1e-6)
+    backbone = ASTBackbone.from_preset(target)
+    for ours, theirs in zip(backbone.weights, classifier.backbone.weights):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    assert ASTClassifier.from_preset(target, num_classes=2).num_classes == 2
+    # Saved again, it is written in the current format.
+    restored.save_to_preset(str(tmp_path / "v2"))
+    assert json.load(open(tmp_path / "v2" / "config.json"))[
+        "format_version"] == 2
+
+
+def test_newer_format_version_is_refused(tmp_path):
+    backbone = ASTBackbone(hidden_dim=16, num_layers=1, num_heads=2,
+                           intermediate_dim=32, max_length=32)
+    target = tmp_path / "preset"
+    backbone.save_to_preset(str(target))
+    config = json.load(open(target / "config.json"))
+    config["format_version"] = 99
+    (target / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="format_version 99.*Upgrade"):
+        ASTBackbone.from_preset(str(target))
 
 
 def test_backbone_preset_and_new_head(tmp_path, reference):

@@ -1,0 +1,116 @@
+"""Timing and recording of measurements, and how their figures are printed.
+
+Shared by run_benchmarks.py (whose child processes record through
+`Recorder`) and input_pipeline.py; stdlib and `keras_ast.files` only.
+"""
+
+import statistics
+import sys
+import time
+import traceback
+
+from keras_ast.files import write_json
+
+PROGRESS = "[bench]"  # run_benchmarks.py shows its children's lines with it
+
+
+def logger(prefix):
+    """A `log(message)` that prints `prefix message` to stderr."""
+
+    def log(message):
+        print(f"{prefix} {message}", file=sys.stderr, flush=True)
+
+    return log
+
+
+log = logger(PROGRESS)
+
+
+def error_text(error):
+    """`Type: message` of an exception, on one line."""
+    return " ".join(f"{type(error).__name__}: {error}".split())
+
+
+def fmt_rate(rate):
+    """Clips per second with 3 significant figures (no decimals from 100)."""
+    if rate >= 100:
+        return f"{rate:.0f}"
+    if rate >= 10:
+        return f"{rate:.1f}"
+    return f"{rate:.3g}"
+
+
+def fmt_times(times, unit=""):
+    """Seconds of each call: `0.012, 0.011`."""
+    return ", ".join(f"{t:.3f}" for t in times) + unit
+
+
+def time_calls(run, warmup, iters):
+    """Calls `run()` (which must wait for its result); returns the timings.
+
+    The first `warmup` calls (at least one: it compiles) are not timed,
+    except the very first, whose time is returned apart as `first_s`; then
+    `iters` (at least one) calls are timed. Returns `(first_s, times)`.
+    """
+    start = time.perf_counter()
+    run()
+    first_s = time.perf_counter() - start
+    for _ in range(max(warmup, 1) - 1):
+        run()
+    times = []
+    for _ in range(max(iters, 1)):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return first_s, times
+
+
+class Recorder:
+    """Collects one child's measurements; rewrites its JSON after each.
+
+    The file (`{"role", "info", "results": {section: [entry, ...]}}`) is
+    rewritten atomically, so the parent reads the measurements made so far
+    even when the child dies or is killed.
+    """
+
+    def __init__(self, role, path):
+        self.path = path
+        self.data = {"role": role, "info": {}, "results": {}}
+        self.flush()
+
+    def flush(self):
+        write_json(self.path, self.data)
+
+    def info(self, **kwargs):
+        self.data["info"].update(kwargs)
+        self.flush()
+
+    def add(self, section, entry):
+        self.data["results"].setdefault(section, []).append(entry)
+        self.flush()
+        return entry
+
+    def measure(self, section, label, how, run, batch, warmup, iters):
+        """Times `run()` with `time_calls` and records it.
+
+        The figure is the batch size over the median of the timed calls.
+        A failure is recorded (as `error`), so the other measurements go on.
+        """
+        entry = {"label": label, "how": how, "batch": batch}
+        name = f"{self.data['role']} {section} {label}"
+        try:
+            entry["first_s"], times = time_calls(run, warmup, iters)
+            entry["times_s"] = times
+            entry["clips_per_s"] = batch / statistics.median(times)
+            log(f"{name}: {entry['clips_per_s']:.3f} clips/s (first call "
+                f"{entry['first_s']:.2f} s, timed {fmt_times(times, ' s')})")
+        except Exception as error:
+            traceback.print_exc()
+            text = error_text(error).split(" Hint:")[0]  # torch's long advice
+            entry["error"] = text[:300]
+            log(f"{name}: FAILED {entry['error']}")
+        return self.add(section, entry)
+
+    def skip(self, section, label, how, reason):
+        return self.add(section, {"label": label, "how": how,
+                                  "skipped": reason})

@@ -1,0 +1,129 @@
+"""The reference measurements: Hugging Face `transformers`' AST, in a child.
+
+Feature extraction (`ASTFeatureExtractor`, numpy path), end to end
+(extractor + `ASTForAudioClassification`, sdpa, float32) and, on a GPU, the
+model forward alone in bfloat16; one function each.
+"""
+
+from workload import SAMPLING_RATE, make_features, make_waveforms
+from workload import warmup_iters
+
+
+def numpy_path_extractor(rec, settings):
+    """`ASTFeatureExtractor` forced onto its numpy path.
+
+    The brief's reference is the numpy path; with torchaudio installed the
+    extractor would take the torchaudio Kaldi path instead.
+    """
+    import torch
+    import transformers
+    from transformers.models.audio_spectrogram_transformer import (
+        feature_extraction_audio_spectrogram_transformer as fe_module,
+    )
+
+    had_torchaudio = bool(fe_module.is_speech_available())
+    fe_module.is_speech_available = lambda: False
+    rec.info(
+        torch_threads=torch.get_num_threads(),
+        torchaudio_installed=had_torchaudio,
+        feature_path="numpy",
+    )
+    return transformers.ASTFeatureExtractor(
+        num_mel_bins=settings["num_mel_bins"],
+        max_length=settings["max_length"],
+    )
+
+
+def make_model(settings, **kwargs):
+    """`ASTForAudioClassification` (sdpa) of the benchmark's sizes."""
+    import transformers
+
+    config = transformers.ASTConfig(
+        hidden_size=settings["hidden_dim"],
+        num_hidden_layers=settings["num_layers"],
+        num_attention_heads=settings["num_heads"],
+        intermediate_size=settings["intermediate_dim"],
+        patch_size=settings["patch_size"],
+        frequency_stride=settings["frequency_stride"],
+        time_stride=settings["time_stride"],
+        max_length=settings["max_length"],
+        num_mel_bins=settings["num_mel_bins"],
+        num_labels=settings["num_classes"],
+    )
+    return transformers.AutoModelForAudioClassification.from_config(
+        config, attn_implementation="sdpa", **kwargs
+    ).eval()
+
+
+def measure_features(rec, settings, extractor):
+    clips = list(make_waveforms(settings))
+
+    def run():
+        out = extractor(clips, sampling_rate=SAMPLING_RATE,
+                        return_tensors="np")
+        return out["input_values"]
+
+    rec.measure(
+        "features", "reference",
+        "`ASTFeatureExtractor()(clips, sampling_rate=16000, "
+        "return_tensors=\"np\")`, numpy path",
+        run, len(clips), *warmup_iters(settings, "features"),
+    )
+
+
+def measure_e2e(rec, settings, extractor):
+    import torch
+
+    clips = list(make_waveforms(settings))
+    model = make_model(settings)
+
+    def run():
+        with torch.no_grad():
+            inputs = extractor(clips, sampling_rate=SAMPLING_RATE,
+                               return_tensors="pt")
+            return model(**inputs).logits.numpy()
+
+    rec.measure(
+        "e2e", "reference",
+        "`ASTFeatureExtractor` + `ASTForAudioClassification` (sdpa, "
+        "float32) under `torch.no_grad()`",
+        run, len(clips), *warmup_iters(settings, "e2e"),
+    )
+
+
+def measure_gpu(rec, settings):
+    import torch
+
+    if not torch.cuda.is_available():
+        rec.skip("gpu", "reference", "", "torch sees no CUDA device")
+        return
+    rec.info(gpu=torch.cuda.get_device_name(0))
+    batch = settings["gpu_batch_size"]
+    model = make_model(settings, dtype=torch.bfloat16).to("cuda")
+    features = torch.from_numpy(make_features(settings, batch)).to(
+        "cuda", torch.bfloat16
+    )
+
+    def run():
+        with torch.no_grad():
+            logits = model(input_values=features).logits
+        torch.cuda.synchronize()
+        return logits
+
+    rec.measure(
+        "gpu", "reference",
+        "`ASTForAudioClassification` (sdpa), bfloat16 weights and "
+        "features, `torch.no_grad()`",
+        run, batch, *warmup_iters(settings, "gpu"),
+    )
+
+
+def run(settings, sections, rec):
+    """Every requested section of the reference."""
+    extractor = numpy_path_extractor(rec, settings)
+    if "features" in sections:
+        measure_features(rec, settings, extractor)
+    if "e2e" in sections:
+        measure_e2e(rec, settings, extractor)
+    if "gpu" in sections:
+        measure_gpu(rec, settings)

@@ -1,0 +1,302 @@
+"""The Markdown of run_benchmarks.py: method, machine and results sections.
+
+`benchmarks/README.md` is this module's output (a full run rewrites it);
+`children` below is `{role: {"info", "results", "problem"}}` as the child
+processes recorded it (see `measure.Recorder`).
+"""
+
+from measure import fmt_rate, fmt_times
+from workload import SAMPLING_RATE, model_flops_per_clip
+
+PLACEHOLDER_MARK = "<!-- results: not yet measured -->"
+
+INTRO = """\
+# Benchmarks: keras_ast against Hugging Face `transformers`
+
+`benchmarks/run_benchmarks.py` measures the throughput (clips per second) of
+keras_ast against the Hugging Face `transformers` implementation of the Audio
+Spectrogram Transformer, on each Keras backend (JAX, TensorFlow, PyTorch), and
+reports the **ratio keras_ast / reference**: above 1 means keras_ast is
+faster. Absolute figures drift between machines and runs; only figures from
+the same run are compared.
+
+## What is measured
+
+Inputs are {clip_desc} clips of random noise × 0.1 (float32, 16 kHz); weights
+are random (speed does not depend on them). Each implementation runs in its
+own subprocess (the Keras backend is fixed per process); the CPU sections run
+with any GPU hidden. Each measurement warms up first (the first call compiles;
+its time is reported as "first call"), then times several calls; the figure is
+the batch size over the median time of one call. Each call waits for its
+result (`np.asarray`, `.numpy()`, `block_until_ready`, `cuda.synchronize`).
+Run it on an otherwise idle machine: other work on the cores slows the
+multi-threaded runs unevenly (PyTorch's CPU kernels most); the load average
+at the start and end is recorded below.
+
+1. **Feature extraction** (CPU), waveforms → normalised log-mel features,
+   batch of {batch} clips, numpy in and numpy out.
+   Reference: `transformers.ASTFeatureExtractor()` on its numpy path
+   (`fe(list_of_clips, sampling_rate=16000, return_tensors="np")`).
+   keras_ast: `ASTAudioConverter()` compiled the way a pipeline would run it:
+   `jax.jit` of a function calling the layer (JAX); `tf.function` with
+   `jit_compile=False` and `True`, the better one counts (TensorFlow); an
+   eager call under `torch.no_grad()`, and `torch.compile` where it compiles
+   within the time limit (PyTorch).
+2. **End to end** (CPU), waveforms → logits, batch of {batch} clips, model
+   {model_desc}.
+   Reference: `ASTFeatureExtractor` + `ASTForAudioClassification` with
+   `attn_implementation="sdpa"`, float32, under `torch.no_grad()`.
+   keras_ast: `ASTClassifier(ASTBackbone(), num_classes=527,
+   preprocessor=ASTAudioConverter(), multi_label=True)` called through
+   `predict_on_batch(waveforms)` and through the backend's own compiled call
+   (`jax.jit` of `stateless_call`; `tf.function(classifier(x,
+   training=False))` with and without XLA; on PyTorch an eager call under
+   `torch.no_grad()`); the fastest counts.
+3. **GPU, model forward only** (only when a GPU is visible): features already
+   on the device, batch {gpu_batch}, bfloat16. Reference:
+   `ASTForAudioClassification` (sdpa) with bfloat16 weights and features.
+   keras_ast: the classifier without preprocessor under the `mixed_bfloat16`
+   policy (float32 features, cast inside; LayerNorms and head in float32),
+   `jax.jit` / `tf.function` (with and without XLA) / eager torch.
+   TFLOP/s counts {gflop:.0f} GFLOP per clip (matrix work of the encoder and
+   patch embedding).
+
+## How to run
+
+```
+. .venv/bin/activate
+python benchmarks/run_benchmarks.py          # full run: rewrites this file
+python benchmarks/run_benchmarks.py --quick  # smoke test: benchmarks/results-quick.md
+```
+
+The full run takes roughly 10–20 minutes on a 2-core CPU; the end-to-end
+section dominates. Flags:
+
+| flag | effect |
+|---|---|
+| `--quick` | tiny sizes (1 s clips, 128 frames, 2 layers of width 64) to check the plumbing; writes `benchmarks/results-quick.md` unless `--output` |
+| `--device auto\\|cpu\\|gpu` | `auto` (default) adds the GPU section when `nvidia-smi` lists a GPU; `cpu` never; `gpu` always |
+| `--backends jax,tensorflow,torch` | the Keras backends to measure |
+| `--sections features,e2e,gpu` | the sections to run (`gpu` also needs a GPU, see `--device`) |
+| `--batch-size N`, `--clip-seconds S` | batch and clip length of the CPU sections (4, 10 s) |
+| `--fe-warmup N`, `--fe-iters N` | warm-up and timed calls, feature extraction (2, 10) |
+| `--e2e-warmup N`, `--e2e-iters N` | warm-up and timed calls, end to end (1, 2) |
+| `--gpu-batch-size N`, `--gpu-warmup N`, `--gpu-iters N` | the GPU section (64, 3, 20) |
+| `--no-torch-compile` | skip the `torch.compile` attempt on the converter |
+| `--compile-timeout S` | time allowed to the `torch.compile` attempt (300 s) |
+| `--timeout S` | time allowed to each subprocess (3600 s) |
+| `--output PATH` | where to write the Markdown |
+| `--verbose` | show the subprocesses' whole output |
+
+The code, in `benchmarks/`: `run_benchmarks.py` (command line, one
+subprocess per implementation and backend, this file), `workload.py` (sizes
+and inputs), `reference.py` (the `transformers` measurements), `ours.py`
+(keras_ast's), `backends.py` (the table of what differs between JAX,
+TensorFlow and PyTorch: compiling, placing on the GPU, waiting for a
+result), `measure.py` (timing and recording, shared with
+`input_pipeline.py`), `machine.py` (the "Machine" section) and `report.py`
+(the Markdown).
+"""
+
+
+def render_intro(settings):
+    clip = settings["clip_seconds"]
+    return INTRO.format(
+        clip_desc=f"{clip:g} s ({int(round(clip * SAMPLING_RATE))} samples)",
+        batch=settings["batch_size"],
+        gpu_batch=settings["gpu_batch_size"],
+        model_desc=(
+            f"hidden {settings['hidden_dim']}, {settings['num_layers']} "
+            f"layers, {settings['max_length']} frames, strides "
+            f"{settings['frequency_stride']}/{settings['time_stride']}, "
+            f"{settings['num_classes']} labels"
+            + (" (the `ASTConfig()` AudioSet defaults)"
+               if settings["hidden_dim"] == 768 else "")
+        ),
+        gflop=model_flops_per_clip(settings) / 1e9,
+    )
+
+
+
+def render_machine(machine, children, note=""):
+    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
+    threads = children.get("reference", {}).get("info", {}).get(
+        "torch_threads")
+    lines = [
+        "## Machine",
+        "",
+    ]
+    if note:
+        lines += [note, ""]
+    lines += [
+        f"- Date: {machine['date']}; commit {machine['commit'] or '?'}",
+        f"- CPU: {machine['cpu']}, {machine['cores']} cores "
+        f"({machine['usable_cores']} usable), {machine['memory']} memory"
+        + (f"; torch uses {threads} threads" if threads else ""),
+        f"- GPU: {machine['gpu']}",
+        f"- Python {machine['python']} on {machine['os']}",
+        f"- {versions}",
+        f"- Load average at start: {machine['load']}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def best(entries):
+    good = [e for e in entries if e.get("clips_per_s")]
+    return max(good, key=lambda e: e["clips_per_s"]) if good else None
+
+
+def _partial_row(cells, flops):
+    """A table row with only its first cells filled."""
+    width = 7 if flops else 6
+    return "| " + " | ".join(cells) + " |" + " |" * (width - len(cells))
+
+
+def _entry_row(name, entry, ref, flops, bold):
+    """One measurement's row: rate, TFLOP/s, ratio, first and timed calls."""
+    how = entry.get("how") or entry["label"]
+    if "skipped" in entry or "error" in entry:
+        why = entry.get("skipped") or "failed: " + entry["error"]
+        why = why.replace("|", "\\|").replace("\n", " ")
+        return _partial_row([f"{name} ({entry['label']})", how, why], flops)
+    rate = entry["clips_per_s"]
+    row = f"| {name} | {how} | {fmt_rate(rate)} |"
+    if flops:
+        row += f" {rate * flops / 1e12:.0f} |"
+    ratio = f"{rate / ref['clips_per_s']:.2f}" if ref else "—"
+    if bold:
+        ratio = f"**{ratio}**"
+    return row + (f" {ratio} | {entry['first_s']:.2f} | "
+                  f"{fmt_times(entry['times_s'])} |")
+
+
+def _best_lines(summary):
+    """The "best call per backend" and "best backend" sentences."""
+    winner, top, ratio = max(summary, key=lambda s: s[2])
+    per_backend = "; ".join(f"{role} ({entry['label']}) **{r:.2f}**"
+                            for role, entry, r in summary)
+    return [
+        f"Best call per backend, keras_ast / reference: {per_backend}.",
+        f"Best backend: **{winner}** ({top['label']}), "
+        f"**{ratio:.2f}×** the reference.",
+        "",
+    ]
+
+
+def render_section(title, section, children, backends, note="", flops=None):
+    """One section's table; returns `(text, [(role, best entry, ratio)])`."""
+    ref = best(children.get("reference", {}).get("results", {}).get(
+        section, []))
+    lines = [f"### {title}", ""]
+    if note:
+        lines += [note, ""]
+    head = "| implementation | how it is called | clips/s |"
+    rule = "|---|---|---:|"
+    if flops:
+        head += " TFLOP/s |"
+        rule += "---:|"
+    head += " ratio vs reference | first call (s) | timed calls (s) |"
+    rule += "---:|---:|---|"
+    lines += [head, rule]
+    summary = []
+    for role in ("reference",) + tuple(backends):
+        child = children.get(role, {})
+        entries = child.get("results", {}).get(section, [])
+        if not entries:
+            reason = child.get("problem", "not run")
+            lines.append(_partial_row([role, "—", reason], flops))
+            continue
+        top = best(entries)
+        name = role if role == "reference" else f"keras_ast {role}"
+        for entry in entries:
+            bold = role != "reference" and entry is top
+            lines.append(_entry_row(name, entry, ref, flops, bold))
+        if role != "reference" and top and ref:
+            summary.append((role, top, top["clips_per_s"]
+                            / ref["clips_per_s"]))
+        if child.get("problem"):
+            lines.append(_partial_row(
+                [role, f"subprocess {child['problem']}"], flops))
+    lines.append("")
+    if summary:
+        lines += _best_lines(summary)
+    elif not ref:
+        lines += ["No reference figure: no ratio.", ""]
+    return "\n".join(lines), summary
+
+
+def render_summary(summaries, backends):
+    """keras_ast / reference, best call per backend, one row per section."""
+    parts = ["### Summary: keras_ast / reference, best call per backend", "",
+             "| section | " + " | ".join(backends) + " | best |",
+             "|---|" + "---:|" * (len(backends) + 1)]
+    for section, summary in summaries.items():
+        if not summary:
+            continue
+        by_role = {role: ratio for role, _, ratio in summary}
+        cells = [f"{by_role[b]:.2f}" if b in by_role else "—"
+                 for b in backends]
+        top = max(summary, key=lambda s: s[2])
+        parts.append(f"| {section} | " + " | ".join(cells)
+                     + f" | {top[0]} {top[2]:.2f} |")
+    parts.append("")
+    return parts
+
+
+def render_results(settings, children, backends, sections, gpu_name, mode):
+    """The "## Results" section: one table per section and the summary."""
+    parts = [f"## Results ({mode})", ""]
+    parts.append(
+        f"Ratios are keras_ast clips/s ÷ reference clips/s from this run "
+        f"(bold: the backend's best call). Timed calls: seconds per batch. "
+        f"Feature extraction: {settings['fe_warmup']} warm-up + "
+        f"{settings['fe_iters']} timed calls; end to end: "
+        f"{settings['e2e_warmup']} + {settings['e2e_iters']}; GPU: "
+        f"{settings['gpu_warmup']} + {settings['gpu_iters']}.")
+    parts.append("")
+    if settings.get("quick"):
+        parts += [
+            "**Smoke test only.** With these tiny sizes fixed per-call "
+            "overheads dominate: the figures and ratios below show that the "
+            "script works, not how fast anything is.", ""]
+    titles = {
+        "features": f"1. Feature extraction, CPU, batch "
+                    f"{settings['batch_size']}",
+        "e2e": f"2. End to end, waveforms → logits, CPU, batch "
+               f"{settings['batch_size']}, float32",
+        "gpu": f"3. Model forward only, GPU ({gpu_name}), bfloat16, batch "
+               f"{settings['gpu_batch_size']}, features on device",
+    }
+    summaries = {}
+    for section in ("features", "e2e", "gpu"):
+        if section not in sections:
+            continue
+        flops = model_flops_per_clip(settings) if section == "gpu" else None
+        text, summaries[section] = render_section(
+            titles[section], section, children, backends, flops=flops)
+        parts.append(text)
+    if "gpu" not in sections:
+        parts += ["### 3. Model forward only, GPU", "",
+                  "Not measured: no GPU visible in this run.", ""]
+    if any(summaries.values()):
+        parts += render_summary(summaries, backends)
+    return "\n".join(parts)
+
+
+def placeholder_results():
+    return "\n".join([
+        "## Results",
+        "",
+        PLACEHOLDER_MARK,
+        "Not yet measured: the full run has not been made on this machine. "
+        "Run `python benchmarks/run_benchmarks.py` to fill this section.",
+        "",
+        "| section | jax | tensorflow | torch | best |",
+        "|---|---:|---:|---:|---:|",
+        "| features | not yet measured | | | |",
+        "| e2e | not yet measured | | | |",
+        "| gpu | not yet measured | | | |",
+        "",
+    ])
+
