@@ -38,7 +38,7 @@ def add_make_shards_arguments(parser):
         help="target shard size in megabytes of audio (default 64)",
     )
     parser.add_argument(
-        "--workers", type=int, default=None, metavar="N",
+        "--num-workers", type=int, default=None, metavar="N",
         help="decoding processes (default: the number of CPUs; 0 or 1: "
         "decode in the main process)",
     )
@@ -62,13 +62,15 @@ def run_make_shards(args):
     try:
         info = make_shards(
             args.source, args.output, format=args.format,
-            shard_size_mb=args.shard_size_mb, num_workers=args.workers,
+            shard_size_mb=args.shard_size_mb, num_workers=args.num_workers,
             progress=not args.no_progress, resume=args.resume,
             seed=args.seed,
         )
     except (FileExistsError, FileNotFoundError, ValueError,
             ImportError) as error:
-        return _error("make-shards", error)
+        # make_shards' messages name its argument; here it is a flag.
+        message = str(error).replace("resume=True", "--resume")
+        return _error("make-shards", message)
     except KeyboardInterrupt:
         print(f"\nkeras-ast make-shards: interrupted; {args.output} is "
               "unfinished: run again with --resume to start over.",
@@ -87,16 +89,6 @@ def run_make_shards(args):
     if len(skipped) > 10:
         print(f"  ... and {len(skipped) - 10} more (see dataset.json)")
     return 0
-
-
-def make_shards_main(argv):
-    """`keras-ast make-shards ...` with `argv` the arguments after it."""
-    parser = argparse.ArgumentParser(
-        prog="keras-ast make-shards",
-        description=SUBCOMMANDS["make-shards"][0],
-    )
-    add_make_shards_arguments(parser)
-    return run_make_shards(parser.parse_args(argv))
 
 
 # --- train ----------------------------------------------------------------
@@ -157,6 +149,35 @@ def run_train(args):
     return 0
 
 
+# --- convert and upload ---------------------------------------------------
+# Both live in their own modules (stdlib-only at import, so `--help` loads
+# no Keras); these wrappers import them only when the table is used.
+
+
+def add_convert_arguments(parser):
+    from keras_ast.convert_checkpoint import add_arguments
+
+    add_arguments(parser)
+
+
+def run_convert(args):
+    from keras_ast.convert_checkpoint import run
+
+    return run(args)
+
+
+def add_upload_arguments(parser):
+    from keras_ast.upload import add_arguments
+
+    add_arguments(parser)
+
+
+def run_upload(args):
+    from keras_ast.upload import run
+
+    return run(args)
+
+
 # --- dispatch -------------------------------------------------------------
 
 SUBCOMMANDS = {
@@ -171,6 +192,19 @@ SUBCOMMANDS = {
         "SpecAugment and mixup), resuming an interrupted run.",
         add_train_arguments,
         run_train,
+    ),
+    "convert": (
+        "Convert an AST checkpoint (hub id, hf://owner/repo, Hugging Face "
+        "folder or the authors' .pth) into a keras_ast preset, optionally "
+        "verified against transformers and uploaded.",
+        add_convert_arguments,
+        run_convert,
+    ),
+    "upload": (
+        "Upload a keras_ast preset directory to the Hugging Face Hub "
+        "(hf://owner/repo, created if needed).",
+        add_upload_arguments,
+        run_upload,
     ),
 }
 

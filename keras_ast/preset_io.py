@@ -159,6 +159,7 @@ class TransformersPresetLoader(PresetLoader):
             read_json(prep_path) if os.path.exists(prep_path) else {}
         )
         self._state_dict = None
+        self.backbone_config()  # refuses a config that is not AST's
 
     def backbone_config(self):
         return convert_transformers.backbone_config(self.hf_config)
@@ -250,9 +251,8 @@ class KerasPresetLoader(PresetLoader):
             f"{key}={theirs} (the model has {ours})"
             for key, (theirs, ours) in architecture_differences(
                 self.config["backbone"], backbone).items()
-            if stored_grid is None
         ]
-        if differing:
+        if differing and stored_grid is None:
             raise ValueError(
                 f"The weights in {self.path} do not fit the model: they were "
                 "saved for " + ", ".join(differing) + "."

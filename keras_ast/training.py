@@ -14,7 +14,7 @@ import keras
 
 from keras_ast.classifier import ASTClassifier
 from keras_ast.data import pipelines
-from keras_ast.data.shards import read_info
+from keras_ast.data.index import read_info
 
 METRICS_FILE = "metrics.json"
 
@@ -51,7 +51,7 @@ def _datasets(path, batch_size, training, clip_seconds, seed, one_hot,
         return pipelines.tf_dataset(path, batch_size, repeat=training,
                                     **common)
     return pipelines.grain_dataset(path, batch_size,
-                                   worker_count=worker_count,
+                                   num_workers=worker_count,
                                    num_epochs=None if training else 1,
                                    **common)
 
@@ -119,7 +119,7 @@ def train(preset, train, output, validation=None, epochs=10, batch_size=16,
     >>> train("ast_speech_commands_v2", "shards/train", "runs/sc",
     ...       validation="shards/val", epochs=5)
     """
-    from keras_ast.data.augment import SpecAugment
+    from keras_ast.data.spec_augment import SpecAugment
 
     os.makedirs(output, exist_ok=True)
     info = read_info(train)

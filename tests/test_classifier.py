@@ -217,6 +217,9 @@ def test_constructor_errors():
 def test_keras_file_round_trip(tmp_path):
     classifier = tiny_classifier(multi_label=True)
     waves = np.stack([noise(0.5, seed=i) for i in range(2)])
+    # Trained, so the file holds the optimizer's state too.
+    classifier.fit(waves, np.ones((2, classifier.num_classes), "float32"),
+                   verbose=0)
     expected = classifier.predict(waves, verbose=0)
     path = str(tmp_path / "model.keras")
     classifier.save(path)

@@ -1,23 +1,34 @@
-"""tools/convert_checkpoint.py: hub-format and original `.pth` sources."""
+"""`keras-ast convert` (keras_ast.convert_checkpoint): hub-format and
+original `.pth` sources, through the CLI, the Python function and the
+`tools/convert_checkpoint.py` wrapper."""
 
 import json
 import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from conftest import load_tool
+from conftest import TOOLS
 from conftest import make_reference
 
 from keras_ast import ASTClassifier
+from keras_ast import cli
+from keras_ast.convert_checkpoint import ConversionError
+from keras_ast.convert_checkpoint import SourceError
+from keras_ast.convert_checkpoint import VerificationError
+from keras_ast.convert_checkpoint import convert_checkpoint
 from keras_ast.convert_original import geometry_from_file_name
 from keras_ast.files import sha256_file
 
+HEAVY = ("keras", "tensorflow", "jax", "torch", "transformers",
+         "huggingface_hub")
 
 
-@pytest.fixture(scope="module")
-def tool():
-    return load_tool("convert_checkpoint")
+def convert(*args):
+    """`keras-ast convert ARGS...`'s exit status."""
+    return cli.main(["convert", *args])
 
 
 def to_original(hf_state):
@@ -114,14 +125,14 @@ def test_file_name_pattern():
     assert geometry_from_file_name("model.pth") is None
 
 
-def test_pth_with_geometry_from_file_name(tmp_path, tool, capsys):
+def test_pth_with_geometry_from_file_name(tmp_path, capsys):
     path, model, _ = make_pth(tmp_path, "speech_commands",
                               "speechcommands_10_10_0.9812.pth")
     output = str(tmp_path / "preset")
     # Heads cannot be read off the tensors; DeiT's width / 64 is the
     # default, this tiny model has 4.
-    assert tool.main(["--source", path, "--output", output,
-                      "--num-heads", "4"]) == 0
+    assert convert("--source", path, "--output", output,
+                   "--num-heads", "4") == 0
     classifier = assert_same_logits(output, model)
     assert classifier.multi_label is False
     assert classifier.labels is None
@@ -134,14 +145,13 @@ def test_pth_with_geometry_from_file_name(tmp_path, tool, capsys):
     assert metadata["parameter_count"] == classifier.count_params()
     assert "keras" in metadata["versions"]
     assert "35 classes" in capsys.readouterr().out
-    # A preset made by the tool round-trips through save_to_preset.
+    # A converted preset round-trips through save_to_preset.
     again = str(tmp_path / "again")
     classifier.save_to_preset(again)
     assert_same_logits(again, model)
 
 
-def test_pth_with_flags_and_labels_and_verify(tmp_path, tool, capsys,
-                                              speech):
+def test_pth_with_flags_and_labels_and_verify(tmp_path, capsys, speech):
     path, model, _ = make_pth(tmp_path, "audioset_16_16", "my_ast.pth")
     labels = tmp_path / "class_labels_indices.csv"
     labels.write_text("index,mid,display_name\n" + "".join(
@@ -149,15 +159,16 @@ def test_pth_with_flags_and_labels_and_verify(tmp_path, tool, capsys,
     output = str(tmp_path / "preset")
     args = ["--source", path, "--output", output, "--labels", str(labels),
             "--num-heads", "4"]
-    with pytest.raises(SystemExit, match="--frequency-stride"):
-        tool.main(args)
+    # No geometry in the name nor in the flags: the flags are named.
+    assert convert(*args) == 1
+    assert "--frequency-stride" in capsys.readouterr().err
     wrong = args + ["--frequency-stride", "10", "--time-stride", "10",
                     "--max-length", "1024"]
-    assert tool.main(wrong) == 2
+    assert convert(*wrong) == 2
     assert "position embeddings" in capsys.readouterr().err
     right = args + ["--frequency-stride", "16", "--time-stride", "16",
                     "--max-length", "1024", "--multi-label", "--verify"]
-    assert tool.main(right) == 0
+    assert convert(*right) == 0
     printed = capsys.readouterr().out
     assert "verify: largest logit difference" in printed and "(ok," in printed
     classifier = assert_same_logits(output, model)
@@ -167,18 +178,47 @@ def test_pth_with_flags_and_labels_and_verify(tmp_path, tool, capsys,
     assert metadata["verified_max_abs_logit_difference"] <= 1e-3
 
 
-def test_hub_format_source_and_failed_verify(tmp_path, tool, reference,
-                                             capsys, speech):
+def test_python_function(tmp_path):
+    """`convert_checkpoint` returns what it did and raises what stops it."""
+    path, model, _ = make_pth(tmp_path, "speech_commands", "tiny.pth")
+    output = tmp_path / "preset"
+    with pytest.raises(ConversionError, match="frequency_stride"):
+        convert_checkpoint(path, output, num_heads=4)
+    result = convert_checkpoint(
+        path, output, frequency_stride=10, time_stride=10, max_length=128,
+        num_heads=4, labels=[f"word_{i}" for i in range(35)],
+        multi_label=False)
+    assert result.output == str(output)
+    assert result.max_abs_logit_difference is None
+    assert result.uploaded_to is None
+    assert result.classifier.labels[:2] == ["word_0", "word_1"]
+    assert ASTClassifier.from_preset(str(output)).labels[34] == "word_34"
+    assert_same_logits(str(output), model)
+    not_a_checkpoint = tmp_path / "empty"
+    not_a_checkpoint.mkdir()
+    with pytest.raises(SourceError, match="config.json"):
+        convert_checkpoint(not_a_checkpoint, tmp_path / "other")
+    assert not os.path.exists(tmp_path / "other")
+
+
+def test_hub_format_source_and_failed_verify(tmp_path, reference, capsys,
+                                             speech):
     directory, model, _ = reference("speech_commands")
     output = str(tmp_path / "preset")
     # A tolerance no float computation meets: exit 1, nothing written.
-    assert tool.main(["--source", directory, "--output", output,
-                      "--verify", "--tolerance", "-1"]) == 1
-    assert "TOO LARGE" in capsys.readouterr().out
+    assert convert("--source", directory, "--output", output,
+                   "--verify", "--tolerance", "-1") == 1
+    captured = capsys.readouterr()
+    assert "TOO LARGE" in captured.out and "35 classes" in captured.out
+    assert "nothing was written" in captured.err
     assert not os.path.exists(output)
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
-    assert tool.main(["--source", directory, "--output", output,
-                      "--verify"]) == 0
+    with pytest.raises(VerificationError) as raised:
+        convert_checkpoint(directory, output, verify=True, tolerance=-1)
+    assert raised.value.difference >= 0
+    assert not os.path.exists(output)
+    assert convert("--source", directory, "--output", output,
+                   "--verify") == 0
     classifier = assert_same_logits(output, model)
     assert classifier.labels == [f"class_{i}" for i in range(35)]
     metadata = json.load(open(os.path.join(output, "metadata.json")))
@@ -187,7 +227,7 @@ def test_hub_format_source_and_failed_verify(tmp_path, tool, reference,
             os.path.join(directory, "model.safetensors"))}
 
 
-def test_pickle_that_runs_code_is_refused(tmp_path, tool, capsys):
+def test_pickle_that_runs_code_is_refused(tmp_path, capsys):
     marker = tmp_path / "pwned"
 
     class Payload:
@@ -198,29 +238,38 @@ def test_pickle_that_runs_code_is_refused(tmp_path, tool, capsys):
     with open(path, "wb") as f:
         pickle.dump({"module.v.cls_token": Payload()}, f)
     output = str(tmp_path / "preset")
-    assert tool.main(["--source", str(path), "--output", output]) == 2
+    assert convert("--source", str(path), "--output", output) == 2
     assert "Refusing to load" in capsys.readouterr().err
     assert not marker.exists()
     assert not os.path.exists(output)
 
 
-def test_upload(tmp_path, tool, reference, monkeypatch):
-    import huggingface_hub
+def run_python(*args):
+    return subprocess.run([sys.executable, *args], capture_output=True,
+                          text=True, timeout=300)
 
-    calls = []
 
-    class FakeApi:
-        def create_repo(self, repo_id, exist_ok):
-            calls.append(("create", repo_id, exist_ok))
+def test_tools_wrapper_runs():
+    """The documented `python tools/convert_checkpoint.py` still works."""
+    done = run_python(os.path.join(TOOLS, "convert_checkpoint.py"), "--help")
+    assert done.returncode == 0, done.stderr
+    assert "--source" in done.stdout and "--verify" in done.stdout
 
-        def upload_folder(self, folder_path, repo_id, commit_message):
-            calls.append(("upload", repo_id, sorted(os.listdir(folder_path))))
 
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    output = str(tmp_path / "preset")
-    assert tool.main(["--source", reference("speech_commands")[0],
-                      "--output", output,
-                      "--upload", "hf://someone/ast-sc"]) == 0
-    assert calls[0] == ("create", "someone/ast-sc", True)
-    assert calls[1][:2] == ("upload", "someone/ast-sc")
-    assert "model.weights.h5" in calls[1][2]
+@pytest.mark.parametrize("argv", [["--help"], ["convert", "--help"],
+                                  ["upload", "--help"]])
+def test_help_loads_no_framework(argv):
+    """`keras-ast [convert|upload] --help` answer without Keras & co."""
+    script = (
+        "import sys\n"
+        "from keras_ast import cli\n"
+        "try:\n"
+        f"    cli.main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print('LOADED', [m for m in {HEAVY!r} if m in sys.modules])\n"
+    )
+    done = run_python("-c", script)
+    assert done.returncode == 0, done.stderr
+    assert "usage: keras-ast" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "LOADED []"

@@ -11,6 +11,7 @@ from keras_ast import ASTAudioConverter
 from keras_ast import ASTBackbone
 from keras_ast import ASTClassifier
 from keras_ast.data import pipelines
+from keras_ast.data.index import read_info
 from keras_ast.data.shards import make_shards
 
 RATE = 16000
@@ -119,9 +120,29 @@ def test_fit_from_both_pipelines(shard_dirs):
     assert int(tf_ds.skipped_records.numpy()) == 0
 
 
+@pytest.mark.parametrize("fmt", ["tfrecord", "arrayrecord"])
+def test_mixup_in_the_pipelines(shard_dirs, fmt):
+    make = (pipelines.tf_dataset if fmt == "tfrecord"
+            else pipelines.grain_dataset)
+
+    def batches(seed):
+        return collect(make(shard_dirs[fmt], 6, training=True,
+                            clip_seconds=0.5, seed=seed, mixup_alpha=10.0))
+
+    waves, targets = batches(seed=3)
+    assert waves.shape == (12, 8000) and targets.shape == (12, 2)
+    assert targets.dtype == np.float32
+    # Soft one-hot targets: rows sum to 1; some clips are mixed.
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-6)
+    assert ((targets > 0.01) & (targets < 0.99)).any()
+    again = batches(seed=3)
+    np.testing.assert_array_equal(waves, again[0])
+    np.testing.assert_array_equal(targets, again[1])
+
+
 def test_grain_worker_processes(shard_dirs):
     dataset = pipelines.grain_dataset(shard_dirs["arrayrecord"], 4,
-                                      clip_seconds=0.5, worker_count=1)
+                                      clip_seconds=0.5, num_workers=1)
     waves, labels = collect(dataset)
     assert waves.shape == (12, 8000)
     assert sorted(labels.tolist()) == [0] * 6 + [1] * 6
@@ -155,7 +176,7 @@ def test_bad_records_are_skipped_and_counted(tmp_path, shard_dirs):
 
     directory = tmp_path / "bad"
     shutil.copytree(shard_dirs["tfrecord"], directory)
-    info = pipelines._info(str(directory))
+    info = read_info(str(directory))
     bad = np.full(100, np.nan, np.float32)
     path = os.path.join(directory, info["shards"][0]["file"])
     existing = [r.numpy() for r in tf.data.TFRecordDataset(path)]

@@ -1,4 +1,4 @@
-"""make_shards, read_info, audio_io.decode and `keras-ast make-shards`.
+"""make_shards, read_info, sources, decoding and `keras-ast make-shards`.
 
 Small generated audio only; no model. The shards read back (tf.data for
 TFRecord, ArrayRecordReader for ArrayRecord) must hold exactly what
@@ -15,11 +15,14 @@ import numpy as np
 import pytest
 import soundfile
 
-from keras_ast.data import audio_io
 from keras_ast import cli
+from keras_ast.data import audio_io
 from keras_ast.data import records
+from keras_ast.data import shards
+from keras_ast.data.index import leftovers
+from keras_ast.data.index import read_info
 from keras_ast.data.shards import make_shards
-from keras_ast.data.shards import read_info
+from keras_ast.files import atomic_path
 
 RATE = 16000
 FORMATS = ["tfrecord", "arrayrecord"]
@@ -172,7 +175,8 @@ def test_decode_errors(source, tmp_path):
 def test_class_folders(source, made, fmt):
     out, info = made(fmt)
     good = source["good"]
-    assert info["format"] == "keras_ast.shards" and info["version"] == 1
+    assert info["format"] == "keras_ast.shards"
+    assert info["format_version"] == 1 and "version" not in info
     assert info["record_format"] == fmt and info["sampling_rate"] == RATE
     assert info["labels"] == ["cat", "dog"] and not info["multi_label"]
     assert info["num_examples"] == len(good)
@@ -360,7 +364,7 @@ def test_refuse_and_resume(source, tmp_path):
     info = make_shards(str(manifest), out, **kwargs)
     info_path = os.path.join(out, "dataset.json")
     stamp = os.stat(info_path).st_mtime_ns
-    with pytest.raises(FileExistsError, match="resume"):
+    with pytest.raises(FileExistsError, match="resume=True"):
         make_shards(str(manifest), out, **kwargs)
     # resume: the existing shards, untouched; stale temporaries removed.
     stale = os.path.join(out, ".tmp-shard-00009.array_record-abc")
@@ -377,7 +381,7 @@ def test_refuse_and_resume(source, tmp_path):
     # An interrupted run: shards without dataset.json.
     os.remove(info_path)
     open(os.path.join(out, "shard-00007.array_record"), "wb").close()
-    with pytest.raises(FileNotFoundError, match="--resume"):
+    with pytest.raises(FileNotFoundError, match="resume"):
         read_info(out)
     with pytest.raises(FileExistsError, match="did not finish"):
         make_shards(str(manifest), out, **kwargs)
@@ -385,6 +389,52 @@ def test_refuse_and_resume(source, tmp_path):
     assert fresh["labels"] == ["dog", "kitty"]
     assert sorted(os.listdir(out)) == sorted(
         [s["file"] for s in fresh["shards"]] + ["dataset.json"])
+
+
+def test_old_version_key_is_migrated(made, tmp_path):
+    out, info = made("arrayrecord")
+    copy = tmp_path / "old"
+    shutil.copytree(out, copy)
+    old = dict(info)
+    old["version"] = old.pop("format_version")
+    (copy / "dataset.json").write_text(json.dumps(old))
+    assert read_info(copy) == info
+
+
+def test_temporary_files_of_the_atomic_writer_are_leftovers(tmp_path):
+    # make_shards writes through files.atomic_path; what it leaves while
+    # writing is what `leftovers` finds (and --resume deletes).
+    out = str(tmp_path)
+    with atomic_path(os.path.join(out, "shard-00000.tfrecord")) as temp:
+        with atomic_path(os.path.join(out, "dataset.json")) as info_temp:
+            names = sorted(os.path.basename(t) for t in (temp, info_temp))
+            assert leftovers(out) == ([], names)
+    assert leftovers(out) == (["shard-00000.tfrecord"], [])
+
+
+def test_a_failed_write_leaves_no_temporary_file(source, tmp_path,
+                                                  monkeypatch):
+    calls = []
+    encode = records.encode
+
+    def failing_encode(audio, labels, path=""):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return encode(audio, labels, path)
+
+    monkeypatch.setattr(shards.records, "encode", failing_encode)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="disk full"):
+        make_shards(str(source["root"]), str(out), format="arrayrecord",
+                    shard_size_mb=0.02, num_workers=0, progress=False)
+    names = os.listdir(out)
+    assert names and not [n for n in names if n.startswith(".tmp-")]
+    assert "dataset.json" not in names
+    monkeypatch.undo()
+    with pytest.raises(FileExistsError, match="did not finish"):
+        make_shards(str(source["root"]), str(out), format="arrayrecord",
+                    num_workers=0, progress=False)
 
 
 def test_read_info_errors(made, tmp_path):
@@ -402,7 +452,11 @@ def test_read_info_errors(made, tmp_path):
     with pytest.raises(FileNotFoundError, match="missing"):
         read_info(copy)
     (copy / "dataset.json").write_text('{"format": "keras_ast.shards"}')
-    with pytest.raises(ValueError, match="version"):
+    with pytest.raises(ValueError, match="format_version"):
+        read_info(copy)
+    (copy / "dataset.json").write_text(
+        '{"format": "keras_ast.shards", "format_version": 2}')
+    with pytest.raises(ValueError, match="reads version 1"):
         read_info(copy)
     (copy / "dataset.json").write_text("{")
     with pytest.raises(ValueError, match="JSON"):
@@ -414,9 +468,10 @@ def test_read_info_errors(made, tmp_path):
 
 def test_cli(source, tmp_path, capsys):
     out = str(tmp_path / "out")
-    args = [str(source["root"]), out, "--format", "arrayrecord",
-            "--shard-size-mb", "0.05", "--workers", "0", "--no-progress"]
-    assert cli.main(["make-shards"] + args) == 0
+    args = ["make-shards", str(source["root"]), out, "--format",
+            "arrayrecord", "--shard-size-mb", "0.05", "--num-workers", "0",
+            "--no-progress"]
+    assert cli.main(args) == 0
     printed = capsys.readouterr().out
     n = len(source["good"])
     assert f"{n} examples, 2 labels," in printed and "2 skipped" in printed
@@ -424,10 +479,18 @@ def test_cli(source, tmp_path, capsys):
     info = read_info(out)
     assert info["num_examples"] == n and info["record_format"] == "arrayrecord"
 
-    assert cli.main(["make-shards"] + args) == 1
-    assert "--resume" in capsys.readouterr().err
-    assert cli.make_shards_main(args + ["--resume"]) == 0
+    # The errors speak in flags, not in Python arguments.
+    assert cli.main(args) == 1
+    error = capsys.readouterr().err
+    assert "--resume" in error and "resume=True" not in error
+    assert cli.main(args + ["--resume"]) == 0
     assert read_info(out) == info
+    os.remove(os.path.join(out, "dataset.json"))
+    assert cli.main(args) == 1
+    error = capsys.readouterr().err
+    assert "did not finish" in error
+    assert "--resume" in error and "resume=True" not in error
+    assert cli.main(args + ["--resume"]) == 0
     with pytest.raises(SystemExit):
         cli.main([])
     with pytest.raises(SystemExit):

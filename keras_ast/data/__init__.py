@@ -1,1 +1,39 @@
-"""Dataset tooling: audio shards, tf.data and Grain pipelines, augmentation."""
+"""Data sets for AST: audio shards, tf.data and Grain pipelines, augmentation.
+
+The names below are imported on first use (PEP 562), so that
+`import keras_ast.data` and its numpy-only modules (`pipelines`, `shards`,
+`mixing`, ...) load neither Keras nor a backend: Grain and shard-writer
+worker processes import only what they run. `SpecAugment` imports Keras
+when it is first used. Decoding one file: `keras_ast.data.audio_io.decode`.
+
+Example:
+>>> from keras_ast import data
+>>> data.make_shards("my_audio/train", "shards/train", format="arrayrecord")
+>>> train = data.grain_dataset("shards/train", 32, training=True,
+...                            clip_seconds=1.0, mixup_alpha=10.0)
+"""
+
+import importlib
+
+_EXPORTS = {
+    "make_shards": "keras_ast.data.shards",
+    "read_info": "keras_ast.data.index",
+    "tf_dataset": "keras_ast.data.pipelines",
+    "grain_dataset": "keras_ast.data.pipelines",
+    "mixup": "keras_ast.data.mixing",
+    "SpecAugment": "keras_ast.data.spec_augment",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'keras_ast.data' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -6,8 +6,13 @@ single-label data or multi-hot float32 `(batch, num_classes)` for
 multi-label data. They feed `ASTClassifier.fit` directly on every backend.
 Training pipelines shuffle with a seed and take a random crop of clips
 longer than `num_samples`; evaluation pipelines keep the start. Shorter
-clips are zero-padded at the end. With several processes (multi-host
-training) each process reads its own part of the data.
+clips are zero-padded at the end. With `mixup_alpha`, batches are mixed
+(`keras_ast.data.mixup`) and targets are soft one-hot (or multi-hot)
+vectors. With several processes (multi-host training) each process reads
+its own part of the data.
+
+No Keras or TensorFlow import at module level: Grain worker processes load
+this module and run only numpy.
 """
 
 import logging
@@ -16,15 +21,10 @@ import os
 import numpy as np
 
 from keras_ast.data import records
+from keras_ast.data.index import read_info
+from keras_ast.data.mixing import mixup
 
 logger = logging.getLogger(__name__)
-
-
-def _info(path):
-    from keras_ast.data.shards import read_info
-
-    return read_info(path)
-
 
 _READERS = {"tfrecord": ("tf_dataset", "TFRecord"),
             "arrayrecord": ("grain_dataset", "ArrayRecord")}
@@ -32,7 +32,7 @@ _READERS = {"tfrecord": ("tf_dataset", "TFRecord"),
 
 def _shards(path, record_format):
     """`(info, shard paths)` of a shard directory of `record_format`."""
-    info = _info(path)
+    info = read_info(path)
     if info["record_format"] != record_format:
         reader, kind = _READERS[record_format]
         other, _ = _READERS[info["record_format"]]
@@ -72,24 +72,6 @@ def fit_length(audio, num_samples, rng=None):
     return np.pad(audio, (0, -extra))
 
 
-def mix_batch(waveforms, targets, rng, alpha=10.0, probability=0.5):
-    """Mixup of a batch with its reverse, as the AST authors trained.
-
-    A share `probability` of the clips (the authors used 0.5 on AudioSet,
-    0.6 on Speech Commands) is mixed with its partner in the reversed batch
-    with its own `lam ~ Beta(alpha, alpha)`: `lam * a + (1 - lam) * b`, for
-    the waveforms and the (one-hot or multi-hot) targets alike; the others
-    are left as they are.
-    """
-    size = (waveforms.shape[0], 1)
-    lam = rng.beta(alpha, alpha, size=size)
-    lam = np.where(rng.random(size) < probability, lam, 1.0)
-    lam = lam.astype(np.float32)
-    mixed = lam * waveforms + (1 - lam) * waveforms[::-1]
-    mixed_targets = lam * targets + (1 - lam) * targets[::-1]
-    return mixed.astype(np.float32), mixed_targets.astype(np.float32)
-
-
 def _label_target(labels, num_classes, multi_label):
     if multi_label:
         target = np.zeros(num_classes, np.float32)
@@ -120,8 +102,9 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
         repeat: repeat forever (then pass `steps_per_epoch` to `fit`).
         drop_remainder: defaults to `training`.
         one_hot: single-label targets as one-hot float32 vectors.
-        mixup_alpha: mix each batch with its reverse (see `mix_batch`);
-            implies one-hot targets.
+        mixup_alpha: mixup's Beta parameter: half of the clips of a batch
+            are mixed with random partners (`keras_ast.data.mixup`);
+            implies one-hot targets. None: no mixup.
 
     Example:
     >>> ds = tf_dataset("shards/train", batch_size=32, training=True,
@@ -214,7 +197,7 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
         rng = np.random.default_rng(seed)
 
         def mix(waveforms, targets):
-            return mix_batch(waveforms, targets, rng, mixup_alpha)
+            return mixup(waveforms, targets, alpha=mixup_alpha, rng=rng)
 
         def mix_tf(waveforms, targets):
             mixed = tf.numpy_function(mix, [waveforms, targets],
@@ -248,13 +231,13 @@ def _is_example(example):
 
 
 class _Mixup:
-    """Grain transform: `mix_batch` on a batch (picklable for workers)."""
+    """Grain transform: `mixup` of a batch (picklable for workers)."""
 
     def __init__(self, alpha):
         self.alpha = alpha
 
     def __call__(self, batch, rng):
-        return mix_batch(batch[0], batch[1], rng, self.alpha)
+        return mixup(batch[0], batch[1], alpha=self.alpha, rng=rng)
 
 
 class _Decode:
@@ -290,13 +273,13 @@ class _Decode:
 
 
 def grain_dataset(path, batch_size, training=False, clip_seconds=None,
-                  seed=0, worker_count=0, num_epochs=1,
+                  seed=0, num_workers=0, num_epochs=1,
                   drop_remainder=None, one_hot=False, mixup_alpha=None,
                   read_threads=None):
     """A Grain `IterDataset` of `(waveforms, labels)` from ArrayRecord shards.
 
     Random access over all shards, a seeded global shuffle when
-    `training`, decoding and cropping in `worker_count` worker processes,
+    `training`, decoding and cropping in `num_workers` worker processes,
     batching, and a per-process slice of the data for multi-host training.
     Records that do not decode are skipped with a warning.
 
@@ -307,21 +290,22 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
         training: shuffle, random crops, and drop the last partial batch.
         clip_seconds: clip length; defaults to the longest clip.
         seed: shuffling and cropping seed.
-        worker_count: decoding processes (0 decodes in this process).
+        num_workers: decoding processes (0 decodes in this process).
         num_epochs: passes over the data (`None` repeats forever). Every
             pass is shuffled anew. Keras restarts a finite dataset at each
             epoch, in the same order: to train several epochs, repeat
             forever and give `fit` its `steps_per_epoch` (as `train` does).
         drop_remainder: defaults to `training`.
         one_hot: single-label targets as one-hot float32 vectors.
-        mixup_alpha: mix each batch with its reverse (see `mix_batch`);
-            implies one-hot targets.
+        mixup_alpha: mixup's Beta parameter: half of the clips of a batch
+            are mixed with random partners (`keras_ast.data.mixup`);
+            implies one-hot targets. None: no mixup.
         read_threads: threads that read records in each process; defaults
             to the number of CPUs, at most 16 (Grain's default of 16
             oversubscribes a small machine).
 
     Example:
-    >>> ds = grain_dataset("shards/train", 32, training=True, worker_count=4)
+    >>> ds = grain_dataset("shards/train", 32, training=True, num_workers=4)
     >>> classifier.fit(ds, epochs=10)
     """
     import grain
@@ -350,8 +334,8 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
     )
     if mixup_alpha:
         dataset = dataset.random_map(_Mixup(mixup_alpha), seed=seed)
-    if worker_count:
+    if num_workers:
         _parse_absl_flags()
         dataset = dataset.mp_prefetch(
-            grain.MultiprocessingOptions(num_workers=worker_count))
+            grain.MultiprocessingOptions(num_workers=num_workers))
     return dataset

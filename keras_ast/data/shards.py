@@ -1,228 +1,39 @@
-"""Audio files -> shards of decoded clips (`keras-ast make-shards`).
+"""Writing a shard directory: audio files decoded in parallel into shards.
 
-`make_shards` decodes a labelled audio collection once, to mono float32 at
-16 kHz, and writes it as TFRecord or ArrayRecord shards with a
-`dataset.json` index; `FORMAT.md` describes the result. `read_info` opens
-that index.
-
-A source is one of:
-- a folder with one sub-folder per class: the label of a file is the name
-  of the class folder it is in (at any depth below it);
-- a CSV manifest (`.csv`) with a `path` column and a `label` or `labels`
-  column, several labels of one clip separated by `;`;
-- a JSON-lines manifest (`.jsonl`, `.ndjson` or `.json`), one object a line:
-  `{"path": ..., "label": "dog"}` or `{"path": ..., "labels": ["a", "b"]}`.
-
-Relative paths in a manifest are relative to the manifest's folder. A path
-listed several times gets the union of its labels. The data is multi-label
-when any clip has no label or more than one.
+`make_shards` (`keras-ast make-shards`) lists a labelled audio collection
+(`sources`), decodes it once in a pool of worker processes (to mono
+float32 at 16 kHz, `audio_io.decode`), writes the clips as TFRecord or
+ArrayRecord shards (`records`) and finishes with the `dataset.json` index
+(`index`). `FORMAT.md` describes the result.
 """
 
 import collections
 import concurrent.futures
 import contextlib
-import csv
 import datetime
-import hashlib
 import itertools
-import json
 import multiprocessing
 import os
-import re
-import tempfile
 
 import numpy as np
 
 from keras_ast.data import audio_io
 from keras_ast.data import records
-from keras_ast.files import publish
+from keras_ast.data.index import FORMAT_NAME
+from keras_ast.data.index import FORMAT_VERSION
+from keras_ast.data.index import INFO_FILE
+from keras_ast.data.index import RECORD_FORMATS
+from keras_ast.data.index import leftovers
+from keras_ast.data.index import read_info
+from keras_ast.data.index import shard_file
+from keras_ast.data.index import write_info
+from keras_ast.data.sources import list_source
+from keras_ast.data.sources import source_fingerprint
+from keras_ast.files import atomic_path
 from keras_ast.files import sha256_file
 
-FORMAT_NAME = "keras_ast.shards"
-FORMAT_VERSION = 1
-INFO_FILE = "dataset.json"
 SAMPLING_RATE = audio_io.SAMPLING_RATE
-# record format -> shard file extension.
-RECORD_FORMATS = {"tfrecord": ".tfrecord", "arrayrecord": ".array_record"}
 MEGABYTE = 10**6
-SHARD_FILE = re.compile(r"^shard-\d{5,}\.(tfrecord|array_record)$")
-TEMP_PREFIX = ".tmp-"
-JSONL_EXTENSIONS = (".jsonl", ".ndjson", ".json")
-REQUIRED_KEYS = ("format", "version", "record_format", "sampling_rate",
-                 "multi_label", "labels", "num_examples", "max_num_samples",
-                 "shards", "class_counts", "skipped")
-
-Entry = collections.namedtuple("Entry", ["path", "name", "labels"])
-Entry.__doc__ = """One source clip: `path` (absolute), `name` (as recorded:
-relative to the source folder or manifest folder where it is below it) and
-`labels` (sorted tuple of label names)."""
-
-
-# --- Listing the source ---------------------------------------------------
-
-
-def _is_audio(name):
-    return name.lower().endswith(audio_io.AUDIO_EXTENSIONS)
-
-
-def _record_name(path, base):
-    relative = os.path.relpath(path, base)
-    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
-        return path.replace(os.sep, "/")
-    return relative.replace(os.sep, "/")
-
-
-def _split_labels(value):
-    if value is None:
-        return []
-    return [part.strip() for part in str(value).split(";") if part.strip()]
-
-
-def _list_class_folders(source):
-    entries, skipped = [], []
-    for name in sorted(os.listdir(source)):
-        path = os.path.join(source, name)
-        if name.startswith("."):
-            continue
-        if os.path.isfile(path):
-            if _is_audio(name):
-                skipped.append({"path": name,
-                                "reason": "not inside a class folder"})
-            continue
-        for folder, dirs, files in os.walk(path, followlinks=True):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for file in sorted(files):
-                if _is_audio(file) and not file.startswith("."):
-                    full = os.path.join(folder, file)
-                    entries.append(
-                        Entry(full, _record_name(full, source), (name,))
-                    )
-    return entries, skipped
-
-
-def _read_csv(manifest):
-    rows = []
-    with open(manifest, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = [column.strip() for column in next(reader, [])]
-        if "path" not in header:
-            raise ValueError(
-                f"{manifest}: a CSV manifest needs a `path` column (and a "
-                f"`label` or `labels` column); its header is {header}."
-            )
-        label_column = next(
-            (c for c in ("labels", "label") if c in header), None
-        )
-        if label_column is None:
-            raise ValueError(
-                f"{manifest}: a CSV manifest needs a `label` or `labels` "
-                f"column; its header is {header}."
-            )
-        path_index = header.index("path")
-        label_index = header.index(label_column)
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) <= path_index or not row[path_index].strip():
-                raise ValueError(
-                    f"{manifest}, line {reader.line_num}: no path."
-                )
-            value = row[label_index] if len(row) > label_index else ""
-            rows.append((row[path_index].strip(), _split_labels(value),
-                         reader.line_num))
-    return rows
-
-
-def _read_jsonl(manifest):
-    rows = []
-    with open(manifest, encoding="utf-8-sig") as f:
-        for line_num, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{manifest}, line {line_num}"
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{where}: not JSON ({error}).") from None
-            if not isinstance(item, dict) or not isinstance(
-                item.get("path"), str
-            ):
-                raise ValueError(
-                    f'{where}: expected {{"path": ..., "label": ...}} or '
-                    f'{{"path": ..., "labels": [...]}}.'
-                )
-            if "labels" in item:
-                labels = item["labels"]
-                if isinstance(labels, str):
-                    labels = _split_labels(labels)
-            elif "label" in item:
-                labels = item["label"]
-                labels = ([labels] if isinstance(labels, (str, int))
-                          else labels)
-            else:
-                raise ValueError(f"{where}: no `label` or `labels`.")
-            if not isinstance(labels, list) or not all(
-                isinstance(label, (str, int)) for label in labels
-            ):
-                raise ValueError(
-                    f"{where}: labels must be a string or a list of strings."
-                )
-            labels = [str(label).strip() for label in labels]
-            rows.append((item["path"], [x for x in labels if x], line_num))
-    return rows
-
-
-def _list_manifest(manifest):
-    if manifest.lower().endswith(".csv"):
-        rows = _read_csv(manifest)
-    else:
-        rows = _read_jsonl(manifest)
-    base = os.path.dirname(manifest)
-    merged = {}
-    for path, labels, _ in rows:
-        full = os.path.normpath(
-            os.path.join(base, os.path.expanduser(path))
-        )
-        name = _record_name(full, base)
-        if name in merged:
-            merged[name] = (full, merged[name][1] | set(labels))
-        else:
-            merged[name] = (full, set(labels))
-    entries = [Entry(full, name, tuple(sorted(labels)))
-               for name, (full, labels) in merged.items()]
-    return entries, []
-
-
-def list_source(source):
-    """The clips of `source`, sorted by name.
-
-    Returns:
-        `(entries, skipped)`: a list of `Entry`, and `{"path", "reason"}`
-        dicts for audio files that cannot be labelled.
-    """
-    source = os.path.abspath(os.fspath(source))
-    if os.path.isdir(source):
-        entries, skipped = _list_class_folders(source)
-    elif os.path.isfile(source):
-        if not source.lower().endswith((".csv",) + JSONL_EXTENSIONS):
-            raise ValueError(
-                f"{source}: a manifest must be a .csv or a JSON-lines "
-                "(.jsonl, .ndjson, .json) file; a class-folder source must "
-                "be a directory."
-            )
-        entries, skipped = _list_manifest(source)
-    else:
-        raise FileNotFoundError(f"The source {source} does not exist.")
-    entries.sort(key=lambda entry: entry.name)
-    return entries, skipped
-
-
-def source_fingerprint(entries):
-    """sha256 of the sorted `(name, labels)` list of a source."""
-    listing = [[entry.name, list(entry.labels)]
-               for entry in sorted(entries, key=lambda e: e.name)]
-    text = json.dumps(listing, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # --- Decoding in worker processes -----------------------------------------
@@ -300,7 +111,7 @@ def _writer_factory(record_format):
         except ImportError as error:
             raise ImportError(
                 "Writing TFRecord shards needs TensorFlow (`pip install "
-                "tensorflow`); ArrayRecord shards (format='arrayrecord') "
+                "tensorflow`); ArrayRecord shards (the arrayrecord format) "
                 "need only `array-record`."
             ) from error
         return tf.io.TFRecordWriter, records.encode_example
@@ -316,83 +127,54 @@ def _writer_factory(record_format):
             records.encode)
 
 
-class _ShardWriter:
-    """One shard, written to a temporary file and renamed when finished."""
+def _write_shards(clips, output, record_format, target_bytes):
+    """Writes `(entry, audio, label_ids)` clips, in order, into shards.
 
-    def __init__(self, directory, index, record_format):
-        self.directory = directory
-        self.file = f"shard-{index:05d}{RECORD_FORMATS[record_format]}"
-        make_writer, self._encode = _writer_factory(record_format)
-        fd, self.temp = tempfile.mkstemp(
-            prefix=f"{TEMP_PREFIX}{self.file}-", dir=directory
-        )
-        os.close(fd)
-        self._writer = None
-        try:
-            self._writer = make_writer(self.temp)
-        except BaseException:
-            self.abort()
-            raise
-        self.num_examples = 0
-        self.num_bytes = 0
-        self.class_counts = collections.Counter()
+    A shard is closed before the clip that would take it past
+    `target_bytes` of audio (a longer clip gets a shard of its own). Each
+    shard is written under a temporary name and renamed when complete
+    (`files.atomic_path`); an error removes the unfinished one.
 
-    def write(self, audio, label_ids, name, labels):
-        self._writer.write(self._encode(audio, label_ids, name))
-        self.num_examples += 1
-        self.num_bytes += audio.nbytes
-        self.class_counts.update(labels)
-
-    def finish(self):
-        self._writer.close()
-        self._writer = None
-        digest = sha256_file(self.temp)
-        publish(self.temp)
-        os.replace(self.temp, os.path.join(self.directory, self.file))
-        return {
-            "file": self.file,
-            "num_examples": self.num_examples,
+    Returns:
+        `(shards, max_num_samples)`: the `dataset.json` entries of the
+        shards, and the length of the longest clip.
+    """
+    make_writer, encode = _writer_factory(record_format)
+    clips = iter(clips)
+    pending = next(clips, None)
+    shards, max_num_samples = [], 0
+    while pending is not None:
+        file = shard_file(len(shards), record_format)
+        num_examples, num_bytes = 0, 0
+        counts = collections.Counter()
+        with atomic_path(os.path.join(output, file)) as temp:
+            writer = make_writer(temp)
+            try:
+                while pending is not None and (
+                    num_examples == 0
+                    or num_bytes + pending[1].nbytes <= target_bytes
+                ):
+                    entry, audio, label_ids = pending
+                    writer.write(encode(audio, label_ids, entry.name))
+                    num_examples += 1
+                    num_bytes += audio.nbytes
+                    counts.update(entry.labels)
+                    max_num_samples = max(max_num_samples, audio.shape[0])
+                    pending = next(clips, None)
+            except BaseException:
+                # The original error matters, not a failing close.
+                with contextlib.suppress(Exception):
+                    writer.close()
+                raise
+            writer.close()
+            digest = sha256_file(temp)
+        shards.append({
+            "file": file,
+            "num_examples": num_examples,
             "sha256": digest,
-            "class_counts": dict(sorted(self.class_counts.items())),
-        }
-
-    def abort(self):
-        if self._writer is not None:
-            with contextlib.suppress(Exception):
-                self._writer.close()
-        with contextlib.suppress(OSError):
-            os.remove(self.temp)
-
-
-def _write_json_atomic(path, data):
-    directory = os.path.dirname(path)
-    fd, temp = tempfile.mkstemp(
-        prefix=f"{TEMP_PREFIX}{os.path.basename(path)}-", dir=directory
-    )
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        publish(temp)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temp)
-        raise
-
-
-def _leftovers(output):
-    """Shard and temporary files of an earlier run in `output`."""
-    if not os.path.isdir(output):
-        return [], []
-    names = sorted(os.listdir(output))
-    shards = [name for name in names if SHARD_FILE.match(name)]
-    temps = [name for name in names if name.startswith(TEMP_PREFIX)
-             and (name.startswith(TEMP_PREFIX + "shard-")
-                  or name.startswith(TEMP_PREFIX + INFO_FILE))]
-    return shards, temps
+            "class_counts": dict(sorted(counts.items())),
+        })
+    return shards, int(max_num_samples)
 
 
 def _remove(output, names):
@@ -403,14 +185,15 @@ def _remove(output, names):
 
 def _prepare_output(output, resume, fingerprint, record_format):
     """The existing info to return, or None once `output` is ready."""
-    shards, temps = _leftovers(output)
+    shards, temps = leftovers(output)
     if os.path.exists(os.path.join(output, INFO_FILE)):
         info = read_info(output)
         if not resume:
+            # `keras-ast make-shards` shows this with its flag, --resume.
             raise FileExistsError(
                 f"{output} already holds a complete shard set "
-                f"({info['num_examples']} examples). Pass resume=True "
-                "(--resume) to reuse it, or choose another output directory."
+                f"({info['num_examples']} examples). Pass resume=True to "
+                "reuse it, or choose another output directory."
             )
         if info.get("source_fingerprint") != fingerprint:
             raise ValueError(
@@ -431,9 +214,8 @@ def _prepare_output(output, resume, fingerprint, record_format):
             raise FileExistsError(
                 f"{output} holds {len(shards)} shard file(s) and "
                 f"{len(temps)} temporary file(s) but no {INFO_FILE}: an "
-                "earlier run did not finish. Pass resume=True (--resume) to "
-                "delete them and start over, or choose another output "
-                "directory."
+                "earlier run did not finish. Pass resume=True to delete "
+                "them and start over, or choose another output directory."
             )
         _remove(output, shards + temps)
     os.makedirs(output, exist_ok=True)
@@ -464,7 +246,7 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
 
     Args:
         source: a class-folder directory, a CSV manifest or a JSON-lines
-            manifest (see the module doc).
+            manifest (see `keras_ast.data.sources`).
         output: the shard directory to write.
         format: `"tfrecord"` (tf.data) or `"arrayrecord"` (Grain).
         shard_size_mb: target size of a shard, in megabytes (10^6 bytes) of
@@ -488,7 +270,7 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
 
     Example:
     >>> info = make_shards("speech_commands/train", "shards/train",
-    ...                    format="arrayrecord")
+    ...                    format="arrayrecord", num_workers=8)
     """
     if format not in RECORD_FORMATS:
         raise ValueError(
@@ -521,35 +303,21 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
         permutation = np.random.default_rng(seed).permutation(len(order))
         order = [order[i] for i in permutation]
 
+    def decoded_clips(results, bar):
+        """The clips that decode; the others go to `skipped`."""
+        for entry, (audio, reason) in results:
+            if bar is not None:
+                bar.update(1)
+            if reason is not None:
+                skipped.append({"path": entry.name, "reason": reason})
+                continue
+            yield entry, audio, sorted(label_ids[x] for x in entry.labels)
+
     target = max(1, int(shard_size_mb * MEGABYTE))
-    shards, counts, max_num_samples = [], collections.Counter(), 0
-    writer = None
-    try:
-        with _decoded(order, num_workers, SAMPLING_RATE) as results, \
-                _progress_bar(len(order), progress) as bar:
-            for entry, (audio, reason) in results:
-                if bar is not None:
-                    bar.update(1)
-                if reason is not None:
-                    skipped.append({"path": entry.name, "reason": reason})
-                    continue
-                if (writer is not None
-                        and writer.num_bytes + audio.nbytes > target):
-                    shards.append(writer.finish())
-                    writer = None
-                if writer is None:
-                    writer = _ShardWriter(output, len(shards), format)
-                writer.write(audio,
-                             sorted(label_ids[x] for x in entry.labels),
-                             entry.name, entry.labels)
-                counts.update(entry.labels)
-                max_num_samples = max(max_num_samples, audio.shape[0])
-            if writer is not None:
-                shards.append(writer.finish())
-                writer = None
-    finally:
-        if writer is not None:
-            writer.abort()
+    with _decoded(order, num_workers, SAMPLING_RATE) as results, \
+            _progress_bar(len(order), progress) as bar:
+        shards, max_num_samples = _write_shards(
+            decoded_clips(results, bar), output, format, target)
 
     skipped.sort(key=lambda item: item["path"])
     num_examples = sum(shard["num_examples"] for shard in shards)
@@ -560,15 +328,18 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
             f"None of the {len(entries)} files of {source} decodes "
             f"({reasons}{'; ...' if len(skipped) > 5 else ''})."
         )
+    counts = collections.Counter()
+    for shard in shards:
+        counts.update(shard["class_counts"])
     info = {
         "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION,
         "record_format": format,
         "sampling_rate": SAMPLING_RATE,
         "multi_label": multi_label,
         "labels": labels,
         "num_examples": num_examples,
-        "max_num_samples": int(max_num_samples),
+        "max_num_samples": max_num_samples,
         "shards": shards,
         "class_counts": {label: counts[label] for label in labels},
         "skipped": skipped,
@@ -578,89 +349,5 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
         "source_fingerprint": fingerprint,
         "seed": seed,
     }
-    _write_json_atomic(os.path.join(output, INFO_FILE), info)
-    return info
-
-
-# --- Reading the index ----------------------------------------------------
-
-
-def read_info(path, verify=False):
-    """The `dataset.json` of a shard directory, checked.
-
-    Args:
-        path: the shard directory (or its `dataset.json`).
-        verify: also check each shard's sha256 (reads every shard).
-
-    Raises:
-        FileNotFoundError: no `dataset.json` (not a shard directory, or
-            `make_shards` did not finish), or a listed shard is missing.
-        ValueError: a `dataset.json` that is not valid, or a shard whose
-            sha256 differs.
-    """
-    path = os.fspath(path)
-    if os.path.isfile(path) and path.endswith(".json"):
-        info_path, directory = path, os.path.dirname(path)
-    else:
-        info_path, directory = os.path.join(path, INFO_FILE), path
-    if not os.path.isfile(info_path):
-        shards, _ = _leftovers(directory)
-        if shards:
-            raise FileNotFoundError(
-                f"{directory} has shard files but no {INFO_FILE}: "
-                "make-shards did not finish. Run it again with --resume "
-                "(resume=True) to start over."
-            )
-        raise FileNotFoundError(
-            f"{directory} is not a shard directory: it has no {INFO_FILE} "
-            "(make one with `keras-ast make-shards`)."
-        )
-    try:
-        with open(info_path, encoding="utf-8") as f:
-            info = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{info_path} is not valid JSON: {error}") from None
-
-    def invalid(reason):
-        return ValueError(f"{info_path} is not a valid shard index: {reason}")
-
-    if not isinstance(info, dict) or info.get("format") != FORMAT_NAME:
-        raise invalid(f'"format" is not "{FORMAT_NAME}"')
-    if info.get("version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{info_path} is version {info.get('version')} of the shard "
-            f"format; this keras_ast reads version {FORMAT_VERSION}."
-        )
-    missing = [key for key in REQUIRED_KEYS if key not in info]
-    if missing:
-        raise invalid(f"it lacks {', '.join(missing)}")
-    if info["record_format"] not in RECORD_FORMATS:
-        raise invalid(f"unknown record_format {info['record_format']!r}")
-    if not isinstance(info["labels"], list) or not all(
-        isinstance(label, str) for label in info["labels"]
-    ):
-        raise invalid('"labels" is not a list of strings')
-    shards = info["shards"]
-    if not isinstance(shards, list) or not all(
-        isinstance(shard, dict) and "file" in shard
-        and "num_examples" in shard for shard in shards
-    ):
-        raise invalid('"shards" is not a list of {"file", "num_examples"}')
-    total = sum(shard["num_examples"] for shard in shards)
-    if total != info["num_examples"]:
-        raise invalid(
-            f"the shards hold {total} examples, num_examples says "
-            f"{info['num_examples']}"
-        )
-    for shard in shards:
-        file = os.path.join(directory, shard["file"])
-        if not os.path.isfile(file):
-            raise FileNotFoundError(
-                f"{directory} is incomplete: {shard['file']}, listed in "
-                f"{INFO_FILE}, is missing."
-            )
-        if verify and sha256_file(file) != shard.get("sha256"):
-            raise ValueError(
-                f"{file} is damaged: its sha256 differs from {INFO_FILE}'s."
-            )
+    write_info(output, info)
     return info
