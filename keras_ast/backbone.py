@@ -144,8 +144,10 @@ class ASTBackbone(keras.Model):
             name="features",
         )
         outputs = _encode(embedding, encoder_layers, final_norm, features)
-        super().__init__(inputs=features, outputs=outputs, dtype=dtype,
-                         **kwargs)
+        super().__init__(inputs=features, outputs=outputs, **kwargs)
+        if dtype is not None:
+            # A functional model does not keep the policy it was given.
+            self.dtype_policy = keras.dtype_policies.get(dtype)
 
         self.embedding = embedding
         self.encoder_layers = encoder_layers

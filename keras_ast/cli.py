@@ -10,7 +10,6 @@ entry; `main` builds the argparse subparsers from the table.
 """
 
 import argparse
-import inspect
 import sys
 
 
@@ -96,53 +95,58 @@ def run_make_shards(args):
 
 def add_train_arguments(parser):
     parser.add_argument("--preset", required=True,
-                        help="a built-in name, hf://owner/repo or a folder")
+                        help="a built-in name, owner/repo, hf://owner/repo "
+                        "or a folder")
     parser.add_argument("--train", required=True, help="training shards")
     parser.add_argument("--validation", help="validation shards")
     parser.add_argument("--output", required=True,
                         help="checkpoints, metrics.json and the final preset")
-    # Unset options fall back on `train`'s defaults, kept in one place.
-    from keras_ast.training import train
+    parser.add_argument("--overwrite", action="store_true",
+                        help="train again over a finished run in OUTPUT")
+    # One flag per TrainConfig field: same names, defaults and help.
+    from keras_ast.train_config import fields
 
-    default = {name: parameter.default for name, parameter
-               in inspect.signature(train).parameters.items()}
-    parser.add_argument("--epochs", type=int,
-                        help=f"default: {default['epochs']}")
-    parser.add_argument("--batch-size", type=int,
-                        help=f"default: {default['batch_size']}")
-    parser.add_argument("--learning-rate", type=float,
-                        help=f"peak learning rate (default: "
-                        f"{default['learning_rate']:g}; about 1e-3 suits a "
-                        "model trained from scratch)")
-    parser.add_argument("--max-length", type=int,
-                        help="input frames (default: the preset's)")
-    parser.add_argument("--mixed-precision", action="store_true",
-                        help="train under mixed_bfloat16")
-    parser.add_argument("--no-spec-augment", action="store_true")
-    parser.add_argument("--no-mixup", action="store_true")
-    parser.add_argument("--seed", type=int,
-                        help=f"default: {default['seed']}")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="Grain decoding processes (ArrayRecord shards)")
+    for field in fields():
+        flag = "--" + field.name.replace("_", "-")
+        help_text = field.metadata["help"]
+        if field.metadata["type"] is None and field.default is True:
+            parser.add_argument("--no-" + flag[2:], dest=field.name,
+                                action="store_false", default=None,
+                                help=f"no {help_text}")
+        elif field.metadata["type"] is None:
+            parser.add_argument(flag, action="store_true", default=None,
+                                help=help_text)
+        else:
+            default = ("" if field.default is None
+                       else f" (default: {field.default:g})")
+            kind = field.metadata["type"]
+            parser.add_argument(flag, type=kind,
+                                metavar="N" if kind is int else "X",
+                                help=help_text + default)
 
 
 def run_train(args):
+    from keras_ast.train_config import fields
+
+    settings = {field.name: getattr(args, field.name) for field in fields()
+                if getattr(args, field.name) is not None}
+    from keras_ast.training import RunFinishedError
     from keras_ast.training import train
 
-    options = {
-        "validation": args.validation, "epochs": args.epochs,
-        "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-        "max_length": args.max_length, "seed": args.seed,
-    }
-    options = {k: v for k, v in options.items() if v is not None}
-    if args.no_spec_augment:
-        options["spec_augment"] = None
-    if args.no_mixup:
-        options["mixup_alpha"] = None
     try:
         train(args.preset, args.train, args.output,
-              mixed_precision=args.mixed_precision,
-              worker_count=args.workers, **options)
+              validation=args.validation, overwrite=args.overwrite,
+              **settings)
+    except RunFinishedError:
+        print(f"keras-ast train: {args.output} holds a finished run "
+              f"({args.output}/preset); nothing to do. Add --overwrite to "
+              "train again.")
+        return 0
+    except KeyboardInterrupt:
+        print(f"\nkeras-ast train: interrupted. Run the same command again "
+              f"to resume from the last finished epoch ({args.output}/"
+              "backup).", file=sys.stderr)
+        return 130
     except (FileNotFoundError, ValueError) as error:
         return _error("train", error)
     print(f"keras-ast train: the final model is in {args.output}/preset")

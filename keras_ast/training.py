@@ -1,22 +1,35 @@
 """Fine-tuning AST on shards: the `keras-ast train` recipe.
 
-The defaults follow the AST authors (Adam with betas (0.95, 0.999) and a
-small weight decay, their Speech Commands learning rate, warm-up then
-decay, SpecAugment and mixup on), with masks mild enough and gradient
-clipping so that a randomly initialised model also trains: the learning
-test trains a small AST from scratch on spoken keywords with them.
+`train` builds a classifier from a preset, streams the shards into `fit`
+with the recipe of a `TrainConfig` (`keras_ast.train_config`), writes a
+checkpoint and `metrics.json` every epoch, resumes an interrupted run, and
+saves the result as a preset. The optimizer, loss and metrics are
+`ASTClassifier.compile()`'s defaults, with the recipe's learning-rate
+schedule.
 """
 
-import json
+import contextlib
+import dataclasses
 import os
+import shutil
 
 import keras
 
 from keras_ast.classifier import ASTClassifier
 from keras_ast.data import pipelines
 from keras_ast.data.index import read_info
+from keras_ast.files import read_json
+from keras_ast.files import write_json
+from keras_ast.train_config import TrainConfig
 
 METRICS_FILE = "metrics.json"
+PRESET_DIR = "preset"
+BACKUP_DIR = "backup"
+CHECKPOINT_DIR = "checkpoints"
+
+
+class RunFinishedError(FileExistsError):
+    """The output folder already holds a finished run."""
 
 
 class MetricsFile(keras.callbacks.Callback):
@@ -32,17 +45,15 @@ class MetricsFile(keras.callbacks.Callback):
         entry.update({k: float(v) for k, v in (logs or {}).items()})
         self.history = [h for h in self.history if h["epoch"] < epoch + 1]
         self.history.append(entry)
-        staging = self.path + ".tmp"
-        with open(staging, "w", encoding="utf-8") as f:
-            json.dump(self.history, f, indent=2)
-        os.replace(staging, self.path)
+        write_json(self.path, self.history)
 
 
-def _datasets(path, batch_size, training, clip_seconds, seed, one_hot,
-              mixup_alpha, worker_count):
+def _datasets(path, batch_size, training, clip_seconds, config, one_hot):
     info = read_info(path)
-    common = dict(training=training, clip_seconds=clip_seconds, seed=seed,
-                  one_hot=one_hot, mixup_alpha=mixup_alpha)
+    mixup_alpha = config.mixup_alpha if training and config.mixup else None
+    common = dict(training=training, clip_seconds=clip_seconds,
+                  seed=config.seed, one_hot=one_hot, mixup_alpha=mixup_alpha,
+                  mixup_probability=config.mixup_probability)
     # Training streams are endless, reshuffled at every pass, and `fit`
     # counts steps_per_epoch: Keras would restart a finite Grain stream in
     # the same order, and warns when a tf.data stream of unknown length
@@ -51,7 +62,7 @@ def _datasets(path, batch_size, training, clip_seconds, seed, one_hot,
         return pipelines.tf_dataset(path, batch_size, repeat=training,
                                     **common)
     return pipelines.grain_dataset(path, batch_size,
-                                   num_workers=worker_count,
+                                   num_workers=config.num_workers,
                                    num_epochs=None if training else 1,
                                    **common)
 
@@ -74,127 +85,140 @@ def _steps_per_epoch(info, batch_size):
     return max(1, info["num_examples"] // count // batch_size)
 
 
-def train(preset, train, output, validation=None, epochs=10, batch_size=16,
-          learning_rate=2.5e-4, max_length=None, mixed_precision=False,
-          spec_augment=(24, None), mixup_alpha=10.0, warmup_fraction=0.1,
-          seed=0, worker_count=0, data_parallel=None, callbacks=None,
-          verbose="auto"):
+def _distribution(config):
+    """The distribution to train under (a scope), or a null context."""
+    data_parallel = config.data_parallel
+    if data_parallel is None:
+        data_parallel = (keras.config.backend() == "jax"
+                         and len(keras.distribution.list_devices()) > 1)
+    if data_parallel:
+        return keras.distribution.DataParallel().scope()
+    return contextlib.nullcontext()
+
+
+def _clear(output):
+    """Removes what an earlier run wrote into `output` (and nothing else)."""
+    for name in (PRESET_DIR, BACKUP_DIR, CHECKPOINT_DIR):
+        shutil.rmtree(os.path.join(output, name), ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(output, METRICS_FILE))
+
+
+def _holds_files(path):
+    return any(files for _, _, files in os.walk(path))
+
+
+def train(preset, train, output, validation=None, config=None, *,
+          callbacks=None, verbose="auto", overwrite=False, **settings):
     """Fine-tunes a preset on a shard directory and saves the result.
+
+    Rerunning an interrupted run resumes it from its last finished epoch
+    (`OUTPUT/backup`): the weights, the optimizer and the epoch count are
+    restored; the data stream restarts at its first pass's order. A run
+    that finished is not redone unless `overwrite`. Nothing global is
+    changed for the caller, except the random seed (`config.seed`): the
+    dtype policy goes to the model, and a distribution is scoped to the run.
 
     Args:
         preset: anything `ASTClassifier.from_preset` takes.
-        train: a training shard directory (`make_shards`).
+        train: a training shard directory (`keras_ast.data.make_shards`).
         output: where checkpoints, `metrics.json`, the backup used to
-            resume, and the final preset (`output/preset`) go.
+            resume, and the final preset (`OUTPUT/preset`) go.
         validation: a validation shard directory (optional).
-        epochs: passes over the training data.
-        batch_size: clips per step (global, over all devices).
-        learning_rate: peak learning rate (after warm-up). About 1e-3
-            trains a small model from scratch faster; pretrained AudioSet
-            weights on a small set want 1e-5 to 5e-5.
-        max_length: input frames; the position embeddings are adapted and
-            clips cut to match. Defaults to the preset's.
-        mixed_precision: train under `mixed_bfloat16`.
-        spec_augment: `(frequency, time)` widest masks, in mel bins and
-            frames, `None` to turn it off; a `None` time width means a
-            tenth of the input frames. The default is the authors' ESC-50
-            setting, milder than their AudioSet and Speech Commands ones
-            (48 bins, 19-37% of the frames), which slowed a small model
-            trained from scratch (52% against 75% on unheard voices of
-            the keyword set after 15 epochs at learning rate 1e-3).
-        mixup_alpha: mixup's Beta parameter; `None` turns mixup off.
-        warmup_fraction: share of the steps spent warming up.
-        seed: shuffling, cropping and augmentation seed.
-        worker_count: Grain decoding processes (ArrayRecord shards).
-        data_parallel: split batches over all local devices with
-            `keras.distribution.DataParallel` (JAX); default: when there
-            are several.
+        config: a `TrainConfig` (default: the recipe's defaults).
         callbacks: more Keras callbacks for `fit`.
         verbose: `fit`'s verbosity.
+        overwrite: train again over a finished run in `output`.
+        **settings: `TrainConfig` fields that replace those of `config`.
 
     Returns:
-        The trained `ASTClassifier`; `output/preset` holds it.
+        The trained `ASTClassifier`; `OUTPUT/preset` holds it.
+
+    Raises:
+        RunFinishedError: `output` holds a finished run and not
+            `overwrite`.
 
     Example:
     >>> train("ast_speech_commands_v2", "shards/train", "runs/sc",
     ...       validation="shards/val", epochs=5)
     """
+    config = dataclasses.replace(config or TrainConfig(), **settings)
+    output = os.fspath(output)
+    final = os.path.join(output, PRESET_DIR)
+    if os.path.exists(final):
+        if not overwrite:
+            raise RunFinishedError(
+                f"{output} holds a finished run ({final}); nothing to do. "
+                "Train again with overwrite=True, or choose another output."
+            )
+        _clear(output)
+    info = read_info(train)
+    keras.utils.set_random_seed(config.seed)
+    overrides = {"max_length": config.max_length} if config.max_length else {}
+    if config.mixed_precision:
+        overrides["dtype"] = "mixed_bfloat16"
+    created = not os.path.exists(output)
+    try:
+        with _distribution(config):
+            classifier = ASTClassifier.from_preset(
+                preset, num_classes=len(info["labels"]),
+                labels=info["labels"], multi_label=bool(info["multi_label"]),
+                **overrides,
+            )
+            _fit(classifier, info, train, output, validation, config,
+                 callbacks, verbose)
+            classifier.save_to_preset(final)
+    except BaseException:
+        # A run that failed before writing anything leaves no folder.
+        if created and os.path.isdir(output) and not _holds_files(output):
+            shutil.rmtree(output, ignore_errors=True)
+        raise
+    return classifier
+
+
+def _fit(classifier, info, train, output, validation, config, callbacks,
+         verbose):
     from keras_ast.data.spec_augment import SpecAugment
 
-    os.makedirs(output, exist_ok=True)
-    info = read_info(train)
-    keras.utils.set_random_seed(seed)
-    if mixed_precision:
-        keras.config.set_dtype_policy("mixed_bfloat16")
-    if data_parallel is None:
-        data_parallel = (keras.config.backend() == "jax"
-                         and len(keras.distribution.list_devices()) > 1)
-    if data_parallel:
-        keras.distribution.set_distribution(keras.distribution.DataParallel())
-
-    overrides = {"max_length": max_length} if max_length else {}
-    classifier = ASTClassifier.from_preset(
-        preset, num_classes=len(info["labels"]), labels=info["labels"],
-        multi_label=bool(info["multi_label"]), **overrides,
-    )
     frames = classifier.backbone.max_length
-    if spec_augment:
-        frequency, time = spec_augment
+    if config.spec_augment:
         # Masked bins take the value of silence after normalisation, as in
         # the authors' loader (they masked before normalising).
         classifier.augmenter = SpecAugment.from_converter(
             classifier.preprocessor,
-            freq_mask_param=frequency,
-            time_mask_param=time if time is not None else max(1, frames // 10),
-            seed=seed,
+            freq_mask_param=config.freq_mask,
+            time_mask_param=config.time_mask or max(1, frames // 10),
+            seed=config.seed,
         )
     clip_seconds = classifier.preprocessor.num_samples / (
         classifier.preprocessor.sampling_rate)
-    multi_label = classifier.multi_label
-    one_hot = bool(mixup_alpha) and not multi_label
-    train_data = _datasets(train, batch_size, True, clip_seconds, seed,
-                           one_hot, mixup_alpha, worker_count)
+    one_hot = config.mixup and not classifier.multi_label
+    train_data = _datasets(train, config.batch_size, True, clip_seconds,
+                           config, one_hot)
     validation_data = None
     if validation:
-        validation_data = _datasets(validation, batch_size, False,
-                                    clip_seconds, seed, one_hot, None,
-                                    worker_count)
+        validation_data = _datasets(validation, config.batch_size, False,
+                                    clip_seconds, config, one_hot)
+    steps_per_epoch = _steps_per_epoch(info, config.batch_size)
+    classifier.compile(learning_rate=_schedule(
+        config.learning_rate, steps_per_epoch * config.epochs,
+        config.warmup_fraction))
 
-    steps_per_epoch = _steps_per_epoch(info, batch_size)
-    steps = steps_per_epoch * epochs
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=_schedule(learning_rate, steps, warmup_fraction),
-        beta_1=0.95, beta_2=0.999, weight_decay=5e-7, global_clipnorm=1.0,
-    )
-    if multi_label:
-        loss = "auto"
-        metrics = "auto"
-    elif one_hot:
-        loss = keras.losses.CategoricalCrossentropy(from_logits=True)
-        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
-    else:
-        loss, metrics = "auto", "auto"
-    classifier.compile(optimizer=optimizer, loss=loss, metrics=metrics)
-
+    os.makedirs(os.path.join(output, CHECKPOINT_DIR), exist_ok=True)
     metrics_path = os.path.join(output, METRICS_FILE)
-    previous = []
-    if os.path.exists(metrics_path):
-        with open(metrics_path, encoding="utf-8") as f:
-            previous = json.load(f)
+    previous = read_json(metrics_path) if os.path.exists(metrics_path) else []
     callbacks = [
         # Resumes an interrupted run from its last finished epoch.
-        keras.callbacks.BackupAndRestore(os.path.join(output, "backup")),
+        keras.callbacks.BackupAndRestore(os.path.join(output, BACKUP_DIR)),
         keras.callbacks.ModelCheckpoint(
-            os.path.join(output, "checkpoints", "epoch_{epoch:03d}"
-                         ".weights.h5"),
+            os.path.join(output, CHECKPOINT_DIR,
+                         "epoch_{epoch:03d}.weights.h5"),
             save_weights_only=True,
         ),
         MetricsFile(metrics_path, previous),
     ] + list(callbacks or [])
-    os.makedirs(os.path.join(output, "checkpoints"), exist_ok=True)
     classifier.fit(train_data, validation_data=validation_data,
-                   epochs=epochs, callbacks=callbacks, verbose=verbose,
+                   epochs=config.epochs, callbacks=callbacks,
+                   verbose=verbose,
                    steps_per_epoch=steps_per_epoch,  # see `_datasets`
                    shuffle=False)  # the pipelines shuffle, with the seed
-    classifier.save_to_preset(os.path.join(output, "preset"))
-    return classifier

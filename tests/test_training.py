@@ -106,11 +106,66 @@ def test_train_cli_with_grain_shards(setup, tmp_path, capsys):
 
 def test_train_cli_errors(setup, tmp_path, capsys):
     root, shards, preset = setup
+    output = tmp_path / "out"
     status = cli.main(["train", "--preset", str(tmp_path / "missing"),
                        "--train", shards["tfrecord"], "--output",
-                       str(tmp_path / "out")])
+                       str(output)])
     assert status == 1
     assert "Unknown preset" in capsys.readouterr().err
+    # A run that failed before writing anything leaves no folder behind.
+    assert not output.exists()
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Ctrl-C in the first epoch."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        raise KeyboardInterrupt
+
+
+def test_train_cli_interrupt_finished_run_and_overwrite(setup, tmp_path,
+                                                        capsys, monkeypatch):
+    root, shards, preset = setup
+    output = str(tmp_path / "run")
+    command = ["train", "--preset", preset, "--train", shards["tfrecord"],
+               "--output", output, "--epochs", "1", "--batch-size", "4"]
+    from keras_ast import training
+
+    real_train = training.train
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "train", lambda *a, **k: real_train(
+            *a, callbacks=[Interrupt()], **k))
+        assert cli.main(command) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Run the same command again" in err
+    assert "Traceback" not in err
+    assert cli.main(command) == 0
+    assert "final model" in capsys.readouterr().out
+    first = os.path.getmtime(os.path.join(output, "preset", "config.json"))
+    # Rerunning a finished run says so and does not train again.
+    assert cli.main(command) == 0
+    out = capsys.readouterr().out
+    assert "finished run" in out and "--overwrite" in out
+    assert os.path.getmtime(
+        os.path.join(output, "preset", "config.json")) == first
+    assert cli.main(command + ["--overwrite", "--epochs", "2"]) == 0
+    metrics = json.load(open(os.path.join(output, "metrics.json")))
+    assert [m["epoch"] for m in metrics] == [1, 2]
+
+
+def test_train_leaves_global_state_alone(setup, tmp_path):
+    root, shards, preset = setup
+    policy = keras.config.dtype_policy().name
+    classifier = train(preset, shards["tfrecord"], str(tmp_path / "bf16"),
+                       epochs=1, batch_size=4, mixed_precision=True,
+                       spec_augment=False, verbose=0)
+    assert classifier.backbone.dtype_policy.name == "mixed_bfloat16"
+    assert classifier.head_dense.compute_dtype == "float32"
+    assert keras.config.dtype_policy().name == policy
+    assert keras.distribution.distribution() is None
+    with pytest.raises(TypeError, match="no_such_setting"):
+        train(preset, shards["tfrecord"], str(tmp_path / "x"),
+              no_such_setting=1)
 
 
 DATA_PARALLEL = textwrap.dedent(
@@ -119,9 +174,15 @@ DATA_PARALLEL = textwrap.dedent(
     import keras
     from keras_ast.training import train
     assert len(keras.distribution.list_devices()) == 2
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seen = type(keras.distribution.distribution()).__name__
+
+    record = Record()
     train(sys.argv[1], sys.argv[2], sys.argv[3], epochs=1, batch_size=4,
-          verbose=0)
-    print(json.dumps({"distribution": type(
+          verbose=0, callbacks=[record])
+    print(json.dumps({"during": record.seen, "after": type(
         keras.distribution.distribution()).__name__}))
     """
 )
@@ -141,5 +202,6 @@ def test_data_parallel_on_two_devices(setup, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out["distribution"] == "DataParallel"
+    assert out["during"] == "DataParallel"
+    assert out["after"] == "NoneType"  # scoped to the run
     assert os.path.exists(tmp_path / "dp" / "preset" / "model.weights.h5")

@@ -82,7 +82,7 @@ def _label_target(labels, num_classes, multi_label):
 
 def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
                shuffle_buffer=1024, repeat=False, drop_remainder=None,
-               one_hot=False, mixup_alpha=None):
+               one_hot=False, mixup_alpha=None, mixup_probability=0.5):
     """A `tf.data.Dataset` of `(waveforms, labels)` from TFRecord shards.
 
     Reads shards in parallel (interleaved), decodes in parallel, shuffles
@@ -102,9 +102,11 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
         repeat: repeat forever (then pass `steps_per_epoch` to `fit`).
         drop_remainder: defaults to `training`.
         one_hot: single-label targets as one-hot float32 vectors.
-        mixup_alpha: mixup's Beta parameter: half of the clips of a batch
-            are mixed with random partners (`keras_ast.data.mixup`);
-            implies one-hot targets. None: no mixup.
+        mixup_alpha: mixup's Beta parameter: a share `mixup_probability`
+            of the clips of a batch are mixed with random partners
+            (`keras_ast.data.mixup`); implies one-hot targets. None: no
+            mixup.
+        mixup_probability: the share of mixed clips.
 
     Example:
     >>> ds = tf_dataset("shards/train", batch_size=32, training=True,
@@ -197,7 +199,8 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
         rng = np.random.default_rng(seed)
 
         def mix(waveforms, targets):
-            return mixup(waveforms, targets, alpha=mixup_alpha, rng=rng)
+            return mixup(waveforms, targets, alpha=mixup_alpha,
+                         probability=mixup_probability, rng=rng)
 
         def mix_tf(waveforms, targets):
             mixed = tf.numpy_function(mix, [waveforms, targets],
@@ -233,11 +236,13 @@ def _is_example(example):
 class _Mixup:
     """Grain transform: `mixup` of a batch (picklable for workers)."""
 
-    def __init__(self, alpha):
+    def __init__(self, alpha, probability):
         self.alpha = alpha
+        self.probability = probability
 
     def __call__(self, batch, rng):
-        return mixup(batch[0], batch[1], alpha=self.alpha, rng=rng)
+        return mixup(batch[0], batch[1], alpha=self.alpha,
+                     probability=self.probability, rng=rng)
 
 
 class _Decode:
@@ -275,6 +280,7 @@ class _Decode:
 def grain_dataset(path, batch_size, training=False, clip_seconds=None,
                   seed=0, num_workers=0, num_epochs=1,
                   drop_remainder=None, one_hot=False, mixup_alpha=None,
+                  mixup_probability=0.5,
                   read_threads=None):
     """A Grain `IterDataset` of `(waveforms, labels)` from ArrayRecord shards.
 
@@ -297,9 +303,11 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
             forever and give `fit` its `steps_per_epoch` (as `train` does).
         drop_remainder: defaults to `training`.
         one_hot: single-label targets as one-hot float32 vectors.
-        mixup_alpha: mixup's Beta parameter: half of the clips of a batch
-            are mixed with random partners (`keras_ast.data.mixup`);
-            implies one-hot targets. None: no mixup.
+        mixup_alpha: mixup's Beta parameter: a share `mixup_probability`
+            of the clips of a batch are mixed with random partners
+            (`keras_ast.data.mixup`); implies one-hot targets. None: no
+            mixup.
+        mixup_probability: the share of mixed clips.
         read_threads: threads that read records in each process; defaults
             to the number of CPUs, at most 16 (Grain's default of 16
             oversubscribes a small machine).
@@ -333,7 +341,8 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
         drop_remainder=training if drop_remainder is None else drop_remainder,
     )
     if mixup_alpha:
-        dataset = dataset.random_map(_Mixup(mixup_alpha), seed=seed)
+        dataset = dataset.random_map(
+            _Mixup(mixup_alpha, mixup_probability), seed=seed)
     if num_workers:
         _parse_absl_flags()
         dataset = dataset.mp_prefetch(
