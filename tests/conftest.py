@@ -26,6 +26,27 @@ def load_tool(name):
     return module
 
 
+def compiled(fn):
+    """`fn` compiled the way each backend compiles inside `fit`/`predict`.
+
+    torch goes through TorchDynamo (`torch.compile`, as Keras does with
+    `jit_compile=True`), with the `aot_eager` backend: the traced graphs run
+    without generated C++ kernels, which would take minutes here.
+    """
+    backend = keras.config.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, jit_compile=True)
+    import torch
+
+    return torch.compile(fn, backend="aot_eager")
+
+
 def require_speech_synthesis():
     """Skips the test without espeak-ng and sox; fails in CI."""
     if not speech_synthesis.available():

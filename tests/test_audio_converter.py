@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from conftest import compiled
 from conftest import SAMPLING_RATE
 from conftest import clip_of
 from conftest import noise
@@ -136,20 +137,6 @@ def test_float32_under_mixed_precision():
     assert converter.compute_dtype == "float32"
     assert keras.backend.standardize_dtype(got.dtype) == "float32"
     np.testing.assert_allclose(to_numpy(got), expected)
-
-
-def compiled(fn):
-    """`fn` compiled the way each backend runs it inside `fit`/`predict`."""
-    backend = keras.config.backend()
-    if backend == "jax":
-        import jax
-
-        return jax.jit(fn)
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn)
-    return fn
 
 
 def test_runs_compiled_with_lengths():

@@ -20,6 +20,9 @@ from keras_ast.data import pipelines
 from keras_ast.data.shards import make_shards
 from keras_ast.training import train
 
+# Minutes per backend on 2 CPU cores: deselect with `-m "not slow"`.
+pytestmark = pytest.mark.slow
+
 @pytest.fixture(scope="module")
 def keyword_shards(tmp_path_factory):
     require_speech_synthesis()

@@ -3,25 +3,13 @@
 import keras
 import numpy as np
 import pytest
+from conftest import compiled
 from conftest import to_numpy
 
 from keras_ast import ASTAudioConverter
 from keras_ast.data.spec_augment import SpecAugment
 
 BACKEND = keras.config.backend()
-
-
-def compiled(fn):
-    """`fn` compiled the way each backend runs it inside `fit`/`predict`."""
-    if BACKEND == "jax":
-        import jax
-
-        return jax.jit(fn)
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn)
-    return fn
 
 
 def features(batch=8, time=100, freq=64, seed=0):
