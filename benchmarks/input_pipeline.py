@@ -12,7 +12,7 @@ length, shuffled):
    source file, crop/pad, `np.stack` into batches;
 2. `keras_ast.data.pipelines.tf_dataset` over the TFRecord shards;
 3. `keras_ast.data.pipelines.grain_dataset` over the ArrayRecord shards,
-   with `worker_count=0` and `worker_count=2`.
+   with `num_workers=0` and `num_workers=2`.
 
 The figures and their ratio to the Python loop are printed as Markdown and
 written to the "## Input pipeline" section of `benchmarks/README.md` (the
@@ -141,14 +141,14 @@ def absl_flags_parsed():
         flags.FLAGS.mark_as_parsed()
 
 
-def grain_reader(path, batch_size, clip_seconds, worker_count, seed=0):
+def grain_reader(path, batch_size, clip_seconds, num_workers, seed=0):
     from keras_ast.data.pipelines import grain_dataset
 
-    if worker_count:
+    if num_workers:
         absl_flags_parsed()
     dataset = grain_dataset(path, batch_size, training=True,
                             clip_seconds=clip_seconds, seed=seed,
-                            worker_count=worker_count, num_epochs=None)
+                            num_workers=num_workers, num_epochs=None)
     iterator = iter(dataset)
     try:
         for waveforms, labels in iterator:
@@ -248,7 +248,7 @@ clip length, full batches only (`training=True`).
   reads, parallel parse, shuffle buffer 1024, stateless random crop,
   prefetch), `.numpy()` of each batch.
 - **Grain**: `grain_dataset(shards, batch_size, training=True,
-  clip_seconds=..., worker_count=0 or 2, num_epochs=None)` over the
+  clip_seconds=..., num_workers=0 or 2, num_epochs=None)` over the
   ArrayRecord shards (global shuffle; reading, decompressing, decoding and
   cropping in the main process or in 2 worker processes with
   `mp_prefetch`). With workers, the script first marks Abseil's flags as
@@ -529,7 +529,7 @@ def readers(files, shard_dirs, batch, clip, num_samples):
     for workers in (0, 2):
         table.append((
             f"Grain, {workers} workers",
-            f"`grain_dataset(training=True, worker_count={workers})`, "
+            f"`grain_dataset(training=True, num_workers={workers})`, "
             "ArrayRecord",
             (lambda w=workers: grain_reader(
                 shard_dirs["arrayrecord"], batch, clip, w))

@@ -5,8 +5,7 @@ The model classes are imported on first use, so that light modules such as
 shard-writer worker processes import only what they run.
 """
 
-import importlib
-
+from keras_ast.lazy import lazy_attributes
 from keras_ast.version import __version__
 
 _EXPORTS = {
@@ -18,25 +17,9 @@ _EXPORTS = {
     "ASTEncoderLayer": "keras_ast.encoder",
     "upload_preset": "keras_ast.upload",
 }
-
-
-
 # Subpackages reachable as attributes (`keras_ast.data.tf_dataset`) without
 # importing them, and Keras, before they are used.
 _SUBPACKAGES = ("data",)
 
 __all__ = sorted(_EXPORTS) + list(_SUBPACKAGES) + ["__version__"]
-
-
-def __getattr__(name):
-    if name in _SUBPACKAGES:
-        return importlib.import_module(f"keras_ast.{name}")
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'keras_ast' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBPACKAGES)

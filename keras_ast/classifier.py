@@ -43,7 +43,7 @@ class ASTClassifier(keras.Model):
         labels: optional list of `num_classes` class names.
         dropout: dropout rate before the head's Dense layer.
         augmenter: optional layer applied to the features in training
-            only, e.g. `keras_ast.data.augment.SpecAugment`.
+            only, e.g. `keras_ast.data.SpecAugment`.
 
     Call inputs: waveforms `(batch, samples)` (or features without a
     preprocessor), or a dict `{"waveforms": ..., "lengths": ...}` for
@@ -337,6 +337,9 @@ class ASTClassifier(keras.Model):
 
     @classmethod
     def from_config(cls, config):
+        # Registers SpecAugment, the usual augmenter, for deserialization.
+        import keras_ast.data.spec_augment  # noqa: F401
+
         config = dict(config)
         for key in ("backbone", "preprocessor", "augmenter"):
             if config.get(key) is not None:

@@ -2,12 +2,10 @@
 
 import os
 
-import keras
 import numpy as np
 import pytest
 import soundfile
 
-from keras_ast import ASTAudioConverter
 from keras_ast import ASTBackbone
 from keras_ast import ASTClassifier
 from keras_ast.data import pipelines
@@ -101,13 +99,13 @@ def test_grain_shuffles_every_epoch_anew(shard_dirs):
     np.testing.assert_array_equal(by_energy(first), by_energy(second))
 
 
-def test_fit_from_both_pipelines(shard_dirs):
-    backbone = ASTBackbone(hidden_dim=32, num_layers=1, num_heads=4,
-                           intermediate_dim=64, max_length=64,
-                           frequency_stride=16, time_stride=16)
-    classifier = ASTClassifier(backbone, 2,
-                               preprocessor=ASTAudioConverter(max_length=64))
-    classifier.compile(optimizer=keras.optimizers.Adam(1e-3))
+def test_fit_from_both_pipelines(shard_dirs, tmp_path):
+    preset = str(tmp_path / "backbone")
+    ASTBackbone(hidden_dim=32, num_layers=1, num_heads=4,
+                intermediate_dim=64, max_length=64, frequency_stride=16,
+                time_stride=16).save_to_preset(preset)
+    # No compile() call: a classifier from a preset is ready to fit.
+    classifier = ASTClassifier.from_preset(preset, num_classes=3)
     clip = 0.65
     tf_ds = pipelines.tf_dataset(shard_dirs["tfrecord"], 4, training=True,
                                  clip_seconds=clip)

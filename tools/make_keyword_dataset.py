@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from keras_ast import speech_synthesis
+from keras_ast.files import atomic_path
 
 WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop",
          "go"]
@@ -67,9 +68,9 @@ def make(output, words=WORDS, splits=SPLITS, speeds=SPEEDS, pitches=PITCHES,
         index, (split, word, voice, speed, pitch, name) = index_job
         clip = render(word, voice, speed, pitch, seed=index)
         path = os.path.join(output, split, word, name)
-        staging = path + ".tmp.wav"
-        soundfile.write(staging, clip, RATE, subtype="PCM_16")
-        os.replace(staging, path)  # never a half-written file
+        with atomic_path(path) as staging:  # never a half-written file
+            soundfile.write(staging, clip, RATE, subtype="PCM_16",
+                            format="WAV")
         return split
 
     counts = {split: 0 for split in splits}

@@ -13,7 +13,7 @@ Example:
 ...                            clip_seconds=1.0, mixup_alpha=10.0)
 """
 
-import importlib
+from keras_ast.lazy import lazy_attributes
 
 _EXPORTS = {
     "make_shards": "keras_ast.data.shards",
@@ -25,15 +25,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'keras_ast.data' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
