@@ -8,7 +8,7 @@ then measures how fast each way of reading it delivers training batches
 (`(waveforms, labels)` numpy arrays, random crop or zero-pad to the clip
 length, shuffled):
 
-1. a plain Python loop: `keras_ast.data.audio_io.decode` (soundfile) of each
+1. a plain Python loop: `keras_ast.load_audio` (soundfile) of each
    source file, crop/pad, `np.stack` into batches;
 2. `keras_ast.data.pipelines.tf_dataset` over the TFRecord shards;
 3. `keras_ast.data.pipelines.grain_dataset` over the ArrayRecord shards,
@@ -104,7 +104,7 @@ def write_shards(source, output, record_format, shard_size_mb):
 
 def python_loop(files, batch_size, num_samples, seed=0):
     """Decodes the source files one by one (soundfile), shuffled each epoch."""
-    from keras_ast.data.audio_io import decode
+    from keras_ast.data.audio_io import load_audio
     from keras_ast.data.pipelines import fit_length
 
     rng = np.random.default_rng(seed)
@@ -112,7 +112,7 @@ def python_loop(files, batch_size, num_samples, seed=0):
     while True:
         for index in rng.permutation(len(files)):
             path, label = files[index]
-            waveforms.append(fit_length(decode(path), num_samples, rng))
+            waveforms.append(fit_length(load_audio(path), num_samples, rng))
             labels.append(label)
             if len(waveforms) == batch_size:
                 yield np.stack(waveforms), np.asarray(labels, np.int32)
@@ -240,7 +240,7 @@ clip length, full batches only (`training=True`).
   whole call. ArrayRecord shards are zstd-compressed (level 3, the
   `array_record` writer's default); TFRecord shards are not compressed.
 - **Python loop**: for each file in a shuffled order,
-  `keras_ast.data.audio_io.decode(path)` (soundfile), `fit_length` (random
+  `keras_ast.load_audio(path)` (soundfile), `fit_length` (random
   crop or pad), `np.stack` of each batch; one process, one thread, no
   prefetching.
 - **tf.data**: `tf_dataset(shards, batch_size, training=True,
@@ -519,7 +519,7 @@ def readers(files, shard_dirs, batch, clip, num_samples):
         return stream
 
     table = [
-        ("Python loop", "`audio_io.decode` (soundfile) per file, crop, "
+        ("Python loop", "`keras_ast.load_audio` (soundfile) per file, crop, "
          "`np.stack`",
          lambda: python_loop(files, batch, num_samples), 1),
         ("tf.data", "`tf_dataset(training=True)`, TFRecord",

@@ -10,7 +10,9 @@ from keras_ast.version import __version__
 
 _EXPORTS = {
     "ASTAudioConverter": "keras_ast.audio_converter",
-    "pad_waveforms": "keras_ast.audio_converter",
+    "pad_waveforms": "keras_ast.waveforms",
+    "load_audio": "keras_ast.data.audio_io",
+    "resample": "keras_ast.data.audio_io",
     "ASTBackbone": "keras_ast.backbone",
     "ASTClassifier": "keras_ast.classifier",
     "ASTEmbedding": "keras_ast.embedding",

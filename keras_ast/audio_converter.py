@@ -7,61 +7,12 @@ from keras import ops
 from keras_ast import kaldi
 from keras_ast import preset_io
 from keras_ast.presets import BUILTIN_PRESETS
+from keras_ast.waveforms import check_waveforms
+from keras_ast.waveforms import pad_waveforms
+from keras_ast.waveforms import rate_error
 
 AUDIOSET_MEAN = -4.2677393
 AUDIOSET_STD = 4.5689974
-
-
-def pad_waveforms(waveforms):
-    """Pads a list of 1-D clips into one batch.
-
-    Args:
-        waveforms: a list of 1-D float arrays (or lists of floats).
-
-    Returns:
-        `(batch, lengths)`: a float32 array `(len(waveforms), longest)`
-        zero-padded at the end, and an int32 array with each clip's length.
-
-    Example:
-    >>> batch, lengths = pad_waveforms([np.zeros(16000), np.zeros(8000)])
-    >>> batch.shape, lengths.tolist()
-    ((2, 16000), [16000, 8000])
-    """
-    clips = [np.asarray(clip, dtype=np.float32) for clip in waveforms]
-    if not clips:
-        raise ValueError("Expected at least one waveform, got an empty list.")
-    for index, clip in enumerate(clips):
-        if clip.ndim != 1:
-            raise ValueError(
-                "Each waveform in a list must be mono and 1-D (samples,); "
-                f"waveform {index} has shape {clip.shape}. Mix multichannel "
-                "audio down to mono first."
-            )
-    lengths = np.array([clip.shape[0] for clip in clips], dtype=np.int32)
-    batch = np.zeros((len(clips), max(1, int(lengths.max()))), np.float32)
-    for index, clip in enumerate(clips):
-        batch[index, : clip.shape[0]] = clip
-    return batch, lengths
-
-
-def check_waveforms(waveforms):
-    """Checks host waveforms: mono, 1-D or 2-D, finite. Returns float32."""
-    waveforms = np.asarray(waveforms, dtype=np.float32)
-    if waveforms.ndim not in (1, 2):
-        raise ValueError(
-            "Expected mono waveforms of shape (batch, samples) or (samples,), "
-            f"got shape {waveforms.shape}. Multichannel audio must be mixed "
-            "down to mono first (for example `waveform.mean(axis=-1)`)."
-        )
-    finite = np.isfinite(waveforms)
-    if not finite.all():
-        bad = np.argwhere(~finite)[0].tolist()
-        raise ValueError(
-            "Waveforms contain NaN or infinite samples (first at index "
-            f"{bad}, value {waveforms[tuple(bad)]}). Check the decoder or "
-            "the audio file."
-        )
-    return waveforms
 
 
 def _is_traced(x):
@@ -114,8 +65,10 @@ class ASTAudioConverter(keras.layers.Layer):
         do_normalize: whether to apply `(x - mean) / (2 * std)`.
 
     Call arguments:
-        waveforms: float waveforms in [-1, 1], `(batch, samples)` or
-            `(samples,)`, or a list of 1-D clips of any lengths.
+        waveforms: float waveforms in [-1, 1] (or integer PCM, scaled by
+            full scale), `(batch, samples)` or `(samples,)`, or a list of
+            1-D clips of any lengths; see `keras_ast.waveforms` for the
+            rules host arrays follow.
         lengths: optional int `(batch,)`, the number of valid samples of
             each row; samples past it are ignored. Defaults to all samples.
         sampling_rate: optional; the rate of `waveforms`, checked against
@@ -174,11 +127,7 @@ class ASTAudioConverter(keras.layers.Layer):
         if sampling_rate is not None and int(sampling_rate) != (
             self.sampling_rate
         ):
-            raise ValueError(
-                f"Audio sampled at {sampling_rate} Hz was given to a converter"
-                f" that expects {self.sampling_rate} Hz. Resample it to "
-                f"{self.sampling_rate} Hz first."
-            )
+            raise ValueError(rate_error(sampling_rate, self.sampling_rate))
         if isinstance(waveforms, (list, tuple)) and len(waveforms) and (
             np.ndim(waveforms[0]) == 1
         ):

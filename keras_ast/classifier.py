@@ -1,17 +1,21 @@
 """`ASTClassifier`: an AST backbone with a classification head."""
 
+import warnings
+
 import keras
 import numpy as np
 from keras import ops
 
+from keras_ast import inference
 from keras_ast import preset_io
 from keras_ast.audio_converter import ASTAudioConverter
-from keras_ast.audio_converter import check_waveforms
-from keras_ast.audio_converter import pad_waveforms
 from keras_ast.backbone import ASTBackbone
 from keras_ast.objectives import SoftmaxAccuracy
 from keras_ast.objectives import SoftmaxCrossentropy
 from keras_ast.presets import BUILTIN_PRESETS
+from keras_ast.waveforms import check_waveforms
+from keras_ast.waveforms import pad_waveforms
+from keras_ast.waveforms import rate_error
 
 # AdamW as the AST authors fine-tuned (betas, weight decay), with gradient
 # clipping, which keeps training from scratch stable too.
@@ -174,22 +178,42 @@ class ASTClassifier(keras.Model):
         if sampling_rate is not None and int(sampling_rate) != (
             self.preprocessor.sampling_rate
         ):
-            raise ValueError(
-                f"Audio sampled at {sampling_rate} Hz was given to a model "
-                f"that expects {self.preprocessor.sampling_rate} Hz. "
-                "Resample it first."
-            )
-        if isinstance(x, (list, tuple)) and len(x) and np.ndim(x[0]) == 1:
+            raise ValueError(rate_error(sampling_rate,
+                                        self.preprocessor.sampling_rate))
+        if isinstance(x, (list, tuple)) and len(x) == 0:
+            raise ValueError("Expected audio, got an empty list.")
+        if isinstance(x, (list, tuple)) and np.ndim(x[0]) == 1:
             waveforms, lengths = pad_waveforms(x)
-            return {"waveforms": check_waveforms(waveforms),
-                    "lengths": lengths}
+            self.warn_if_too_long(int(lengths.max()))
+            return {"waveforms": waveforms, "lengths": lengths}
         if isinstance(x, dict) and "waveforms" in x:
             x = dict(x)
             x["waveforms"] = self._batched(check_waveforms(x["waveforms"]))
+            longest = (np.max(x["lengths"]) if x.get("lengths") is not None
+                       else x["waveforms"].shape[-1])
+            self.warn_if_too_long(int(longest))
             return x
         if isinstance(x, (np.ndarray, list, tuple)):
-            return self._batched(check_waveforms(x))
+            waveforms = self._batched(check_waveforms(x))
+            self.warn_if_too_long(waveforms.shape[-1])
+            return waveforms
         return x
+
+    def warn_if_too_long(self, num_samples):
+        """Warns (once per classifier) that a clip is cut to the input."""
+        limit = self.preprocessor.num_samples
+        if num_samples <= limit or getattr(self, "_warned_too_long", False):
+            return
+        self._warned_too_long = True
+        rate = self.preprocessor.sampling_rate
+        warnings.warn(
+            f"A clip of {num_samples / rate:.2f} s is longer than the "
+            f"model's input ({self.preprocessor.max_length} frames, "
+            f"{limit / rate:.2f} s): only its first {limit / rate:.2f} s "
+            "are used. For long recordings use classifier.tag(...), which "
+            "scores every window.",
+            UserWarning, stacklevel=3,
+        )
 
     @staticmethod
     def _batched(waveforms):
@@ -199,13 +223,81 @@ class ASTClassifier(keras.Model):
                 callbacks=None, sampling_rate=None):
         """Logits for waveforms: an array, a list of clips or a dataset.
 
-        Host arrays are checked first (mono, finite, `sampling_rate` when
+        Host arrays follow the rules of `keras_ast.waveforms` (mono,
+        integer PCM scaled, finite, not empty; `sampling_rate` checked when
         given); a list of 1-D clips of different lengths is padded and each
-        clip scored as if alone.
+        clip scored as if alone. A clip longer than the model's input is
+        cut to it, with a warning.
         """
         x = self._host_inputs(x, sampling_rate)
         return super().predict(x, batch_size=batch_size, verbose=verbose,
                                steps=steps, callbacks=callbacks)
+
+    def classify(self, inputs, top_k=5, threshold=None, batch_size=32,
+                 sampling_rate=None):
+        """The labels of each clip or file, best first.
+
+        Scores are sigmoid for a multi-label model (AudioSet: independent
+        classes) and softmax for a single-label one.
+
+        Args:
+            inputs: a path, a 1-D clip, a `(batch, samples)` array, or a
+                list of paths and clips (any lengths). Files are decoded,
+                mixed to mono and resampled (`keras_ast.load_audio`).
+            top_k: labels per input (None: no limit).
+            threshold: keep the labels scoring at least this instead (still
+                at most `top_k` when both are given).
+            batch_size: clips per model call.
+            sampling_rate: the rate of array inputs, checked when given.
+
+        Returns:
+            For one input, a list of `(label, score)` sorted by score; for
+            a list or batch, one such list per input.
+
+        Example:
+        >>> classifier.classify("dog.wav", top_k=3)
+        [('Dog', 0.91), ('Animal', 0.88), ('Bark', 0.71)]
+        """
+        return inference.classify(self, inputs, top_k=top_k,
+                                  threshold=threshold, batch_size=batch_size,
+                                  sampling_rate=sampling_rate)
+
+    def tag(self, inputs, window_seconds=None, hop_seconds=None, top_k=3,
+            threshold=0.3, median_filter=1, batch_size=32,
+            sampling_rate=None):
+        """Timelines of long recordings: scores per window, merged events.
+
+        Each recording is cut into windows (the model's input length by
+        default) every `hop_seconds` (half a window by default); all
+        windows of all recordings are scored in batches. A window votes for
+        a class among its `top_k` that scores at least `threshold`;
+        consecutive votes merge into an event (see `keras_ast.timeline`).
+        Tagging N seconds costs about N / hop windows.
+
+        Args:
+            inputs: as `classify`.
+            window_seconds: window length (at most the model's input).
+            hop_seconds: time between window starts.
+            top_k: classes per window that may vote.
+            threshold: the lowest score that votes.
+            median_filter: odd number of windows to median-filter the
+                scores over before voting (1: none).
+            batch_size: windows per model call.
+            sampling_rate: the rate of array inputs, checked when given.
+
+        Returns:
+            A `keras_ast.timeline.Timeline` per input (one for one input).
+
+        Example:
+        >>> timeline = classifier.tag("street.flac")
+        >>> [(e.label, e.onset, e.offset) for e in timeline.events]
+        """
+        return inference.tag(self, inputs, window_seconds=window_seconds,
+                             hop_seconds=hop_seconds, top_k=top_k,
+                             threshold=threshold,
+                             median_filter_windows=median_filter,
+                             batch_size=batch_size,
+                             sampling_rate=sampling_rate)
 
     def predict_scores(self, x, sampling_rate=None, **kwargs):
         """Probabilities: `predict` followed by sigmoid or softmax."""

@@ -7,9 +7,11 @@ entry; `main` builds the argparse subparsers from the table.
     keras-ast make-shards SOURCE OUTPUT --format arrayrecord
     keras-ast train --preset ast_speech_commands_v2 --train shards/train \
         --validation shards/val --output runs/sc
+    keras-ast classify recordings/ --preset ast_audioset_10_10_0.4593
 """
 
 import argparse
+import importlib
 import sys
 
 
@@ -153,33 +155,23 @@ def run_train(args):
     return 0
 
 
-# --- convert and upload ---------------------------------------------------
-# Both live in their own modules (stdlib-only at import, so `--help` loads
-# no Keras); these wrappers import them only when the table is used.
+# --- commands in their own modules -----------------------------------------
 
 
-def add_convert_arguments(parser):
-    from keras_ast.convert_checkpoint import add_arguments
+def _from_module(name):
+    """`(add_arguments, run)` of a command module, imported when used.
 
-    add_arguments(parser)
+    The modules import only the standard library at the top, so `--help`
+    loads no Keras.
+    """
 
+    def add_arguments(parser):
+        importlib.import_module(name).add_arguments(parser)
 
-def run_convert(args):
-    from keras_ast.convert_checkpoint import run
+    def run(args):
+        return importlib.import_module(name).run(args)
 
-    return run(args)
-
-
-def add_upload_arguments(parser):
-    from keras_ast.upload import add_arguments
-
-    add_arguments(parser)
-
-
-def run_upload(args):
-    from keras_ast.upload import run
-
-    return run(args)
+    return add_arguments, run
 
 
 # --- dispatch -------------------------------------------------------------
@@ -201,14 +193,17 @@ SUBCOMMANDS = {
         "Convert an AST checkpoint (hub id, hf://owner/repo, Hugging Face "
         "folder or the authors' .pth) into a keras_ast preset, optionally "
         "verified against transformers and uploaded.",
-        add_convert_arguments,
-        run_convert,
+        *_from_module("keras_ast.convert_checkpoint"),
     ),
     "upload": (
         "Upload a keras_ast preset directory to the Hugging Face Hub "
         "(hf://owner/repo, created if needed).",
-        add_upload_arguments,
-        run_upload,
+        *_from_module("keras_ast.upload"),
+    ),
+    "classify": (
+        "Classify audio files (top-k labels), or tag long recordings "
+        "(--timeline: events with onsets and offsets), with any preset.",
+        *_from_module("keras_ast.classify_files"),
     ),
 }
 

@@ -2,7 +2,7 @@
 
 Small generated audio only; no model. The shards read back (tf.data for
 TFRecord, ArrayRecordReader for ArrayRecord) must hold exactly what
-`audio_io.decode` gives for the sources.
+`audio_io.load_audio` gives for the sources.
 """
 
 import hashlib
@@ -129,15 +129,15 @@ def test_decode_formats(source):
     import soxr
 
     root = source["root"]
-    wav = audio_io.decode(root / "dog" / "a.wav")
+    wav = audio_io.load_audio(root / "dog" / "a.wav")
     assert wav.dtype == np.float32 and wav.ndim == 1
     np.testing.assert_array_equal(wav, source["int16"] / np.float32(32768))
-    flac = audio_io.decode(root / "dog" / "sub" / "b.flac")
+    flac = audio_io.load_audio(root / "dog" / "sub" / "b.flac")
     mono = source["stereo"].mean(axis=1, dtype=np.float64)
     expected = soxr.resample(mono.astype(np.float32), 44100, RATE, "HQ")
     np.testing.assert_allclose(flac, expected, atol=1e-4)
     assert flac.dtype == np.float32 and flac.shape == (4800,)
-    ogg = audio_io.decode(root / "cat" / "c.ogg")
+    ogg = audio_io.load_audio(root / "cat" / "c.ogg")
     assert ogg.dtype == np.float32 and ogg.shape == (6400,)
     assert 0.1 < np.abs(ogg).max() < 1.0
 
@@ -145,7 +145,7 @@ def test_decode_formats(source):
 def test_decode_mp3(source):
     if source["mp3_missing"]:
         pytest.skip(source["mp3_missing"])
-    audio = audio_io.decode(source["root"] / "cat" / "d.mp3")
+    audio = audio_io.load_audio(source["root"] / "cat" / "d.mp3")
     assert audio.dtype == np.float32 and audio.ndim == 1
     assert abs(audio.shape[0] - 8000) <= 2304  # encoder delay / padding
     assert 0.05 < np.sqrt(np.mean(audio ** 2)) < 0.5
@@ -154,18 +154,18 @@ def test_decode_mp3(source):
 def test_decode_errors(source, tmp_path):
     bad = source["root"] / "cat" / "bad.wav"
     with pytest.raises(audio_io.AudioDecodeError, match="bad.wav") as info:
-        audio_io.decode(bad)
+        audio_io.load_audio(bad)
     assert isinstance(info.value, ValueError) and info.value.reason
     with pytest.raises(audio_io.AudioDecodeError, match="no such file"):
-        audio_io.decode(tmp_path / "missing.wav")
+        audio_io.load_audio(tmp_path / "missing.wav")
     nan = np.zeros(100, np.float32)
     nan[5] = np.nan
     soundfile.write(tmp_path / "nan.wav", nan, RATE, subtype="FLOAT")
     with pytest.raises(audio_io.AudioDecodeError, match="NaN"):
-        audio_io.decode(tmp_path / "nan.wav")
+        audio_io.load_audio(tmp_path / "nan.wav")
     soundfile.write(tmp_path / "empty.wav", np.zeros(0, np.float32), RATE)
     with pytest.raises(audio_io.AudioDecodeError, match="empty"):
-        audio_io.decode(tmp_path / "empty.wav")
+        audio_io.load_audio(tmp_path / "empty.wav")
 
 
 # --- class folders --------------------------------------------------------
@@ -203,7 +203,7 @@ def test_class_folders(source, made, fmt):
     assert sorted(path for path, *_ in found) == sorted(good)
     per_shard = {}
     for path, audio, labels, file in found:
-        expected = audio_io.decode(source["root"] / path)
+        expected = audio_io.load_audio(source["root"] / path)
         np.testing.assert_array_equal(audio, expected)
         assert labels == [info["labels"].index(good[path])]
         per_shard.setdefault(file, {}).setdefault(good[path], 0)
@@ -277,7 +277,7 @@ def test_csv_manifest_single_label(source, tmp_path, fmt):
              for path, audio, labels, _ in read_records(out, info)}
     assert sorted(found) == ["cat/c.ogg", "dog/a.wav"]
     for path, (audio, labels) in found.items():
-        np.testing.assert_array_equal(audio, audio_io.decode(root / path))
+        np.testing.assert_array_equal(audio, audio_io.load_audio(root / path))
     assert found["dog/a.wav"][1] == [0] and found["cat/c.ogg"][1] == [1]
 
 
@@ -533,7 +533,7 @@ def test_tensorflow_io_is_the_fallback_decoder(tmp_path, monkeypatch):
                        np.full(800, -8192, np.int16)], axis=1)
     monkeypatch.setitem(sys.modules, "tensorflow_io",
                         fake_tensorflow_io(stereo, 8000))
-    audio = audio_io.decode(path)
+    audio = audio_io.load_audio(path)
     assert audio.dtype == np.float32 and audio.shape == (1600,)
     np.testing.assert_allclose(audio[200:-200], 0.125, atol=1e-3)
 
@@ -541,4 +541,4 @@ def test_tensorflow_io_is_the_fallback_decoder(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow_io",
                         fake_tensorflow_io(None, 8000))
     with pytest.raises(audio_io.AudioDecodeError, match="odd.m4a"):
-        audio_io.decode(path)
+        audio_io.load_audio(path)

@@ -4,7 +4,7 @@ The names below are imported on first use (PEP 562), so that
 `import keras_ast.data` and its numpy-only modules (`pipelines`, `shards`,
 `mixing`, ...) load neither Keras nor a backend: Grain and shard-writer
 worker processes import only what they run. `SpecAugment` imports Keras
-when it is first used. Decoding one file: `keras_ast.data.audio_io.decode`.
+when it is first used. Decoding one file: `keras_ast.load_audio`.
 
 Example:
 >>> from keras_ast import data

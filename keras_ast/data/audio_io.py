@@ -82,7 +82,7 @@ def resample(audio, rate, sampling_rate=SAMPLING_RATE):
     )
 
 
-def decode(path, sampling_rate=SAMPLING_RATE):
+def load_audio(path, sampling_rate=SAMPLING_RATE):
     """An audio file as a mono float32 waveform at `sampling_rate`.
 
     Args:
@@ -98,7 +98,7 @@ def decode(path, sampling_rate=SAMPLING_RATE):
             samples, or holds NaN or infinite values.
 
     Example:
-    >>> waveform = decode("dog_bark.flac")
+    >>> waveform = load_audio("dog_bark.flac")
     """
     path = os.fspath(path)
     if not os.path.isfile(path):

@@ -2,7 +2,7 @@
 
 `make_shards` (`keras-ast make-shards`) lists a labelled audio collection
 (`sources`), decodes it once in a pool of worker processes (to mono
-float32 at 16 kHz, `audio_io.decode`), writes the clips as TFRecord or
+float32 at 16 kHz, `audio_io.load_audio`), writes the clips as TFRecord or
 ArrayRecord shards (`records`) and finishes with the `dataset.json` index
 (`index`). `FORMAT.md` describes the result.
 """
@@ -42,7 +42,7 @@ MEGABYTE = 10**6
 def _decode_task(path, sampling_rate):
     """`(audio, None)`, or `(None, reason)` for a file that does not decode."""
     try:
-        return audio_io.decode(path, sampling_rate), None
+        return audio_io.load_audio(path, sampling_rate), None
     except audio_io.AudioDecodeError as error:
         return None, f"does not decode: {error.reason}"
     except Exception as error:  # never fatal: the file is skipped
@@ -74,7 +74,7 @@ def _in_order(pool, entries, window, sampling_rate):
                 "A decoding worker process died (a crash in the decoder or "
                 f"out of memory) while decoding {entry.path} or one of the "
                 f"{len(pending)} files after it. Find the file with "
-                "`keras_ast.data.audio_io.decode`, or run with one worker."
+                "`keras_ast.data.audio_io.load_audio`, or run with one worker."
             ) from error
         following = next(entries, None)
         if following is not None:
@@ -238,7 +238,7 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
     """Decodes a labelled audio collection into shards (see `FORMAT.md`).
 
     Files are decoded in parallel (to mono float32 at 16 kHz,
-    `audio_io.decode`) and written in a deterministic order: the sorted file
+    `audio_io.load_audio`) and written in a deterministic order: the sorted file
     list, shuffled with `seed`, so that shards mix the classes. A file
     that does not decode is skipped and listed in `dataset.json`. With
     several workers, a script that calls this needs the usual

@@ -1,0 +1,197 @@
+"""`keras-ast classify`: audio files in, labels or timelines out.
+
+Folders are walked for audio files (sorted); each file is decoded (mono,
+resampled to the model's rate), and a file that does not decode is reported
+with its reason and skipped: the exit status is then 1, after every other
+file was classified. Output goes to standard output (or `--output`, written
+atomically) as a table, JSON or CSV; the progress bar goes to standard
+error. Keras is imported only when a command runs.
+"""
+
+import json
+import os
+import sys
+
+FORMATS = ("table", "json", "csv")
+
+
+def add_arguments(parser):
+    """The `keras-ast classify` flags."""
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="audio files or folders of them")
+    parser.add_argument("--preset", required=True,
+                        help="a built-in name, owner/repo, hf://owner/repo "
+                        "or a folder")
+    parser.add_argument("--top-k", type=int, default=5, metavar="N",
+                        help="labels per file (default 5)")
+    parser.add_argument("--threshold", type=float, metavar="X",
+                        help="keep the labels scoring at least X instead "
+                        "(still at most --top-k)")
+    parser.add_argument("--format", choices=FORMATS, default="table",
+                        help="output format (default: table)")
+    parser.add_argument("--output", metavar="FILE",
+                        help="write the output to FILE instead of printing it")
+    parser.add_argument("--batch-size", type=int, default=16, metavar="N",
+                        help="clips or windows per model call (default 16)")
+    parser.add_argument("--timeline", action="store_true",
+                        help="tag long recordings: events with onset and "
+                        "offset in seconds, window by window")
+    parser.add_argument("--window", type=float, metavar="SECONDS",
+                        help="--timeline window (default: the model's input)")
+    parser.add_argument("--hop", type=float, metavar="SECONDS",
+                        help="--timeline hop (default: half a window)")
+    parser.add_argument("--plot", metavar="PNG",
+                        help="draw the spectrogram (and timeline) of the one "
+                        "file given")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar")
+
+
+def list_audio(paths):
+    """Files of `paths`, folders walked for audio files, in sorted order."""
+    from keras_ast.data.audio_io import AUDIO_EXTENSIONS
+
+    found = []
+    for path in paths:
+        if os.path.isdir(path):
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                found += [os.path.join(root, name) for name in sorted(files)
+                          if name.lower().endswith(AUDIO_EXTENSIONS)]
+        else:
+            found.append(path)  # a missing file is reported when decoded
+    return found
+
+
+def _progress(total, enabled):
+    if enabled and total > 1:
+        try:
+            from tqdm import tqdm
+
+            return tqdm(total=total, unit="file", desc="classify",
+                        file=sys.stderr)
+        except ImportError:
+            pass
+    return None
+
+
+def _decoded(files, sampling_rate, skipped, bar):
+    """`(path, waveform)` of every file that decodes; failures to `skipped`."""
+    from keras_ast.data.audio_io import AudioDecodeError
+    from keras_ast.data.audio_io import load_audio
+
+    for path in files:
+        try:
+            yield path, load_audio(path, sampling_rate)
+        except AudioDecodeError as error:
+            skipped.append((path, error.reason))
+        if bar is not None:
+            bar.update(1)
+
+
+def _chunks(items, size):
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _labels_output(results, output_format):
+    if output_format == "json":
+        return json.dumps(
+            [{"path": path,
+              "labels": [{"label": label, "score": round(score, 6)}
+                         for label, score in labels]}
+             for path, labels in results], indent=2, ensure_ascii=False)
+    if output_format == "csv":
+        import csv
+        import io
+
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["path", "rank", "label", "score"])
+        for path, labels in results:
+            for rank, (label, score) in enumerate(labels, 1):
+                writer.writerow([path, rank, label, f"{score:.6f}"])
+        return out.getvalue().rstrip("\n")
+    lines = []
+    for path, labels in results:
+        lines.append(path)
+        lines += [f"  {score:6.3f}  {label}" for label, score in labels]
+    return "\n".join(lines)
+
+
+def _timeline_output(timelines, output_format):
+    from keras_ast.timeline import events_csv
+
+    if output_format == "json":
+        return json.dumps([t.to_dict() for t in timelines], indent=2,
+                          ensure_ascii=False)
+    if output_format == "csv":
+        return events_csv(timelines).rstrip("\n")
+    lines = []
+    for t in timelines:
+        lines.append(f"{t.path} ({t.duration:.2f} s)")
+        lines += [f"  {e.onset:8.2f} - {e.offset:8.2f} s  {e.score:6.3f}  "
+                  f"{e.label}" for e in t.events]
+    return "\n".join(lines)
+
+
+def run(args):
+    """Runs `keras-ast classify`; returns the exit status."""
+    if args.plot and len(args.paths) != 1:
+        print("keras-ast classify: error: --plot draws one file; give one "
+              "PATH.", file=sys.stderr)
+        return 2
+    files = list_audio(args.paths)
+    if not files:
+        print("keras-ast classify: error: no audio files in "
+              f"{', '.join(args.paths)}.", file=sys.stderr)
+        return 2
+    from keras_ast.classifier import ASTClassifier
+    from keras_ast.files import atomic_write
+
+    classifier = ASTClassifier.from_preset(args.preset)
+    rate = classifier.preprocessor.sampling_rate
+    skipped, results = [], []
+    bar = _progress(len(files), not args.no_progress)
+    decoded = _decoded(files, rate, skipped, bar)
+    if args.timeline:
+        for path, waveform in decoded:
+            timeline = classifier.tag(
+                waveform, window_seconds=args.window, hop_seconds=args.hop,
+                top_k=args.top_k, batch_size=args.batch_size,
+                **({} if args.threshold is None
+                   else {"threshold": args.threshold}))
+            timeline.path = path
+            results.append((timeline, waveform))
+        text = _timeline_output([t for t, _ in results], args.format)
+    else:
+        for chunk in _chunks(decoded, args.batch_size):
+            labels = classifier.classify(
+                [waveform for _, waveform in chunk], top_k=args.top_k,
+                threshold=args.threshold, batch_size=args.batch_size)
+            results += [(path, found) for (path, _), found
+                        in zip(chunk, labels)]
+        text = _labels_output(results, args.format)
+    if bar is not None:
+        bar.close()
+    if args.output:
+        with atomic_write(args.output) as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+    if args.plot and results:
+        from keras_ast import plot
+
+        timeline, waveform = results[0] if args.timeline else (
+            None, next(_decoded(files, rate, [], None))[1])
+        plot.file_report(classifier, waveform, timeline).savefig(args.plot)
+    for path, reason in skipped:
+        print(f"keras-ast classify: skipped {path}: {reason}",
+              file=sys.stderr)
+    return 1 if skipped else 0

@@ -1,0 +1,444 @@
+"""Pictures of what a model hears and finds: spectrograms, timelines, attention.
+
+Four functions draw with matplotlib (the `plot` extra,
+`pip install keras-ast[plot]`) and return a `matplotlib.figure.Figure`:
+- `spectrogram`: the log-mel features of a waveform (or features) over
+  time in seconds;
+- `timeline`: a `keras_ast.timeline.Timeline` as a class-by-time heat map
+  of window scores, with the merged events outlined;
+- `attention`: the last layer's [CLS] attention over the patch grid, laid
+  over the spectrogram;
+- `file_report`: a spectrogram above a timeline on one time axis (what
+  `keras-ast ... --plot out.png` saves).
+
+Figures made here belong to no pyplot window manager: they draw with the
+non-interactive Agg canvas whatever the display, never open a window, are
+freed when dropped, and are saved with `figure.savefig(path)` (Jupyter
+shows a returned Figure). To draw into a figure of your own, e.g. one that
+`plt.show()` displays, pass `ax=`: the function then draws on that Axes and
+returns its figure.
+"""
+
+import os
+
+import numpy as np
+
+from keras_ast import kaldi
+
+INSTALL_HINT = ("keras_ast.plot needs matplotlib: "
+                "pip install keras-ast[plot] (or pip install matplotlib).")
+
+
+def _figure(width, height, rows=1, height_ratios=None, sharex=False):
+    """A new Figure on the Agg canvas, and its Axes (one per row)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise ImportError(INSTALL_HINT) from error
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, 1, sharex=sharex, squeeze=False,
+                           gridspec_kw={"height_ratios": height_ratios})
+    return figure, list(axes[:, 0])
+
+
+def _require_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as error:
+        raise ImportError(INSTALL_HINT) from error
+
+
+def _numpy(x):
+    """`keras.ops.convert_to_numpy` (Keras imported on use)."""
+    from keras import ops
+
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+def _host(x):
+    """A host NumPy array from an array, a list or a backend tensor."""
+    if isinstance(x, (np.ndarray, list, tuple, float, int)):
+        return np.asarray(x)
+    return _numpy(x)
+
+
+def _num_frames(num_samples):
+    """Frames that hold audio: `1 + (samples - 400) // 160`, at least 1."""
+    full = 1 + (int(num_samples) - kaldi.FRAME_LENGTH) // kaldi.FRAME_SHIFT
+    return max(1, full)
+
+
+def _frame_seconds(converter):
+    return kaldi.FRAME_SHIFT / float(converter.sampling_rate)
+
+
+def _waveform(waveform):
+    waveform = _host(waveform)
+    if waveform.ndim != 1:
+        raise ValueError(
+            f"Expected one mono waveform (samples,), got shape "
+            f"{waveform.shape}."
+        )
+    return waveform
+
+
+def waveform_features(waveform, converter, batch_size=8):
+    """All the log-mel frames of a waveform, however long.
+
+    The converter makes `max_length` frames a call; longer waveforms are
+    cut into pieces that start on a frame boundary, so the frames are the
+    ones a single long call would give. Only frames that hold audio are
+    returned: `1 + (samples - 400) // 160`, at least 1.
+
+    Args:
+        waveform: a 1-D waveform, at the converter's sampling rate.
+        converter: an `ASTAudioConverter`.
+        batch_size: pieces per converter call (bounds the memory used).
+
+    Returns:
+        float32 `(frames, num_mel_bins)`.
+    """
+    waveform = _waveform(waveform)
+    frames = _num_frames(len(waveform))
+    step = converter.max_length * kaldi.FRAME_SHIFT
+    pieces = [waveform[start:start + converter.num_samples]
+              for start in range(0, frames * kaldi.FRAME_SHIFT, step)]
+    # Whole pieces share calls; the last, maybe shorter, one goes alone.
+    whole = pieces[:-1]
+    groups = [whole[i:i + batch_size]
+              for i in range(0, len(whole), batch_size)] + [pieces[-1:]]
+    out = []
+    for group in groups:
+        batch = np.stack(group) if len(group) > 1 else group[0]
+        features = _numpy(converter(batch))
+        out.append(features.reshape(-1, features.shape[-1]))
+    return np.concatenate(out)[:frames].astype(np.float32)
+
+
+def _draw_spectrogram(ax, features, frame_seconds, cmap, label):
+    """Draws `(frames, bins)` features; returns the image."""
+    frames, bins = features.shape
+    image = ax.imshow(
+        features.T, origin="lower", aspect="auto", cmap=cmap,
+        interpolation="nearest",
+        extent=(0.0, frames * frame_seconds, 0.0, bins),
+    )
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("mel bin")
+    colorbar = ax.figure.colorbar(image, ax=ax, pad=0.01)
+    colorbar.set_label(label)
+    return image
+
+
+def _features_of(x, converter):
+    """`(features, frame_seconds, colorbar label)` of a waveform/features."""
+    x = _host(x)
+    if x.ndim == 3 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim == 1:
+        if converter is None:
+            from keras_ast.audio_converter import ASTAudioConverter
+
+            converter = ASTAudioConverter()
+        label = ("log-mel, normalised" if converter.do_normalize
+                 else "log-mel energy")
+        return (waveform_features(x, converter), _frame_seconds(converter),
+                label)
+    if x.ndim != 2:
+        raise ValueError(
+            "Expected a 1-D waveform (samples,) or features (frames, "
+            f"num_mel_bins), got shape {x.shape}."
+        )
+    seconds = 0.01 if converter is None else _frame_seconds(converter)
+    return x.astype(np.float32), seconds, "feature value"
+
+
+def spectrogram(x, converter=None, ax=None, title=None):
+    """Draws a log-mel spectrogram: time in seconds across, mel bin up.
+
+    Args:
+        x: a 1-D waveform (samples,), turned into features by `converter`,
+            all of it however long, and drawn only where it holds audio
+            (`1 + (samples - 400) // 160` frames, not the zero padding up
+            to `max_length`); or features `(frames, num_mel_bins)`, drawn
+            as they are.
+        converter: the `ASTAudioConverter` for waveforms (default
+            `ASTAudioConverter()`, AudioSet's); for features it only sets
+            the frame length in seconds (10 ms by default).
+        ax: a matplotlib Axes to draw on; by default a new Figure.
+        title: the Axes title.
+
+    Returns:
+        The matplotlib Figure.
+
+    Example:
+    >>> figure = spectrogram(waveform, converter=classifier.preprocessor)
+    >>> figure.savefig("spectrogram.png")
+    """
+    _require_matplotlib()
+    features, frame_seconds, label = _features_of(x, converter)
+    if ax is None:
+        _, (ax,) = _figure(8, 3.5)
+    _draw_spectrogram(ax, features, frame_seconds, "magma", label)
+    if title is not None:
+        ax.set_title(title)
+    return ax.figure
+
+
+def window_edges(starts, ends):
+    """Where each window's heat-map cell begins and ends, seconds.
+
+    Consecutive windows split their overlap (or the gap between them) in
+    the middle: cells tile the recording from the first start to the last
+    end, and are the windows themselves when windows do not overlap.
+
+    Example:
+    >>> window_edges(np.array([0., 5., 10.]), np.array([10., 15., 17.]))
+    array([ 0. ,  7.5, 12.5, 17. ])
+    """
+    starts = np.asarray(starts, np.float64)
+    ends = np.asarray(ends, np.float64)
+    middle = (starts[1:] + ends[:-1]) / 2.0
+    return np.concatenate([starts[:1], middle, ends[-1:]])
+
+
+def timeline_rows(timeline, top_k=10):
+    """Class indices a timeline plot shows, highest max score first.
+
+    The `top_k` classes with the highest score in any window (all with
+    `top_k=None`), and every class that has an event.
+    """
+    scores = np.asarray(timeline.scores, np.float32)
+    best = scores.max(axis=0) if len(scores) else np.zeros(scores.shape[1])
+    order = np.argsort(-best, kind="stable")
+    chosen = set(order[:top_k].tolist() if top_k is not None else order)
+    index = {str(label): i for i, label in enumerate(timeline.labels)}
+    chosen.update(index[e.label] for e in timeline.events
+                  if e.label in index)
+    return [i for i in order.tolist() if i in chosen]
+
+
+def _draw_timeline(ax, timeline, top_k):
+    """Draws the heat map and event outlines; returns the QuadMesh."""
+    from matplotlib.patches import Rectangle
+
+    rows = timeline_rows(timeline, top_k)
+    scores = np.asarray(timeline.scores, np.float32)
+    names = [str(timeline.labels[i]) for i in rows]
+    mesh = ax.pcolormesh(
+        window_edges(timeline.starts, timeline.ends),
+        np.arange(len(rows) + 1) - 0.5,
+        scores[:, rows].T.reshape(len(rows), len(scores)),
+        cmap="viridis", vmin=0.0, vmax=1.0, shading="flat",
+    )
+    position = {name: row for row, name in enumerate(names)}
+    for event in timeline.events:
+        if event.label not in position:
+            continue
+        ax.add_patch(Rectangle(
+            (event.onset, position[event.label] - 0.42),
+            event.offset - event.onset, 0.84,
+            fill=False, edgecolor="#ff3b3b", linewidth=1.8,
+        ))
+    ax.set_yticks(np.arange(len(rows)), labels=names)
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # the highest score on top
+    ax.set_xlim(0.0, max(float(timeline.duration),
+                         float(np.max(timeline.ends, initial=0.0))))
+    ax.set_xlabel("time (s)")
+    colorbar = ax.figure.colorbar(mesh, ax=ax, pad=0.01)
+    colorbar.set_label("window score")
+    return mesh
+
+
+def _timeline_height(timeline, top_k):
+    return 0.28 * len(timeline_rows(timeline, top_k)) + 1.2
+
+
+def timeline(timeline, top_k=10, ax=None):
+    """Draws a `Timeline`: class-by-time heat map of scores, events outlined.
+
+    Each row is a class, each column a window; a window's cell runs between
+    the middles of its overlaps with its neighbours (see `window_edges`),
+    colour is the window's score (0 to 1). The merged `timeline.events`
+    are outlined in red on their rows, from onset to offset; an event runs
+    from its first window's start to its last window's end, so with
+    overlapping windows its outline reaches past its cells.
+
+    Args:
+        timeline: a `keras_ast.timeline.Timeline` (from
+            `ASTClassifier.tag`).
+        top_k: how many classes to show, those with the highest score in
+            any window (None: all), plus every class that has an event.
+        ax: a matplotlib Axes to draw on; by default a new Figure.
+
+    Returns:
+        The matplotlib Figure.
+
+    Example:
+    >>> found = classifier.tag("street.wav")
+    >>> timeline(found, top_k=5).savefig("street_timeline.png")
+    """
+    _require_matplotlib()
+    if ax is None:
+        _, (ax,) = _figure(8, _timeline_height(timeline, top_k))
+    _draw_timeline(ax, timeline, top_k)
+    if timeline.path:
+        ax.set_title(os.path.basename(timeline.path))
+    return ax.figure
+
+
+def cls_attention(backbone, features):
+    """The last layer's [CLS] attention to the patches, mean over heads.
+
+    Computes the [CLS] query alone in the last layer (the same numbers
+    `backbone.hidden_states(features)["attentions"][-1][:, :, 0]` holds,
+    without the full attention maps of every layer).
+
+    Args:
+        backbone: an `ASTBackbone`.
+        features: `(1, max_length, num_mel_bins)`.
+
+    Returns:
+        float32 `(F', T')`, the patch grid (`backbone.token_grid`):
+        row `f`, column `t` is the attention to token `2 + f * T' + t`.
+    """
+    from keras import ops
+
+    x = backbone.embedding(ops.cast(features, "float32"), training=False)
+    for layer in backbone.encoder_layers[:-1]:
+        x = layer(x, training=False)
+    _, scores = backbone.encoder_layers[-1](
+        x, training=False, num_queries=1, return_attention_scores=True)
+    mean = ops.mean(ops.cast(scores[0, :, 0, 2:], "float32"), axis=0)
+    return _numpy(mean).astype(np.float32).reshape(backbone.token_grid)
+
+
+def _patch_extent(backbone, frame_seconds):
+    """Image extent that puts each grid cell on its patch's centre."""
+    frequencies, times = backbone.token_grid
+    half = backbone.patch_size / 2.0
+    t_stride, f_stride = backbone.time_stride, backbone.frequency_stride
+    left = half - t_stride / 2.0
+    right = (times - 1) * t_stride + half + t_stride / 2.0
+    bottom = half - f_stride / 2.0
+    top = (frequencies - 1) * f_stride + half + f_stride / 2.0
+    return (left * frame_seconds, right * frame_seconds, bottom, top)
+
+
+def attention(classifier, waveform, ax=None):
+    """Draws where the last layer's [CLS] token looks, over the spectrogram.
+
+    The classifier scores the start of `waveform` (its converter's
+    `num_samples`, what the model sees); the spectrogram of that audio is
+    drawn in grey and the [CLS] token's attention to each patch (last
+    layer, mean over heads, `cls_attention`) laid over it in colour, each
+    patch's cell centred on its patch (frame `t * time_stride +
+    patch_size / 2`, bin `f * frequency_stride + patch_size / 2`), more
+    opaque where attention is higher. The title gives the share of patch
+    attention that falls on the zero padding past the audio, if any.
+
+    Args:
+        classifier: an `ASTClassifier` with a preprocessor.
+        waveform: a 1-D waveform at the classifier's sampling rate.
+        ax: a matplotlib Axes to draw on; by default a new Figure.
+
+    Returns:
+        The matplotlib Figure.
+
+    Example:
+    >>> attention(classifier, waveform).savefig("attention.png")
+    """
+    _require_matplotlib()
+    converter = classifier.preprocessor
+    if converter is None:
+        raise ValueError(
+            "attention() needs a classifier with a preprocessor (an "
+            "ASTAudioConverter) to turn the waveform into features."
+        )
+    backbone = classifier.backbone
+    waveform = _waveform(waveform)[:converter.num_samples]
+    features = converter(waveform)
+    grid = cls_attention(backbone, features)
+    features = _numpy(features)
+    frames = min(_num_frames(len(waveform)), converter.max_length)
+    seconds = _frame_seconds(converter)
+    if ax is None:
+        _, (ax,) = _figure(8, 3.5)
+    ax.imshow(
+        features[0, :frames].T, origin="lower",
+        aspect="auto", cmap="gray", interpolation="nearest",
+        extent=(0.0, frames * seconds, 0.0, converter.num_mel_bins),
+    )
+    peak = float(grid.max()) or 1.0
+    overlay = ax.imshow(
+        grid, origin="lower", aspect="auto", cmap="inferno",
+        interpolation="nearest", extent=_patch_extent(backbone, seconds),
+        alpha=np.clip(0.15 + 0.7 * grid / peak, 0.0, 1.0), vmin=0.0,
+    )
+    ax.set_xlim(0.0, frames * seconds)
+    ax.set_ylim(0.0, converter.num_mel_bins)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("mel bin")
+    colorbar = ax.figure.colorbar(overlay, ax=ax, pad=0.01)
+    colorbar.set_label("[CLS] attention")
+    padding = np.arange(grid.shape[1]) * backbone.time_stride >= frames
+    title = (f"[CLS] attention, last layer, mean of {backbone.num_heads} "
+             "heads")
+    if padding.any() and grid.sum() > 0:
+        share = grid[:, padding].sum() / grid.sum()
+        title += f" ({share:.0%} on padding)"
+    ax.set_title(title)
+    return ax.figure
+
+
+def file_report(classifier, waveform, timeline=None):
+    """One picture of a recording: spectrogram on top, timeline below.
+
+    The spectrogram covers the whole waveform (the classifier's converter,
+    or AudioSet's without one); with a `timeline` (from
+    `classifier.tag(waveform)`) its heat map and events are drawn below on
+    the same time axis. `keras-ast ... --plot out.png` saves this.
+
+    Args:
+        classifier: an `ASTClassifier`.
+        waveform: the recording, 1-D, at the classifier's sampling rate.
+        timeline: optional `keras_ast.timeline.Timeline` of it.
+
+    Returns:
+        The matplotlib Figure.
+
+    Example:
+    >>> found = classifier.tag(waveform)
+    >>> file_report(classifier, waveform, found).savefig("report.png")
+    """
+    _require_matplotlib()
+    converter = classifier.preprocessor
+    if converter is None:
+        from keras_ast.audio_converter import ASTAudioConverter
+
+        converter = ASTAudioConverter(
+            max_length=classifier.backbone.max_length,
+            num_mel_bins=classifier.backbone.num_mel_bins)
+    waveform = _waveform(waveform)
+    features, seconds, label = _features_of(waveform, converter)
+    duration = len(waveform) / float(converter.sampling_rate)
+    if timeline is None:
+        figure, (top,) = _figure(10, 3.5)
+    else:
+        height = _timeline_height(timeline, 10)
+        figure, (top, bottom) = _figure(10, 3.2 + height, rows=2,
+                                        height_ratios=[3.2, height],
+                                        sharex=True)
+        _draw_timeline(bottom, timeline, 10)
+        duration = max(duration, float(timeline.duration))
+    _draw_spectrogram(top, features, seconds, "magma", label)
+    top.set_xlim(0.0, duration)
+    if timeline is not None:
+        top.set_xlabel("")
+        top.tick_params(labelbottom=False)
+    path = timeline.path if timeline is not None else None
+    name = os.path.basename(path) if path else "recording"
+    figure.suptitle(f"{name} ({duration:.2f} s)")
+    return figure

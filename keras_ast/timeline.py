@@ -1,0 +1,154 @@
+"""Long recordings as timelines: windows, per-window scores, merged events.
+
+`ASTClassifier.tag` cuts a recording into windows of the model's input
+length, scores them, and describes the result with a `Timeline`. This
+module holds the parts that need no model (NumPy only): where the windows
+go, how window scores become events, and the JSON / CSV forms.
+
+The rules:
+- windows start at 0, `hop`, `2 * hop`, ... until one reaches the end of
+  the recording; the last one may be shorter (it is scored as that shorter
+  clip alone), and a recording shorter than a window is one window;
+- a window votes for a class when the class is among the window's `top_k`
+  scores and its score is at least `threshold` (after the optional median
+  filter over windows); consecutive voting windows of a class merge into
+  one event from the first window's start to the last window's end, with
+  the highest window score as the event's score. Onsets and offsets
+  therefore fall on window boundaries.
+"""
+
+import csv
+import dataclasses
+import io
+from typing import List
+from typing import Optional
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """A sound class present from `onset` to `offset` (seconds)."""
+
+    label: str
+    onset: float
+    offset: float
+    score: float
+
+
+@dataclasses.dataclass
+class Timeline:
+    """What `ASTClassifier.tag` found in one recording.
+
+    Attributes:
+        starts: `(windows,)` window start times, seconds.
+        ends: `(windows,)` window end times, seconds (the last window ends
+            with the recording).
+        scores: `(windows, classes)` float32 sigmoid or softmax scores.
+        labels: the class names, one per column of `scores`.
+        events: merged `Event`s, by onset then label.
+        duration: the recording's length, seconds.
+        path: the file it came from, if any.
+    """
+
+    starts: np.ndarray
+    ends: np.ndarray
+    scores: np.ndarray
+    labels: List[str]
+    events: List[Event]
+    duration: float
+    path: Optional[str] = None
+
+    def to_dict(self):
+        """A JSON-ready dict: path, duration, events (no score matrix)."""
+        return {
+            "path": self.path,
+            "duration": round(float(self.duration), 3),
+            "events": [
+                {"label": e.label, "onset": round(e.onset, 3),
+                 "offset": round(e.offset, 3), "score": round(e.score, 4)}
+                for e in self.events
+            ],
+        }
+
+
+def window_starts(num_samples, window, hop):
+    """Start samples of the windows over a recording of `num_samples`.
+
+    Example:
+    >>> window_starts(100, 40, 20).tolist()
+    [0, 20, 40, 60]
+    """
+    if window < 1 or hop < 1:
+        raise ValueError(f"window and hop must be >= 1 sample, got "
+                         f"{window} and {hop}.")
+    if num_samples <= window:
+        return np.zeros(1, np.int64)
+    # The first window that reaches the end is the last one.
+    count = -(-(num_samples - window) // hop) + 1
+    return np.arange(count, dtype=np.int64) * hop
+
+
+def median_filter(scores, size):
+    """Median of each class's scores over `size` windows (odd), edges held."""
+    size = int(size)
+    if size <= 1:
+        return scores
+    if size % 2 == 0:
+        raise ValueError(f"median_filter must be odd, got {size}.")
+    half = size // 2
+    padded = np.pad(scores, ((half, half), (0, 0)), mode="edge")
+    stacked = np.stack([padded[i:i + len(scores)] for i in range(size)])
+    return np.median(stacked, axis=0).astype(scores.dtype)
+
+
+def merge_events(starts, ends, scores, labels, top_k=None, threshold=0.0):
+    """Events from window scores (see the module doc for the rule).
+
+    Args:
+        starts, ends: `(windows,)` seconds.
+        scores: `(windows, classes)`.
+        labels: class names.
+        top_k: classes per window that may vote (None: all).
+        threshold: the lowest score that votes.
+
+    Returns:
+        A list of `Event`, sorted by onset, then label.
+
+    Example:
+    >>> merge_events(np.array([0., 1., 2.]), np.array([2., 3., 4.]),
+    ...              np.array([[.9, .1], [.8, .2], [.1, .7]]), ["a", "b"],
+    ...              threshold=0.5)
+    [Event(label='a', onset=0.0, offset=3.0, score=0.9), Event(label='b', onset=2.0, offset=4.0, score=0.7)]
+    """
+    scores = np.asarray(scores, np.float32)
+    votes = scores >= threshold
+    if top_k is not None and top_k < scores.shape[1]:
+        ranks = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
+        in_top = np.zeros_like(votes)
+        np.put_along_axis(in_top, ranks, True, axis=1)
+        votes &= in_top
+    events = []
+    for column in np.flatnonzero(votes.any(axis=0)):
+        on = np.concatenate([[False], votes[:, column], [False]])
+        edges = np.flatnonzero(on[1:] != on[:-1])
+        for first, stop in zip(edges[::2], edges[1::2]):
+            events.append(Event(
+                label=str(labels[column]),
+                onset=float(starts[first]),
+                offset=float(ends[stop - 1]),
+                score=float(scores[first:stop, column].max()),
+            ))
+    return sorted(events, key=lambda e: (e.onset, e.label))
+
+
+def events_csv(timelines):
+    """CSV text: `path,label,onset,offset,score`, one row per event."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["path", "label", "onset", "offset", "score"])
+    for timeline in timelines:
+        for e in timeline.events:
+            writer.writerow([timeline.path or "", e.label, f"{e.onset:.3f}",
+                             f"{e.offset:.3f}", f"{e.score:.4f}"])
+    return out.getvalue()

@@ -1,0 +1,290 @@
+"""Inference people use: safe inputs, `classify`, `tag`, `keras-ast classify`."""
+
+import csv
+import io
+import json
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import soundfile
+from conftest import noise
+
+import keras_ast
+from keras_ast import ASTAudioConverter
+from keras_ast import ASTBackbone
+from keras_ast import ASTClassifier
+from keras_ast import cli
+from keras_ast.timeline import events_csv
+from keras_ast.timeline import median_filter
+from keras_ast.timeline import merge_events
+from keras_ast.timeline import window_starts
+
+RATE = 16000
+LABELS = ["speech", "music", "noise"]
+
+
+def tiny(multi_label=True, max_length=100):
+    keras.utils.set_random_seed(1)
+    backbone = ASTBackbone(hidden_dim=32, num_layers=2, num_heads=4,
+                           intermediate_dim=64, max_length=max_length)
+    return ASTClassifier(backbone, num_classes=3, labels=LABELS,
+                         multi_label=multi_label,
+                         preprocessor=ASTAudioConverter(
+                             max_length=max_length))
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return tiny()
+
+
+@pytest.fixture(scope="module")
+def preset(tmp_path_factory, classifier):
+    path = str(tmp_path_factory.mktemp("inference") / "preset")
+    classifier.save_to_preset(path)
+    return path
+
+
+def recording(seconds, seed=0):
+    """Noise whose loudness and colour change every second."""
+    rng = np.random.default_rng(seed)
+    parts = [rng.standard_normal(RATE) * rng.uniform(0.01, 0.2)
+             for _ in range(int(np.ceil(seconds)))]
+    return np.concatenate(parts)[:int(seconds * RATE)].astype(np.float32)
+
+
+# --- inputs that cannot silently go wrong --------------------------------
+
+
+def test_samples_channels_layout_is_refused(classifier):
+    stereo = np.zeros((441000, 2), np.float32)
+    with pytest.raises(ValueError, match=r"looks like \(samples, channels\)"
+                       r".*mean\(axis=-1\)"):
+        classifier.predict(stereo, verbose=0)
+    with pytest.raises(ValueError, match="samples, channels"):
+        classifier.classify(stereo)
+
+
+def test_integer_pcm_is_scaled_by_full_scale(classifier):
+    clip = noise(0.8, seed=3) * 0.5
+    expected = classifier.predict(clip[None], verbose=0)
+    int16 = np.round(clip * 32768).astype(np.int16)
+    np.testing.assert_allclose(classifier.predict(int16[None], verbose=0),
+                               expected, atol=1e-3)
+    int32 = np.round(clip.astype(np.float64) * 2**31).astype(np.int32)
+    np.testing.assert_allclose(classifier.predict(int32, verbose=0),
+                               expected, atol=1e-4)
+    uint8 = np.round(clip * 128 + 128).clip(0, 255).astype(np.uint8)
+    np.testing.assert_allclose(
+        keras_ast.waveforms.to_float(uint8), (uint8 - 128.0) / 128.0)
+    # Integer clips in a list are scaled too.
+    np.testing.assert_allclose(classifier.predict([int16], verbose=0),
+                               expected, atol=1e-3)
+
+
+def test_float_audio_far_above_full_scale_warns():
+    with pytest.warns(UserWarning, match="far above full scale"):
+        keras_ast.waveforms.to_float(np.array([0.0, 3000.0], np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        keras_ast.waveforms.to_float(np.array([0.0, 1.2], np.float32))
+
+
+@pytest.mark.parametrize("empty", [np.zeros(0, np.float32), [],
+                                   np.zeros((3, 0), np.float32),
+                                   [np.zeros(0, np.float32)]])
+def test_empty_input_is_an_error(classifier, empty):
+    with pytest.raises(ValueError, match="empty"):
+        classifier.predict(empty, verbose=0)
+
+
+def test_too_long_clip_warns_once_and_points_to_tag():
+    classifier = tiny()
+    long_clip = recording(3.0)
+    with pytest.warns(UserWarning, match=r"only its first 1\.01 s.*tag"):
+        classifier.predict(long_clip, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        classifier.predict(long_clip, verbose=0)  # once per classifier
+        classifier.predict(long_clip[:RATE], verbose=0)
+
+
+def test_rate_error_names_the_resampler(classifier):
+    with pytest.raises(ValueError, match=r"44100 Hz.*16000 Hz.*"
+                       r"keras_ast\.resample.*keras_ast\.load_audio"):
+        classifier.classify(noise(0.5), sampling_rate=44100)
+
+
+# --- classify ------------------------------------------------------------
+
+
+def write_stereo_wav(path, seconds=1.5, rate=44100, seed=0):
+    rng = np.random.default_rng(seed)
+    frames = int(seconds * rate)
+    stereo = rng.standard_normal((frames, 2)) * [0.2, 0.05]
+    soundfile.write(path, stereo.astype(np.float32), rate, subtype="PCM_16")
+    return path
+
+
+def test_classify_a_file_as_predict_scores_of_the_decoded_clip(
+        classifier, tmp_path):
+    path = write_stereo_wav(str(tmp_path / "stereo.wav"))
+    clip = keras_ast.load_audio(path)
+    assert clip.ndim == 1 and clip.shape[0] == int(1.5 * RATE)
+    expected = classifier.predict_scores([clip], verbose=0)[0]
+    result = classifier.classify(path, top_k=3)
+    assert [label for label, _ in result] == [
+        LABELS[i] for i in np.argsort(-expected)]
+    np.testing.assert_allclose([score for _, score in result],
+                               np.sort(expected)[::-1], atol=1e-5)
+    # A list of paths and arrays of any lengths: one result each.
+    results = classifier.classify([path, clip[:5000], clip], top_k=2)
+    assert len(results) == 3 and all(len(r) == 2 for r in results)
+    np.testing.assert_allclose(results[0][0][1], result[0][1], atol=1e-5)
+    # threshold keeps the labels above it, best first.
+    kept = classifier.classify(clip, top_k=None,
+                               threshold=float(np.median(expected)))
+    assert [s for _, s in kept] == sorted([s for _, s in kept],
+                                          reverse=True)
+    assert len(kept) == 2
+
+
+def test_classify_uses_softmax_for_single_label(tmp_path):
+    single = tiny(multi_label=False)
+    result = single.classify(noise(1.0), top_k=None)
+    assert sum(score for _, score in result) == pytest.approx(1.0, abs=1e-5)
+    multi = tiny(multi_label=True)
+    result = multi.classify(noise(1.0), top_k=None)
+    assert sum(score for _, score in result) != pytest.approx(1.0, abs=1e-2)
+
+
+# --- tag and timelines ---------------------------------------------------
+
+
+def test_window_starts_cover_the_recording():
+    assert window_starts(100, 40, 20).tolist() == [0, 20, 40, 60]
+    assert window_starts(30, 40, 20).tolist() == [0]
+    assert window_starts(41, 40, 40).tolist() == [0, 40]
+
+
+def test_merge_events_rule():
+    starts = np.arange(6) * 1.0
+    ends = starts + 2.0
+    scores = np.array([[.9, .1, .0], [.8, .6, .0], [.2, .7, .0],
+                       [.1, .1, .0], [.9, .8, .7], [.9, .1, .0]], np.float32)
+    events = merge_events(starts, ends, scores, ["a", "b", "c"],
+                          threshold=0.5)
+    assert [(e.label, e.onset, e.offset) for e in events] == [
+        ("a", 0.0, 3.0), ("b", 1.0, 4.0), ("a", 4.0, 7.0), ("b", 4.0, 6.0),
+        ("c", 4.0, 6.0)]
+    assert events[0].score == pytest.approx(0.9)
+    top1 = merge_events(starts, ends, scores, ["a", "b", "c"], top_k=1,
+                        threshold=0.5)
+    assert [(e.label, e.onset) for e in top1] == [("a", 0.0), ("b", 2.0),
+                                                  ("a", 4.0)]
+    smooth = median_filter(np.array([[0.], [1.], [0.], [0.], [1.], [1.]]), 3)
+    assert smooth[:, 0].tolist() == [0, 0, 0, 0, 1, 1]
+
+
+def test_tag_scores_windows_as_predict_scores_of_the_slices(classifier):
+    audio = recording(60.0)
+    timeline = classifier.tag(audio, threshold=0.5, batch_size=16)
+    window = classifier.preprocessor.num_samples
+    starts = np.round(timeline.starts * RATE).astype(int)
+    stops = np.round(timeline.ends * RATE).astype(int)
+    assert starts[1] == window // 2 and stops[0] == window
+    assert stops[-1] == audio.shape[0] and len(starts) == int(
+        np.ceil((audio.shape[0] - window) / (window // 2))) + 1
+    slices = [audio[a:b] for a, b in zip(starts, stops)]
+    np.testing.assert_allclose(
+        timeline.scores, classifier.predict_scores(slices, verbose=0),
+        atol=1e-4)
+    assert timeline.events, "noise of changing loudness gives events"
+    onsets = set(timeline.starts.tolist())
+    offsets = set(timeline.ends.tolist())
+    for event in timeline.events:
+        assert event.onset in onsets and event.offset in offsets
+    data = json.loads(json.dumps(timeline.to_dict()))
+    assert data["duration"] == 60.0 and len(data["events"]) == len(
+        timeline.events)
+    rows = list(csv.DictReader(io.StringIO(events_csv([timeline]))))
+    assert len(rows) == len(timeline.events)
+    assert float(rows[0]["onset"]) == pytest.approx(timeline.events[0].onset,
+                                                    abs=1e-3)
+
+
+def test_tag_short_recordings_windows_and_errors(classifier):
+    short, longer = recording(0.5, seed=1), recording(4.0, seed=2)
+    timelines = classifier.tag([short, longer], window_seconds=1.0,
+                               hop_seconds=0.25)
+    assert len(timelines[0].starts) == 1
+    assert timelines[0].ends[0] == pytest.approx(0.5)
+    assert timelines[1].starts[:3].tolist() == [0.0, 0.25, 0.5]
+    alone = classifier.tag(longer, window_seconds=1.0, hop_seconds=0.25)
+    np.testing.assert_allclose(alone.scores, timelines[1].scores, atol=1e-5)
+    with pytest.raises(ValueError, match="longer than the model's input"):
+        classifier.tag(longer, window_seconds=5.0)
+
+
+# --- keras-ast classify --------------------------------------------------
+
+
+def test_cli_classify_json_and_a_corrupt_file(preset, classifier, tmp_path,
+                                              capsys):
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    good = write_stereo_wav(str(folder / "a_stereo.wav"))
+    write_stereo_wav(str(folder / "b_other.wav"), seed=4)
+    (folder / "c_corrupt.wav").write_bytes(b"RIFF not really a wav")
+    status = cli.main(["classify", good, "--preset", preset, "--top-k", "3",
+                       "--format", "json"])
+    assert status == 0
+    out = json.loads(capsys.readouterr().out)
+    expected = classifier.predict_scores([keras_ast.load_audio(good)],
+                                         verbose=0)[0]
+    assert out[0]["path"] == good and len(out[0]["labels"]) == 3
+    np.testing.assert_allclose([item["score"] for item in out[0]["labels"]],
+                               np.sort(expected)[::-1], atol=1e-5)
+    status = cli.main(["classify", str(folder), "--preset", preset,
+                       "--format", "csv", "--top-k", "1", "--no-progress"])
+    captured = capsys.readouterr()
+    assert status == 1
+    rows = list(csv.DictReader(io.StringIO(captured.out)))
+    assert [row["path"].split("/")[-1] for row in rows] == [
+        "a_stereo.wav", "b_other.wav"]
+    assert "skipped" in captured.err and "c_corrupt.wav" in captured.err
+
+
+def test_cli_timeline_to_files(preset, tmp_path, capsys):
+    path = str(tmp_path / "long.wav")
+    soundfile.write(path, recording(12.0, seed=5), RATE)
+    for fmt in ("json", "csv"):
+        target = str(tmp_path / f"events.{fmt}")
+        status = cli.main(["classify", path, "--preset", preset,
+                           "--timeline", "--hop", "0.5", "--threshold", "0.5",
+                           "--format", fmt, "--output", target])
+        assert status == 0
+    events = json.load(open(tmp_path / "events.json"))[0]["events"]
+    rows = list(csv.DictReader(open(tmp_path / "events.csv")))
+    assert len(events) == len(rows) > 0
+    assert {"label", "onset", "offset", "score"} <= set(events[0])
+    assert all(float(r["offset"]) > float(r["onset"]) for r in rows)
+    status = cli.main(["classify", path, "--preset", preset, "--timeline"])
+    assert status == 0 and "long.wav (12.00 s)" in capsys.readouterr().out
+
+
+def test_cli_plot_writes_the_picture(preset, tmp_path):
+    pytest.importorskip("matplotlib")
+    path = str(tmp_path / "clip.wav")
+    soundfile.write(path, recording(3.0, seed=6), RATE)
+    for extra in ([], ["--timeline"]):
+        picture = tmp_path / f"plot{len(extra)}.png"
+        status = cli.main(["classify", path, "--preset", preset,
+                           "--plot", str(picture), "--format", "json"]
+                          + extra)
+        assert status == 0
+        assert picture.stat().st_size > 1000
+    assert cli.main(["classify", path, path, "--preset", preset,
+                     "--plot", str(tmp_path / "x.png")]) == 2
