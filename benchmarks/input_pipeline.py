@@ -34,12 +34,12 @@ import traceback
 from pathlib import Path
 
 import numpy as np
-from keras_ast.files import atomic_write
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the shared modules beside this file
 from machine import load_average, machine_info, warn_if_busy  # noqa: E402
 from measure import error_text, fmt_rate, fmt_times, logger  # noqa: E402
+from measure import replace_section  # noqa: E402
 
 README = HERE / "README.md"
 SECTION = "## Input pipeline"
@@ -379,25 +379,7 @@ def render(settings, machine, source, shards, entries, command, elapsed,
 
 def write_section(text, path=README):
     """Replaces the `## Input pipeline` section of `path`, or appends it."""
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines)
-                  if line.rstrip("\n") == SECTION), None)
-    if start is None:
-        head, tail = old, ""
-        if head and not head.endswith("\n"):
-            head += "\n"
-        if head and not head.endswith("\n\n"):
-            head += "\n"
-    else:
-        end = next((i for i in range(start + 1, len(lines))
-                    if lines[i].startswith("## ")), len(lines))
-        head = "".join(lines[:start])
-        tail = "".join(lines[end:])
-        if tail:
-            text = text.rstrip("\n") + "\n\n"
-    with atomic_write(path) as f:
-        f.write(head + text + tail)
+    replace_section(path, SECTION, text)
 
 
 # --------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Timing and recording of measurements, and how their figures are printed.
 
-Shared by run_benchmarks.py (whose child processes record through
-`Recorder`) and input_pipeline.py; stdlib and `keras_ast.files` only.
+Shared by run_benchmarks.py and tagging.py (whose child processes record
+through `Recorder`) and input_pipeline.py, which like tagging.py writes its
+own section of the README (`replace_section`); stdlib and `keras_ast.files`
+only.
 """
 
 import statistics
@@ -9,6 +11,7 @@ import sys
 import time
 import traceback
 
+from keras_ast.files import atomic_write
 from keras_ast.files import write_json
 
 PROGRESS = "[bench]"  # run_benchmarks.py shows its children's lines with it
@@ -111,6 +114,66 @@ class Recorder:
             log(f"{name}: FAILED {entry['error']}")
         return self.add(section, entry)
 
+    def measure_once(self, section, entry, warm_up, run, amount, unit):
+        """Times one `run()` after an untimed `warm_up()`; records `entry`.
+
+        For work too long to repeat (tagging a long recording): `warm_up()`
+        runs the same shapes on a small input (it compiles), its time is
+        recorded apart as `warmup_s`; then one `run()` is timed
+        (`seconds`), and the figure `rate` is `amount` over it (`unit`
+        names it, e.g. audio seconds per second). Returns `run()`'s result,
+        or None when it failed (recorded as `error`, so the other
+        measurements go on).
+        """
+        name = f"{self.data['role']} {section} {entry['label']}"
+        result = None
+        try:
+            start = time.perf_counter()
+            warm_up()
+            entry["warmup_s"] = time.perf_counter() - start
+            log(f"{name}: warm-up {entry['warmup_s']:.2f} s; timing ...")
+            start = time.perf_counter()
+            result = run()
+            entry["seconds"] = time.perf_counter() - start
+            entry["rate"] = amount / entry["seconds"]
+            log(f"{name}: {entry['rate']:.3f} {unit} ({amount:g} in "
+                f"{entry['seconds']:.1f} s; warm-up "
+                f"{entry['warmup_s']:.2f} s)")
+        except Exception as error:
+            traceback.print_exc()
+            entry["error"] = error_text(error)[:300]
+            log(f"{name}: FAILED {entry['error']}")
+        self.add(section, entry)
+        return result
+
     def skip(self, section, label, how, reason):
         return self.add(section, {"label": label, "how": how,
                                   "skipped": reason})
+
+
+def replace_section(path, heading, text):
+    """Replaces the section `heading` (`## ...`) of a Markdown file.
+
+    The section runs to the next `## ` heading; it is appended when the
+    file has none. The rest of the file is kept; the file is rewritten
+    atomically.
+    """
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    lines = old.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines)
+                  if line.rstrip("\n") == heading), None)
+    if start is None:
+        head, tail = old, ""
+        if head and not head.endswith("\n"):
+            head += "\n"
+        if head and not head.endswith("\n\n"):
+            head += "\n"
+    else:
+        end = next((i for i in range(start + 1, len(lines))
+                    if lines[i].startswith("## ")), len(lines))
+        head = "".join(lines[:start])
+        tail = "".join(lines[end:])
+        if tail:
+            text = text.rstrip("\n") + "\n\n"
+    with atomic_write(path) as f:
+        f.write(head + text + tail)

@@ -2,6 +2,7 @@
 
 Each section is one function; the backend-specific parts (compiling,
 placing on the GPU, waiting for a result) come from `backends.BACKENDS`.
+`run_tagging` is tagging.py's: `ASTClassifier.tag` over a long recording.
 """
 
 from backends import BACKENDS
@@ -97,6 +98,133 @@ def measure_gpu(rec, backend, settings):
                     batch, *warmup_iters(settings, "gpu"))
 
 
+# tagging.py ------------------------------------------------------------------
+
+
+def tag_geometries(settings, converter):
+    """`(label, geometry, how, tag keyword arguments)` of the two geometries.
+
+    "same": the reference's windows (hop = window = max_length frames of
+    10 ms); "default": `tag`'s defaults (window: the model's whole input,
+    hop: half a window), about twice the windows.
+    """
+    window_s = settings["window"] / converter.sampling_rate
+    return (
+        ("hop = window", "same",
+         f"`tag(audio, window_seconds={window_s:g}, hop_seconds="
+         f"{window_s:g}, batch_size={batch})`",
+         dict(window_seconds=window_s, hop_seconds=window_s)),
+        ("default hop", "default",
+         f"`tag(audio, batch_size={batch})`: window "
+         f"{converter.num_samples / converter.sampling_rate:g} s (the "
+         "model's input), hop half a window",
+         {}),
+    )
+
+
+def time_tag(rec, classifier, audio, geometry, batch_size, reference):
+    """Warms up `tag` on one window's audio, then times it on `audio`.
+
+    The warm-up runs the same `(batch_size, window)` batch shape, so the
+    timed call compiles nothing. Records the windows, the windows scored
+    (padded to whole batches) and, when `reference` scores are given, the
+    largest difference from them.
+    """
+    import numpy as np
+
+    label, kind, how, kwargs = geometry
+    converter = classifier.preprocessor
+    window = int(round(kwargs.get("window_seconds", converter.num_samples
+                                  / converter.sampling_rate)
+                       * converter.sampling_rate))
+    entry = {"label": f"{label}, batch {batch_size}", "geometry": kind,
+             "batch": batch_size, "how": how.replace("{batch}", str(batch_size))}
+    timeline = rec.measure_once(
+        "tagging", entry,
+        lambda: classifier.tag(audio[:window], batch_size=batch_size,
+                               **kwargs),
+        lambda: classifier.tag(audio, batch_size=batch_size, **kwargs),
+        len(audio) / converter.sampling_rate, "audio s/s")
+    if timeline is not None:
+        windows = len(timeline.starts)
+        entry["windows"] = windows
+        entry["scored"] = -(-windows // batch_size) * batch_size
+        if reference is not None and reference.shape == timeline.scores.shape:
+            entry["max_abs_diff"] = float(
+                np.max(np.abs(timeline.scores - reference)))
+        rec.flush()
+    return entry
+
+
+def profile_batch(rec, backend, classifier, audio, entry):
+    """Where `entry`'s time went: one warm batch, and its converter share.
+
+    Times one `predict_on_batch` of the batch shape `entry` used (already
+    compiled by its warm-up) and the converter alone on that batch (the
+    backend's first converter call, warmed up, median of 3); stored in
+    `entry` as `batch_s` and `converter_batch_s`.
+    """
+    import statistics
+
+    import numpy as np
+
+    from measure import time_calls
+
+    batch, window = entry["batch"], entry["window"]
+    waveforms = np.stack([audio[i * window:(i + 1) * window]
+                          for i in range(batch)])
+    inputs = {"waveforms": waveforms,
+              "lengths": np.full(batch, window, np.int32)}
+    try:
+        _, times = time_calls(
+            lambda: np.asarray(classifier.predict_on_batch(inputs)), 0, 1)
+        entry["batch_s"] = times[0]
+        call = backend.converter_calls[0]
+        run = _cpu_run(backend, call.wrap(classifier.preprocessor),
+                       waveforms)
+        _, times = time_calls(run, 1, 3)
+        entry["converter_batch_s"] = statistics.median(times)
+        entry["converter_how"] = call.label
+    except Exception as error:  # the profile is extra: keep the figures
+        entry["profile_error"] = str(error)[:300]
+    rec.flush()
+
+
+def run_tagging(name, settings, rec):
+    """`ASTClassifier.tag` over the recording, loaded from the reference.
+
+    The classifier is the reference's seeded model (its `save_pretrained`
+    folder, read by `from_preset`). The reference's geometry is timed with
+    each batch size of `settings["batch_sizes"]`; the fastest is profiled
+    and then times `tag`'s default geometry.
+    """
+    import os
+
+    import keras_ast
+    import numpy as np
+
+    backend = BACKENDS[name]
+    work = settings["work"]
+    audio = np.load(os.path.join(work, "recording.npy"))
+    reference_path = os.path.join(work, "reference-scores.npy")
+    reference = (np.load(reference_path) if os.path.exists(reference_path)
+                 else None)
+    classifier = keras_ast.ASTClassifier.from_preset(
+        os.path.join(work, "model"), multi_label=True)
+    same, default = tag_geometries(settings, classifier.preprocessor)
+    entries = []
+    for batch_size in settings["batch_sizes"]:
+        entries.append(time_tag(rec, classifier, audio, same, batch_size,
+                                reference))
+    timed = [e for e in entries if "rate" in e]
+    if not timed:
+        return
+    fastest = max(timed, key=lambda e: e["rate"])
+    fastest["window"] = settings["window"]
+    profile_batch(rec, backend, classifier, audio, fastest)
+    time_tag(rec, classifier, audio, default, fastest["batch"], None)
+
+
 def run(name, settings, sections, rec):
     """Every requested section on backend `name` (this process's backend)."""
     import keras
@@ -104,6 +232,9 @@ def run(name, settings, sections, rec):
     assert keras.config.backend() == name, keras.config.backend()
     backend = BACKENDS[name]
     rec.info(**backend.info())
+    if "tagging" in sections:
+        run_tagging(name, settings, rec)
+        return
     if {"features", "features_compile"} & set(sections):
         measure_features(rec, backend, settings, sections)
     if "e2e" in sections:

@@ -2,7 +2,9 @@
 
 Feature extraction (`ASTFeatureExtractor`, numpy path), end to end
 (extractor + `ASTForAudioClassification`, sdpa, float32) and, on a GPU, the
-model forward alone in bfloat16; one function each.
+model forward alone in bfloat16; one function each. For tagging.py: the
+seeded model both sides share (`save_tagging_model`) and the loop a user of
+the reference writes to tag a long recording (`tag_loop`, `run_tagging`).
 """
 
 from workload import SAMPLING_RATE, make_features, make_waveforms
@@ -118,8 +120,97 @@ def measure_gpu(rec, settings):
     )
 
 
+def save_tagging_model(settings, folder):
+    """A seeded random model and its extractor, `save_pretrained` to `folder`.
+
+    keras_ast loads the same folder (`ASTClassifier.from_preset`), so both
+    sides score with the same weights and their scores can be compared.
+    """
+    import torch
+    import transformers
+
+    torch.manual_seed(settings["seed"])
+    model = make_model(settings)
+    model.save_pretrained(folder)
+    extractor = transformers.ASTFeatureExtractor(
+        num_mel_bins=settings["num_mel_bins"],
+        max_length=settings["max_length"],
+    )
+    extractor.save_pretrained(folder)
+    return model, extractor
+
+
+def tag_loop(model, extractor, audio, window):
+    """What a user of the reference writes: sigmoid scores per window.
+
+    Non-overlapping windows of `window` samples (the last one shorter), one
+    at a time through the extractor and the model.
+    """
+    import numpy as np
+    import torch
+
+    scores = []
+    with torch.inference_mode():
+        for start in range(0, len(audio), window):
+            inputs = extractor(audio[start:start + window],
+                               sampling_rate=SAMPLING_RATE,
+                               return_tensors="pt")
+            logits = model(**inputs).logits
+            scores.append(torch.sigmoid(logits)[0].numpy())
+    return np.stack(scores)
+
+
+def time_extractor(extractor, audio, window):
+    """Seconds the extractor alone takes over every window (the profile)."""
+    import time
+
+    start = time.perf_counter()
+    for first in range(0, len(audio), window):
+        extractor(audio[first:first + window], sampling_rate=SAMPLING_RATE,
+                  return_tensors="pt")
+    return time.perf_counter() - start
+
+
+def run_tagging(settings, rec):
+    """Saves the shared model, then times `tag_loop` over the recording."""
+    import numpy as np
+    import torch
+    from transformers.models.audio_spectrogram_transformer import (
+        feature_extraction_audio_spectrogram_transformer as fe_module,
+    )
+
+    work = settings["work"]
+    audio = np.load(f"{work}/recording.npy")
+    model, extractor = save_tagging_model(settings, f"{work}/model")
+    rec.info(torch_threads=torch.get_num_threads(),
+             feature_path=("torchaudio" if fe_module.is_speech_available()
+                           else "numpy"))
+    window = settings["window"]
+    windows = -(-len(audio) // window)
+    entry = {
+        "label": "reference", "geometry": "same", "batch": 1,
+        "windows": windows, "scored": windows,
+        "how": f"Python loop over {window / SAMPLING_RATE:g} s windows: "
+               "`ASTFeatureExtractor()(window, sampling_rate=16000, "
+               "return_tensors=\"pt\")`, `ASTForAudioClassification` (sdpa) "
+               "under `torch.inference_mode()`, sigmoid",
+    }
+    scores = rec.measure_once(
+        "tagging", entry,
+        lambda: tag_loop(model, extractor, audio[:window], window),
+        lambda: tag_loop(model, extractor, audio, window),
+        len(audio) / SAMPLING_RATE, "audio s/s")
+    if scores is not None:
+        np.save(f"{work}/reference-scores.npy", scores)
+        entry["features_s"] = time_extractor(extractor, audio, window)
+        rec.flush()
+
+
 def run(settings, sections, rec):
     """Every requested section of the reference."""
+    if "tagging" in sections:
+        run_tagging(settings, rec)
+        return
     extractor = numpy_path_extractor(rec, settings)
     if "features" in sections:
         measure_features(rec, settings, extractor)

@@ -203,8 +203,12 @@ def wait_for(process, timeout, verbose):
     return problem, "".join(tail)
 
 
-def run_child(role, sections, settings, gpu, timeout, verbose):
-    """Runs one child; returns its results (partial ones on failure)."""
+def run_child(role, sections, settings, gpu, timeout, verbose, script=None):
+    """Runs one child; returns its results (partial ones on failure).
+
+    `script` is the entry point the child runs as `--child` (this file by
+    default; tagging.py passes its own).
+    """
     log(f"start {role}: {', '.join(sections)} "
         f"({'GPU' if gpu else 'CPU'}, timeout {timeout} s)")
     start = time.perf_counter()
@@ -212,7 +216,7 @@ def run_child(role, sections, settings, gpu, timeout, verbose):
     result_file = os.path.join(folder, "results.json")
     try:
         process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()),
+            [sys.executable, str(script or Path(__file__).resolve()),
              "--child", role, "--sections", ",".join(sections),
              "--settings", json.dumps(settings),
              "--result-file", result_file],

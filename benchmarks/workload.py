@@ -63,3 +63,151 @@ def warmup_iters(settings, section):
     """`(warmup, iters)` of a section: features, e2e or gpu."""
     prefix = {"features": "fe"}.get(section, section)
     return settings[f"{prefix}_warmup"], settings[f"{prefix}_iters"]
+
+
+# --------------------------------------------------------------------------
+# tagging.py: a long recording of changing scenes.
+# --------------------------------------------------------------------------
+
+SENTENCES = (
+    "The train to the airport leaves from platform four in ten minutes.",
+    "Please remember to take all your belongings with you.",
+    "It looks like rain this afternoon, so bring an umbrella.",
+    "The meeting has been moved to the small room on the second floor.",
+    "Turn left at the bakery and walk straight on for two blocks.",
+    "We are sorry for the delay and thank you for your patience.",
+    "Three coffees, one with milk, and a glass of water, please.",
+    "The museum is open every day except Monday.",
+    "Can you hear me at the back of the room?",
+    "Tonight the sky will be clear and the wind light from the west.",
+    "Doors are closing. Please stand clear of the doors.",
+    "Good morning, and welcome to the news at nine.",
+)
+VOICES = ("en", "en-us", "en+f3", "en+m3", "en-us+f2")
+SCENE_KINDS = ("speech", "noise", "tones", "quiet")
+
+
+def _db(level):
+    return 10.0 ** (level / 20.0)
+
+
+def _rms_to(x, level_db):
+    """`x` scaled to an RMS of `level_db` dBFS."""
+    import numpy as np
+
+    rms = float(np.sqrt(np.mean(x * x))) or 1.0
+    return x * (_db(level_db) / rms)
+
+
+def _coloured_noise(rng, samples, exponent):
+    """Noise whose power falls as 1 / f**exponent (0 white, 1 pink, 2 red)."""
+    import numpy as np
+
+    spectrum = np.fft.rfft(rng.standard_normal(samples))
+    freqs = np.fft.rfftfreq(samples, 1.0 / SAMPLING_RATE)
+    spectrum *= np.maximum(freqs, 20.0) ** (-exponent / 2.0)
+    return np.fft.irfft(spectrum, samples)
+
+
+def _drift_db(rng, samples, low, high):
+    """A loudness envelope (linear gain) drifting between `low` and `high`
+    dB, a new target every 0.5 to 3 s."""
+    import numpy as np
+
+    knots, t = [0], 0
+    while t < samples:
+        t += int(rng.uniform(0.5, 3.0) * SAMPLING_RATE)
+        knots.append(min(t, samples))
+    levels = rng.uniform(low, high, len(knots))
+    return _db(np.interp(np.arange(samples), knots, levels))
+
+
+def _noise_scene(rng, samples):
+    exponent = rng.choice([0.0, 1.0, 2.0])
+    noise = _rms_to(_coloured_noise(rng, samples, exponent), 0.0)
+    return noise * _drift_db(rng, samples, -45.0, -18.0)
+
+
+def _tones_scene(rng, samples):
+    """Notes of 0.2 to 1 s: a gliding fundamental with a few harmonics."""
+    import numpy as np
+
+    out = np.zeros(samples)
+    t = 0
+    while t < samples:
+        length = min(int(rng.uniform(0.2, 1.0) * SAMPLING_RATE), samples - t)
+        f0 = rng.uniform(110.0, 880.0) * np.exp(
+            np.linspace(0.0, rng.uniform(-0.3, 0.3), length))
+        phase = 2 * np.pi * np.cumsum(f0) / SAMPLING_RATE
+        note = sum(np.sin(k * phase) / k**1.5 for k in range(1, 6))
+        fade = np.minimum(1.0, np.minimum(np.arange(length),
+                                          np.arange(length)[::-1]) / 160.0)
+        out[t:t + length] = note * fade * _db(rng.uniform(-32.0, -14.0))
+        t += length + int(rng.uniform(0.0, 0.3) * SAMPLING_RATE)
+    return out
+
+
+def _speech_scene(rng, samples):
+    """espeak-ng sentences with pauses, over faint room noise."""
+    import numpy as np
+
+    from keras_ast import speech_synthesis
+
+    out = np.zeros(samples)
+    t = int(rng.uniform(0.1, 0.8) * SAMPLING_RATE)
+    level = rng.uniform(-32.0, -20.0)
+    while t < samples:
+        said = speech_synthesis.speak(
+            str(rng.choice(SENTENCES)), voice=str(rng.choice(VOICES)),
+            speed=int(rng.integers(130, 190)),
+            pitch=int(rng.integers(30, 70)))
+        said = _rms_to(said.astype(np.float64), level)[:samples - t]
+        out[t:t + len(said)] = said
+        t += len(said) + int(rng.uniform(0.3, 1.5) * SAMPLING_RATE)
+    room = _rms_to(_coloured_noise(rng, samples, 1.0), level - 25.0)
+    return out + room
+
+
+def make_recording(seconds, seed=0, speech=None):
+    """A long mono recording of changing scenes, float32 at 16 kHz.
+
+    Scenes of 3 to 20 s follow each other, cross-faded over 50 ms: speech
+    (espeak-ng sentences in several voices and speeds over faint room
+    noise; only when espeak-ng and sox are installed, see
+    `keras_ast.speech_synthesis`), coloured noise (white, pink or red)
+    whose loudness drifts between -45 and -18 dBFS, gliding harmonic
+    notes, or near silence; a noise floor at -65 dBFS runs under all.
+    The same `seed` and tools give the same recording.
+
+    Returns `(audio, description)`: description counts each kind of scene.
+    """
+    import numpy as np
+
+    from keras_ast import speech_synthesis
+
+    if speech is None:
+        speech = speech_synthesis.available()
+    kinds = SCENE_KINDS if speech else SCENE_KINDS[1:]
+    rng = np.random.default_rng(seed)
+    total = int(round(seconds * SAMPLING_RATE))
+    audio = _rms_to(rng.standard_normal(total), -65.0)
+    fade = int(0.05 * SAMPLING_RATE)
+    counts = dict.fromkeys(kinds, 0)
+    t = 0
+    while t < total:
+        kind = str(rng.choice(kinds, p=[0.4, 0.3, 0.2, 0.1][-len(kinds):]
+                              if speech else [0.5, 0.3, 0.2]))
+        length = min(int(rng.uniform(3.0, 20.0) * SAMPLING_RATE), total - t)
+        counts[kind] += 1
+        if kind == "quiet":
+            t += length
+            continue
+        scene = {"speech": _speech_scene, "noise": _noise_scene,
+                 "tones": _tones_scene}[kind](rng, length)
+        ramp = np.minimum(1.0, np.minimum(np.arange(length) + 1,
+                                          np.arange(length)[::-1] + 1)
+                          / fade)
+        audio[t:t + length] += scene * ramp
+        t += length
+    audio = np.clip(audio, -1.0, 1.0).astype(np.float32)
+    return audio, {"speech": bool(speech), "scenes": counts}

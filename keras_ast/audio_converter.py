@@ -114,6 +114,7 @@ class ASTAudioConverter(keras.layers.Layer):
         self.do_normalize = bool(do_normalize)
         # Host constants, fetched once so compilers see plain arrays.
         self._window = kaldi.hann_window()
+        self._dft = kaldi.windowed_dft_matrix()
         self._filters = kaldi.mel_filter_bank(self.num_mel_bins,
                                               self.sampling_rate)
         self.built = True
@@ -189,12 +190,7 @@ class ASTAudioConverter(keras.layers.Layer):
         frames = frames - ops.mean(frames, axis=-1, keepdims=True)
         previous = ops.concatenate([frames[..., :1], frames[..., :-1]], -1)
         frames = frames - kaldi.PREEMPHASIS * previous
-        frames = frames * ops.convert_to_tensor(self._window)
-        frames = ops.pad(
-            frames, [[0, 0], [0, 0], [0, kaldi.FFT_LENGTH - kaldi.FRAME_LENGTH]]
-        )
-        real, imag = ops.rfft(frames)
-        power = real * real + imag * imag
+        power = self._power_spectrum(frames)
         mel = ops.matmul(power, ops.convert_to_tensor(self._filters))
         features = ops.log(ops.maximum(mel, kaldi.LOG_FLOOR))
 
@@ -207,6 +203,37 @@ class ASTAudioConverter(keras.layers.Layer):
         if self.do_normalize:
             features = (features - self.mean) / (2.0 * self.std)
         return features
+
+    _SPECTRUM = "dft"  # BENCH TOGGLE (temporary)
+
+    def _power_spectrum(self, frames):
+        if self._SPECTRUM == "fft":
+            frames = frames * ops.convert_to_tensor(self._window)
+            frames = ops.pad(
+                frames,
+                [[0, 0], [0, 0], [0, kaldi.FFT_LENGTH - kaldi.FRAME_LENGTH]],
+            )
+            real, imag = ops.rfft(frames)
+            return real * real + imag * imag
+        if self._SPECTRUM == "dft2":
+            m = kaldi.windowed_dft_matrix()
+            real = ops.matmul(frames, ops.convert_to_tensor(m[:, :257]))
+            imag = ops.matmul(frames, ops.convert_to_tensor(m[:, 257:]))
+            return real * real + imag * imag
+        if self._SPECTRUM == "dft_flat":
+            shape = ops.shape(frames)
+            flat = ops.reshape(frames, (-1, kaldi.FRAME_LENGTH))
+            spectrum = ops.matmul(flat, ops.convert_to_tensor(self._dft))
+            spectrum = ops.reshape(spectrum, (shape[0], shape[1], 514))
+            real, imag = spectrum[..., :257], spectrum[..., 257:]
+            return real * real + imag * imag
+        if self._SPECTRUM == "dft_einsum":
+            spectrum = ops.einsum("bfn,nk->bfk", frames, ops.convert_to_tensor(self._dft))
+            real, imag = spectrum[..., :257], spectrum[..., 257:]
+            return real * real + imag * imag
+        spectrum = ops.matmul(frames, ops.convert_to_tensor(self._dft))
+        real, imag = spectrum[..., :257], spectrum[..., 257:]
+        return real * real + imag * imag
 
     def compute_output_shape(self, waveforms_shape, lengths_shape=None):
         batch = waveforms_shape[0] if len(waveforms_shape) == 2 else 1

@@ -355,62 +355,41 @@ class ASTClassifier(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def export(self, filepath, format="tf_saved_model", verbose=None,
-               input_signature=None, **kwargs):
-        """Exports a TensorFlow SavedModel that serves raw audio.
+               input_signature=None, top_k=5, serving_version=None,
+               **kwargs):
+        """Exports the model with the spectrogram inside: audio in.
 
-        Endpoints (SavedModel signatures):
-        - `serve`: float32 waveforms `(batch, samples)`, any length, to
-          logits `(batch, num_classes)`;
-        - `serve_with_lengths`: waveforms and int32 `lengths` `(batch,)`,
-          for batches of clips of different lengths;
-        - `scores`: waveforms to sigmoid / softmax scores.
-        Works on the TensorFlow and JAX backends; TensorFlow alone can load
-        and call the result (`tf.saved_model.load(path).serve(x)`).
-        Without a preprocessor, `serve` takes features instead.
+        Formats:
+        - `"tf_saved_model"` (TensorFlow and JAX backends): the signatures
+          `serve`, `serve_with_lengths`, `scores`, `classify` (top-k label
+          strings) and `serve_wav` (encoded WAV bytes), with named outputs;
+          see `keras_ast.saved_model`. `serving_version=1` writes TF
+          Serving's layout (`filepath/1/`); `top_k` sets what `classify`
+          returns.
+        - `"onnx"` and `"litert"`: see `keras_ast.portable_export`.
+        An explicit `input_signature` (or a features-in model) goes to
+        `keras.Model.export` unchanged.
+
+        Example:
+        >>> classifier.export("models/ast", serving_version=1)
         """
-        if format != "tf_saved_model" or input_signature is not None:
+        if input_signature is not None or self.preprocessor is None:
             return super().export(filepath, format=format, verbose=verbose,
                                   input_signature=input_signature, **kwargs)
-        backend = keras.config.backend()
-        if backend not in ("tensorflow", "jax"):
-            raise NotImplementedError(
-                f"SavedModel export is not available on the {backend} "
-                "backend. Save the model (`save_to_preset` or `.keras`) and "
-                "export it under KERAS_BACKEND=tensorflow or jax."
-            )
-        from keras.export import ExportArchive
+        if format == "tf_saved_model":
+            from keras_ast.saved_model import export_saved_model
 
-        archive = ExportArchive()
-        archive.track(self)
-        if self.preprocessor is None:
-            spec = keras.InputSpec(
-                shape=(None, self.backbone.max_length,
-                       self.backbone.num_mel_bins),
-                dtype="float32",
-            )
-        else:
-            spec = keras.InputSpec(shape=(None, None), dtype="float32")
-        archive.add_endpoint(
-            "serve", lambda x: self(x, training=False), input_signature=[spec],
-            **kwargs,
+            return export_saved_model(self, filepath, top_k=top_k,
+                                      serving_version=serving_version)
+        if format in ("onnx", "litert"):
+            from keras_ast import portable_export
+
+            export = getattr(portable_export, f"export_{format}")
+            return export(self, filepath, **kwargs)
+        raise ValueError(
+            f"Unknown export format {format!r}: use 'tf_saved_model', "
+            "'onnx' or 'litert'."
         )
-        archive.add_endpoint(
-            "scores", lambda x: self.scores(self(x, training=False)),
-            input_signature=[spec], **kwargs,
-        )
-        if self.preprocessor is not None:
-            archive.add_endpoint(
-                "serve_with_lengths",
-                lambda x, lengths: self(
-                    {"waveforms": x, "lengths": lengths}, training=False
-                ),
-                input_signature=[
-                    spec, keras.InputSpec(shape=(None,), dtype="int32")
-                ],
-                **kwargs,
-            )
-        archive.write_out(filepath, verbose=bool(verbose))
-        return archive
 
     def get_config(self):
         return {

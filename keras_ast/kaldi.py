@@ -62,3 +62,32 @@ def hann_window():
     window.setflags(write=False)  # shared by the cache
     return window
 
+
+
+@functools.lru_cache(maxsize=None)
+def windowed_dft_matrix():
+    """The Hann window and the 512-point real DFT of a frame, as one matrix.
+
+    A frame of `FRAME_LENGTH` samples zero-padded to `FFT_LENGTH` has the
+    real DFT `frame @ matrix`: the padding contributes nothing, so the rows
+    stop at `FRAME_LENGTH`, and the window is folded into them. Columns are
+    the real parts (cosines) of the `FFT_LENGTH // 2 + 1` bins, then their
+    imaginary parts (minus sines). Built in float64 with the phase reduced
+    exactly in integers (`n * k mod FFT_LENGTH`), then cast to float32.
+
+    Returns:
+        float32 array `(FRAME_LENGTH, 2 * (FFT_LENGTH // 2 + 1))`.
+
+    Example:
+    >>> windowed_dft_matrix().shape
+    (400, 514)
+    """
+    n = np.arange(FRAME_LENGTH, dtype=np.int64)[:, None]
+    k = np.arange(FFT_LENGTH // 2 + 1, dtype=np.int64)[None, :]
+    phase = 2.0 * np.pi * ((n * k) % FFT_LENGTH) / FFT_LENGTH
+    n = np.arange(FRAME_LENGTH, dtype=np.float64)
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / (FRAME_LENGTH - 1))
+    matrix = np.concatenate([np.cos(phase), -np.sin(phase)], axis=1)
+    matrix = (window[:, None] * matrix).astype(np.float32)
+    matrix.setflags(write=False)  # shared by the cache
+    return matrix

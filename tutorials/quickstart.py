@@ -6,8 +6,11 @@ Runs offline in a couple of minutes on a laptop CPU, on any backend
 2. trains a small Audio Spectrogram Transformer on raw waveforms (features
    are computed inside the model, on the device);
 3. measures accuracy on voices the model never heard;
-4. saves it as a preset, reloads it, and exports a TensorFlow SavedModel
-   that takes raw audio (TensorFlow and JAX backends).
+4. saves it as a preset, reloads it, classifies a file of one spoken word
+   and tags a recording of several (`classify`, `tag`; the files are also
+   ready for `keras-ast classify`);
+5. exports a TensorFlow SavedModel that takes raw audio (TensorFlow and JAX
+   backends).
 
 With `--preset DIR` it instead loads a checkpoint directory (Hugging Face
 format, e.g. a download of MIT/ast-finetuned-audioset-10-10-0.4593, or one
@@ -28,6 +31,8 @@ import keras_ast
 from keras_ast import speech_synthesis
 
 WORDS = ["yes", "no", "up", "down"]
+SILENCE = "_silence_"  # background only: lets `tag` say "no word here"
+LABELS = WORDS + [SILENCE]
 TRAIN_VOICES = ["en", "en-us", "en+m3", "en+f2", "en-us+m5", "en+f4"]
 TEST_VOICES = ["en-gb-x-rp", "en+m7", "en-us+f3"]
 SPEEDS = [120, 160, 200]
@@ -57,18 +62,47 @@ def keyword_set(voices, seed):
                     )
                     waves.append(wave)
                     labels.append(label)
+    for _ in range(len(voices) * len(SPEEDS) * len(PITCHES)):
+        level = 10 ** rng.uniform(-3.3, -1.5)
+        waves.append(rng.standard_normal(16000).astype("float32") * level)
+        labels.append(len(WORDS))
     return np.stack(waves), np.array(labels)
+
+
+def write_demo_files(output):
+    """A spoken word, and words with pauses, as 44.1 kHz stereo WAV files."""
+    import soundfile
+
+    rng = np.random.default_rng(7)
+
+    def pause(seconds):
+        return rng.standard_normal(int(seconds * 16000)).astype(
+            "float32") * 0.003
+
+    def stereo_44k(audio):
+        audio = keras_ast.resample(audio, 16000, 44100)
+        return np.stack([audio, 0.8 * audio], -1)
+
+    word_path = os.path.join(output, "down.wav")
+    word = speech_synthesis.speak("down", voice="en-us+f3", speed=150)
+    soundfile.write(word_path, stereo_44k(np.concatenate(
+        [pause(0.2), word, pause(0.2)])), 44100)
+    parts = [pause(1.0)]
+    for text, voice in (("up", "en+m7"), ("no", "en-gb-x-rp"),
+                        ("yes", "en-us+f3")):
+        parts += [speech_synthesis.speak(text, voice=voice, speed=140),
+                  pause(1.5)]
+    recording_path = os.path.join(output, "up_no_yes.wav")
+    soundfile.write(recording_path, stereo_44k(np.concatenate(parts)), 44100)
+    return word_path, recording_path
 
 
 def show_preset(preset):
     classifier = keras_ast.ASTClassifier.from_preset(preset)
     sentence = speech_synthesis.speak("Hello, this is a test of speech.")
-    scores = classifier.predict_scores([sentence], sampling_rate=16000,
-                                       verbose=0)[0]
     print(f"Top classes of {preset} for a spoken sentence:")
-    for index in np.argsort(scores)[::-1][:5]:
-        name = classifier.labels[index] if classifier.labels else index
-        print(f"  {scores[index]:.3f}  {name}")
+    for label, score in classifier.classify(sentence, top_k=5):
+        print(f"  {score:.3f}  {label}")
 
 
 def main():
@@ -98,8 +132,8 @@ def main():
         max_length=100, mean=-6.845978, std=5.5654526  # Speech Commands
     )
     classifier = keras_ast.ASTClassifier(
-        backbone, num_classes=len(WORDS), preprocessor=converter,
-        labels=WORDS,
+        backbone, num_classes=len(LABELS), preprocessor=converter,
+        labels=LABELS,
     )
     # The classifier comes compiled (AdamW with gradient clipping); from
     # scratch on a few clips wants a larger step than fine-tuning.
@@ -114,17 +148,24 @@ def main():
     print(f"Trained {classifier.count_params():,} parameters for "
           f"{args.epochs} epochs in {time.time() - start:.0f} s: accuracy "
           f"{train_acc:.2f} on training voices, {test_acc:.2f} on unheard "
-          f"voices {TEST_VOICES} (chance {1 / len(WORDS):.2f})")
+          f"voices {TEST_VOICES} (chance {1 / len(LABELS):.2f})")
 
     preset = os.path.join(args.output, "preset")
     classifier.save_to_preset(preset)
     reloaded = keras_ast.ASTClassifier.from_preset(preset)
-    word = speech_synthesis.speak("down", voice="en-us+f3", speed=150)
-    scores = reloaded.predict_scores([word], sampling_rate=16000,
-                                     verbose=0)[0]
-    best = int(np.argmax(scores))
-    print(f"Reloaded from {preset}: a new 'down' is heard as "
-          f"'{reloaded.labels[best]}' ({scores[best]:.2f})")
+    word_path, recording_path = write_demo_files(args.output)
+    print(f"Reloaded from {preset}. classify({word_path!r}, top_k=3):")
+    for label, score in reloaded.classify(word_path, top_k=3):
+        print(f"  {score:.3f}  {label}")
+    timeline = reloaded.tag(recording_path, hop_seconds=0.25, top_k=1,
+                            threshold=0.6, median_filter=3)
+    print(f"tag({recording_path!r}) over {len(timeline.starts)} windows of "
+          f"1 s, events:")
+    for event in timeline.events:
+        if event.label != SILENCE:
+            print(f"  {event.onset:5.2f} - {event.offset:5.2f} s  "
+                  f"{event.label:5s} {event.score:.2f}")
+    word = keras_ast.load_audio(word_path)
 
     if keras.config.backend() in ("tensorflow", "jax"):
         import tensorflow as tf
@@ -132,10 +173,10 @@ def main():
         path = os.path.join(args.output, "saved_model")
         classifier.export(path)
         served = tf.saved_model.load(path)
-        logits = served.serve(tf.constant(one_second(word, 0)[None]))
+        logits = served.serve(tf.constant(word[None]))
         print(f"Exported a SavedModel to {path}; its 'serve' signature "
               "takes raw 16 kHz audio and says "
-              f"'{WORDS[int(np.argmax(logits.numpy()))]}'")
+              f"'{LABELS[int(np.argmax(logits.numpy()))]}'")
 
 
 if __name__ == "__main__":
