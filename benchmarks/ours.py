@@ -112,10 +112,10 @@ def tag_geometries(settings, converter):
     return (
         ("hop = window", "same",
          f"`tag(audio, window_seconds={window_s:g}, hop_seconds="
-         f"{window_s:g}, batch_size={batch})`",
+         f"{window_s:g}, batch_size={{batch}})`",
          dict(window_seconds=window_s, hop_seconds=window_s)),
         ("default hop", "default",
-         f"`tag(audio, batch_size={batch})`: window "
+         "`tag(audio, batch_size={batch})`: window "
          f"{converter.num_samples / converter.sampling_rate:g} s (the "
          "model's input), hop half a window",
          {}),

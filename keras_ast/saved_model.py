@@ -33,17 +33,23 @@ def _core_archive(classifier, path):
 
     archive = ExportArchive()
     archive.track(classifier)
+    # Serving needs no gradients; jax2tf's custom ones would also warn at
+    # every load.
+    options = ({"jax2tf_kwargs": {"with_gradient": False}}
+               if keras.config.backend() == "jax" else {})
     archive.add_endpoint(
         "logits",
         lambda waveforms, lengths: classifier(
             {"waveforms": waveforms, "lengths": lengths}, training=False),
         input_signature=[keras.InputSpec(shape=(None, None), dtype="float32"),
                          keras.InputSpec(shape=(None,), dtype="int32")],
+        **options,
     )
     archive.write_out(path, verbose=False)
 
 
-def _serving_module(core, multi_label, sampling_rate, top_k, labels_path):
+def _serving_module(core, num_classes, multi_label, sampling_rate, top_k,
+                    labels_path):
     """The `tf.Module` whose functions become the signatures."""
     import tensorflow as tf
 
@@ -58,29 +64,30 @@ def _serving_module(core, multi_label, sampling_rate, top_k, labels_path):
                     tf.lookup.TextFileIndex.WHOLE_LINE),
                 default_value="")
 
-        def _checked(self, waveforms):
-            waveforms = tf.convert_to_tensor(waveforms, tf.float32)
-            checks = [
-                tf.debugging.assert_rank(
-                    waveforms, 2, message="waveforms must be (batch, "
-                    "samples) float32 mono audio; add a batch dimension to "
-                    "one clip"),
-                tf.debugging.assert_positive(
-                    tf.shape(waveforms), message="waveforms hold no clips "
-                    "or no samples (a batch or length of 0)"),
-            ]
-            # The checks must fail before the model sees the input.
-            with tf.control_dependencies(checks):
-                return tf.debugging.assert_all_finite(
-                    tf.identity(waveforms),
-                    "waveforms contain NaN or infinite samples")
-
         def _logits(self, waveforms, lengths=None):
-            waveforms = self._checked(waveforms)
-            if lengths is None:
-                lengths = tf.fill(tf.shape(waveforms)[:1],
-                                  tf.shape(waveforms)[1])
-            return self.core.logits(waveforms, tf.cast(lengths, tf.int32))
+            waveforms = tf.convert_to_tensor(waveforms, tf.float32)
+            shape = tf.shape(waveforms)
+            usable = tf.logical_and(tf.equal(tf.size(shape), 2),
+                                    tf.reduce_all(shape > 0))
+
+            def run():
+                x = tf.ensure_shape(waveforms, [None, None])
+                x = tf.debugging.assert_all_finite(
+                    x, "waveforms contain NaN or infinite samples")
+                n = (tf.fill(tf.shape(x)[:1], tf.shape(x)[1])
+                     if lengths is None else lengths)
+                return self.core.logits(x, tf.cast(n, tf.int32))
+
+            def refuse():
+                # A branch, so that nothing reads a bad input before this.
+                with tf.control_dependencies([tf.debugging.Assert(False, [
+                        "waveforms must be (batch, samples) float32 mono "
+                        "audio with at least one clip and one sample (add "
+                        "a batch dimension to one clip); got shape",
+                        shape])]):
+                    return tf.zeros([0, num_classes], tf.float32)
+
+            return tf.cond(usable, run, refuse)
 
         def _scores(self, logits):
             if multi_label:
@@ -195,15 +202,12 @@ def export_saved_model(classifier, path, top_k=5, serving_version=None):
             f.write("\n".join(label.replace("\n", " ") for label in labels)
                     + "\n")
         module, signatures = _serving_module(
-            tf.saved_model.load(core_path), classifier.multi_label,
+            tf.saved_model.load(core_path), classifier.num_classes,
+            classifier.multi_label,
             classifier.preprocessor.sampling_rate,
             min(int(top_k), classifier.num_classes), labels_path)
         with atomic_directory(target) as staging:
-            # Serving needs no gradients (jax2tf's would not re-save).
-            tf.saved_model.save(
-                module, staging, signatures=signatures,
-                options=tf.saved_model.SaveOptions(
-                    experimental_custom_gradients=False))
+            tf.saved_model.save(module, staging, signatures=signatures)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target

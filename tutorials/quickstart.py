@@ -86,7 +86,7 @@ def write_demo_files(output):
     word_path = os.path.join(output, "down.wav")
     word = speech_synthesis.speak("down", voice="en-us+f3", speed=150)
     soundfile.write(word_path, stereo_44k(np.concatenate(
-        [pause(0.2), word, pause(0.2)])), 44100)
+        [pause(0.1), word, pause(0.1)])), 44100)
     parts = [pause(1.0)]
     for text, voice in (("up", "en+m7"), ("no", "en-gb-x-rp"),
                         ("yes", "en-us+f3")):
