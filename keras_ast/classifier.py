@@ -373,7 +373,11 @@ class ASTClassifier(keras.Model):
         Example:
         >>> classifier.export("models/ast", serving_version=1)
         """
-        if input_signature is not None or self.preprocessor is None:
+        if input_signature is None and self.preprocessor is None:
+            input_signature = [keras.InputSpec(
+                shape=(None, self.backbone.max_length,
+                       self.backbone.num_mel_bins), dtype="float32")]
+        if input_signature is not None:
             return super().export(filepath, format=format, verbose=verbose,
                                   input_signature=input_signature, **kwargs)
         if format == "tf_saved_model":

@@ -85,8 +85,9 @@ def write_demo_files(output):
 
     word_path = os.path.join(output, "down.wav")
     word = speech_synthesis.speak("down", voice="en-us+f3", speed=150)
-    soundfile.write(word_path, stereo_44k(np.concatenate(
-        [pause(0.1), word, pause(0.1)])), 44100)
+    # One word in one model input (1 s).
+    clip = np.concatenate([pause(0.1), word, pause(0.1)])[:16000]
+    soundfile.write(word_path, stereo_44k(clip), 44100)
     parts = [pause(1.0)]
     for text, voice in (("up", "en+m7"), ("no", "en-gb-x-rp"),
                         ("yes", "en-us+f3")):
@@ -173,10 +174,11 @@ def main():
         path = os.path.join(args.output, "saved_model")
         classifier.export(path)
         served = tf.saved_model.load(path)
-        logits = served.serve(tf.constant(word[None]))
-        print(f"Exported a SavedModel to {path}; its 'serve' signature "
+        top = served.signatures["classify"](waveforms=tf.constant(word[None]))
+        print(f"Exported a SavedModel to {path}; its 'classify' signature "
               "takes raw 16 kHz audio and says "
-              f"'{LABELS[int(np.argmax(logits.numpy()))]}'")
+              f"{top['labels'][0, 0].numpy().decode()!r} "
+              f"({float(top['scores'][0, 0]):.2f})")
 
 
 if __name__ == "__main__":
