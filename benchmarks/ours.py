@@ -138,7 +138,8 @@ def time_tag(rec, classifier, audio, geometry, batch_size, reference):
                                   / converter.sampling_rate)
                        * converter.sampling_rate))
     entry = {"label": f"{label}, batch {batch_size}", "geometry": kind,
-             "batch": batch_size, "how": how.replace("{batch}", str(batch_size))}
+             "batch": batch_size,
+             "how": how.replace("{batch}", str(batch_size))}
     timeline = rec.measure_once(
         "tagging", entry,
         lambda: classifier.tag(audio[:window], batch_size=batch_size,

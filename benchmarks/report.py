@@ -94,8 +94,9 @@ and inputs), `reference.py` (the `transformers` measurements), `ours.py`
 (keras_ast's), `backends.py` (the table of what differs between JAX,
 TensorFlow and PyTorch: compiling, placing on the GPU, waiting for a
 result), `measure.py` (timing and recording, shared with
-`input_pipeline.py`), `machine.py` (the "Machine" section) and `report.py`
-(the Markdown).
+`input_pipeline.py` and `tagging.py`), `machine.py` (the "Machine" section)
+and `report.py` (the Markdown). `input_pipeline.py` and `tagging.py` (below)
+are entry points of their own, each writing its own section of this file.
 """
 
 

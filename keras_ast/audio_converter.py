@@ -13,6 +13,7 @@ from keras_ast.waveforms import rate_error
 
 AUDIOSET_MEAN = -4.2677393
 AUDIOSET_STD = 4.5689974
+_NUM_BINS = kaldi.FFT_LENGTH // 2 + 1
 
 
 def _is_traced(x):
@@ -115,6 +116,11 @@ class ASTAudioConverter(keras.layers.Layer):
         # Host constants, fetched once so compilers see plain arrays.
         self._window = kaldi.hann_window()
         self._dft = kaldi.windowed_dft_matrix()
+        # How the spectrum is computed: "fft" (`ops.rfft`, the fastest on
+        # CPU) or "matmul" (a DFT matrix product: ONNX and LiteRT have no
+        # usable FFT op, so `keras_ast.portable_export` switches to it).
+        # Both give the same features within float32 rounding.
+        self.spectrum_method = "fft"
         self._filters = kaldi.mel_filter_bank(self.num_mel_bins,
                                               self.sampling_rate)
         self.built = True
@@ -190,8 +196,7 @@ class ASTAudioConverter(keras.layers.Layer):
         frames = frames - ops.mean(frames, axis=-1, keepdims=True)
         previous = ops.concatenate([frames[..., :1], frames[..., :-1]], -1)
         frames = frames - kaldi.PREEMPHASIS * previous
-        power = self._power_spectrum(frames)
-        mel = ops.matmul(power, ops.convert_to_tensor(self._filters))
+        mel = self._mel_energies(frames)
         features = ops.log(ops.maximum(mel, kaldi.LOG_FLOOR))
 
         # Frames past each clip's end are the reference's zero padding.
@@ -204,36 +209,40 @@ class ASTAudioConverter(keras.layers.Layer):
             features = (features - self.mean) / (2.0 * self.std)
         return features
 
-    _SPECTRUM = "dft"  # BENCH TOGGLE (temporary)
+    def _mel_energies(self, frames):
+        """Mel filter energies of the power spectrum of pre-emphasised frames.
 
-    def _power_spectrum(self, frames):
-        if self._SPECTRUM == "fft":
+        The spectrum is the 512-point DFT of each windowed frame: an FFT
+        (`ops.rfft` of the zero-padded frames), or with `spectrum_method
+        = "matmul"` one product with a `(400, 514)` table (window, cosines
+        and sines), which every exporter can write.
+        """
+        filters = ops.convert_to_tensor(self._filters)
+        if self.spectrum_method == "matmul":
+            # The tables go through a select on the data that always keeps
+            # them (it is false only for a NaN sample, whose features are
+            # NaN anyway). Converters then keep them as float32 data:
+            # folded into the products as weights, LiteRT's dynamic-range
+            # quantization would cut them, and the power spectrum, to 8 bits.
+            sample = frames[0, :1, :1]
+            keep = ops.equal(sample, sample)
+            dft = ops.where(keep, ops.convert_to_tensor(self._dft), 0.0)
+            filters = ops.where(keep, filters, 0.0)
+            spectrum = ops.matmul(frames, dft)
+            real, imag = spectrum[..., :_NUM_BINS], spectrum[..., _NUM_BINS:]
+        elif self.spectrum_method == "fft":
             frames = frames * ops.convert_to_tensor(self._window)
             frames = ops.pad(
                 frames,
                 [[0, 0], [0, 0], [0, kaldi.FFT_LENGTH - kaldi.FRAME_LENGTH]],
             )
             real, imag = ops.rfft(frames)
-            return real * real + imag * imag
-        if self._SPECTRUM == "dft2":
-            m = kaldi.windowed_dft_matrix()
-            real = ops.matmul(frames, ops.convert_to_tensor(m[:, :257]))
-            imag = ops.matmul(frames, ops.convert_to_tensor(m[:, 257:]))
-            return real * real + imag * imag
-        if self._SPECTRUM == "dft_flat":
-            shape = ops.shape(frames)
-            flat = ops.reshape(frames, (-1, kaldi.FRAME_LENGTH))
-            spectrum = ops.matmul(flat, ops.convert_to_tensor(self._dft))
-            spectrum = ops.reshape(spectrum, (shape[0], shape[1], 514))
-            real, imag = spectrum[..., :257], spectrum[..., 257:]
-            return real * real + imag * imag
-        if self._SPECTRUM == "dft_einsum":
-            spectrum = ops.einsum("bfn,nk->bfk", frames, ops.convert_to_tensor(self._dft))
-            real, imag = spectrum[..., :257], spectrum[..., 257:]
-            return real * real + imag * imag
-        spectrum = ops.matmul(frames, ops.convert_to_tensor(self._dft))
-        real, imag = spectrum[..., :257], spectrum[..., 257:]
-        return real * real + imag * imag
+        else:
+            raise ValueError(
+                "spectrum_method must be 'fft' or 'matmul', got "
+                f"{self.spectrum_method!r}."
+            )
+        return ops.matmul(real * real + imag * imag, filters)
 
     def compute_output_shape(self, waveforms_shape, lengths_shape=None):
         batch = waveforms_shape[0] if len(waveforms_shape) == 2 else 1

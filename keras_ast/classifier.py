@@ -389,7 +389,7 @@ class ASTClassifier(keras.Model):
             from keras_ast import portable_export
 
             export = getattr(portable_export, f"export_{format}")
-            return export(self, filepath, **kwargs)
+            return export(self, filepath, verbose=bool(verbose), **kwargs)
         raise ValueError(
             f"Unknown export format {format!r}: use 'tf_saved_model', "
             "'onnx' or 'litert'."

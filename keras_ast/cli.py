@@ -155,6 +155,45 @@ def run_train(args):
     return 0
 
 
+# --- export -----------------------------------------------------------------
+
+
+def add_export_arguments(parser):
+    parser.add_argument("output", help="the folder (SavedModel) or file "
+                        "(.onnx, .tflite) to write")
+    parser.add_argument("--preset", required=True,
+                        help="a built-in name, owner/repo, hf://owner/repo "
+                        "or a folder")
+    parser.add_argument("--format", default="tf_saved_model",
+                        choices=["tf_saved_model", "onnx", "litert"],
+                        help="default: tf_saved_model (TF Serving)")
+    parser.add_argument("--serving-version", type=int, metavar="N",
+                        help="SavedModel in TF Serving's layout, OUTPUT/N/")
+    parser.add_argument("--top-k", type=int, default=5, metavar="N",
+                        help="labels of the SavedModel's classify signature")
+    parser.add_argument("--quantization", choices=["float16", "dynamic_int8"],
+                        help="LiteRT weights (default: float32)")
+
+
+def run_export(args):
+    from keras_ast.classifier import ASTClassifier
+
+    options = {}
+    if args.format == "tf_saved_model":
+        options = {"serving_version": args.serving_version,
+                   "top_k": args.top_k}
+    elif args.format == "litert" and args.quantization:
+        options = {"quantization": args.quantization}
+    try:
+        classifier = ASTClassifier.from_preset(args.preset)
+        written = classifier.export(args.output, format=args.format,
+                                    **options)
+    except (FileNotFoundError, ValueError, NotImplementedError) as error:
+        return _error("export", error)
+    print(f"keras-ast export: wrote {written or args.output}")
+    return 0
+
+
 # --- commands in their own modules -----------------------------------------
 
 
@@ -199,6 +238,12 @@ SUBCOMMANDS = {
         "Upload a keras_ast preset directory to the Hugging Face Hub "
         "(hf://owner/repo, created if needed).",
         *_from_module("keras_ast.upload"),
+    ),
+    "export": (
+        "Export a preset with the spectrogram inside: a SavedModel for TF "
+        "Serving, ONNX or LiteRT (raw waveforms in, logits and scores out).",
+        add_export_arguments,
+        run_export,
     ),
     "classify": (
         "Classify audio files (top-k labels), or tag long recordings "

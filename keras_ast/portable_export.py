@@ -1,0 +1,340 @@
+"""ONNX and LiteRT files of a classifier: raw waveforms in, logits out.
+
+Both formats hold the whole model, Kaldi filter banks included: the input
+is float32 16 kHz mono waveforms `(batch, samples)`, named `waveforms`;
+the outputs are `logits` and `scores` (sigmoid or softmax), both
+`(batch, num_classes)`. A clip longer than the model's window
+(`classifier.preprocessor.num_samples`) is cut to it, as in Keras.
+
+Keras' own exporters write the files (`keras.Model.export` with
+`format="onnx"` or `"litert"`); around them this module
+- computes the spectrum as a DFT matrix product instead of `ops.rfft`
+  (`ASTAudioConverter.spectrum_method = "matmul"`, during the export only):
+  tf2onnx writes an `RFFT` node that onnxruntime rejects, torch.onnx has no
+  `fft_rfft`, and LiteRT's builtins have no real FFT of this shape;
+- teaches tf2onnx the `Erfc` op of TensorFlow's exact GELU (as `1 - Erf`);
+- names the inputs, outputs and dynamic dimensions (`batch`, `samples`);
+- restricts LiteRT to builtin ops (no TensorFlow "Flex" ops), so the file
+  runs in the plain `ai-edge-litert` interpreter.
+
+LiteRT files can carry float16 or int8 (dynamic-range) weights. The DFT
+and mel tables stay float32 under int8, behind a select the converter
+cannot fold (`ASTAudioConverter._mel_energies`): quantized with the
+weights, they and the power spectrum went to 8 bits, which cost 13 to 22 times
+the logit error of the quantized transformer.
+
+What works from which backend (Keras 3.15):
+
+| format | TensorFlow | torch | JAX |
+|---|---|---|---|
+| ONNX | dynamic or fixed shapes | fixed shapes only | no |
+| LiteRT | dynamic or fixed shapes | no | no |
+
+(fixed shapes: `batch_size` and `num_samples` given; "no": the error
+says to export under KERAS_BACKEND=tensorflow.)
+
+A model built or trained on another backend moves with its preset:
+`classifier.save_to_preset(dir)`, then under `KERAS_BACKEND=tensorflow`
+`ASTClassifier.from_preset(dir).export(path, format="onnx")`.
+"""
+
+import contextlib
+import os
+import shutil
+import tempfile
+import warnings
+
+from keras_ast.files import atomic_path
+
+INPUT_NAME = "waveforms"
+OUTPUT_NAMES = ("logits", "scores")
+QUANTIZATIONS = (None, "float16", "dynamic_int8")
+
+_ERFC_REGISTERED = False
+
+
+def _backend():
+    import keras
+
+    return keras.config.backend()
+
+
+def _move_to_tensorflow(format_name, backend, reason):
+    return NotImplementedError(
+        f"{format_name} export is not available from the {backend} backend "
+        f"({reason}). Export under KERAS_BACKEND=tensorflow: save the model "
+        "with classifier.save_to_preset(directory), then in a process "
+        "started with KERAS_BACKEND=tensorflow run "
+        "ASTClassifier.from_preset(directory).export(path, "
+        f"format={format_name.lower()!r})."
+    )
+
+
+def _check_classifier(classifier):
+    if getattr(classifier, "preprocessor", None) is None:
+        raise ValueError(
+            "keras_ast.portable_export writes audio-in models: give the "
+            "classifier a preprocessor (an ASTAudioConverter), or export a "
+            "features-in model with keras.Model.export."
+        )
+    compute_dtype = classifier.dtype_policy.compute_dtype
+    if compute_dtype != "float32":
+        raise ValueError(
+            f"ONNX and LiteRT exports need a float32 model; this one "
+            f"computes in {compute_dtype}. Rebuild it in float32, e.g. "
+            "ASTClassifier.from_preset(directory, dtype='float32')."
+        )
+
+
+def _check_shape(batch_size, num_samples):
+    for name, value in (("batch_size", batch_size),
+                        ("num_samples", num_samples)):
+        if value is not None and int(value) < 1:
+            raise ValueError(f"{name} must be a positive integer or None, "
+                             f"got {value}.")
+    return (None if batch_size is None else int(batch_size),
+            None if num_samples is None else int(num_samples))
+
+
+@contextlib.contextmanager
+def _matmul_spectrum(converter):
+    """The converter computes its spectrum as a matrix product meanwhile."""
+    previous = converter.spectrum_method
+    converter.spectrum_method = "matmul"
+    try:
+        yield
+    finally:
+        converter.spectrum_method = previous
+
+
+def _serving_model(classifier, batch_size, num_samples):
+    """A functional model: waveforms in, `{"logits", "scores"}` out."""
+    import keras
+
+    waveforms = keras.Input(shape=(num_samples,), batch_size=batch_size,
+                            dtype="float32", name=INPUT_NAME)
+    logits = classifier(waveforms, training=False)
+    outputs = {"logits": logits, "scores": classifier.scores(logits)}
+    model = keras.Model(waveforms, outputs, name="ast_waveforms")
+    spec = keras.InputSpec(shape=(batch_size, num_samples), dtype="float32",
+                           name=INPUT_NAME)
+    return model, spec
+
+
+def _register_tf2onnx_erfc():
+    """tf2onnx lacks `Erfc`, which TensorFlow's exact GELU uses."""
+    global _ERFC_REGISTERED
+    if _ERFC_REGISTERED:
+        return
+    import numpy as np
+    from tf2onnx import utils
+    from tf2onnx.handler import tf_op
+
+    @tf_op("Erfc")
+    class Erfc:  # noqa: F841 (registered by the decorator)
+        @classmethod
+        def version_9(cls, ctx, node, **kwargs):
+            dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))
+            one = ctx.make_const(utils.make_name(f"{node.name}_one"),
+                                 np.array(1, dtype))
+            erf = ctx.make_node("Erf", [node.input[0]],
+                                op_name_scope=node.name)
+            node.type = "Sub"
+            ctx.replace_inputs(node, [one.output[0], erf.output[0]])
+
+    _ERFC_REGISTERED = True
+
+
+def _name_onnx_graph(path):
+    """Names the input, the outputs and the dynamic dimensions."""
+    import onnx
+
+    model = onnx.load(path)
+    graph = model.graph
+    inputs = [i for i in graph.input
+              if i.name not in {t.name for t in graph.initializer}]
+    renames = {inputs[0].name: INPUT_NAME}
+    for output, name in zip(graph.output, OUTPUT_NAMES):
+        renames[output.name] = name
+    for node in graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+    for value in list(inputs) + list(graph.output):
+        value.name = renames.get(value.name, value.name)
+    dims = inputs[0].type.tensor_type.shape.dim
+    for dim, name in zip(dims, ("batch", "samples")):
+        if not dim.HasField("dim_value"):
+            dim.dim_param = name
+    for output in graph.output:
+        dim = output.type.tensor_type.shape.dim[0]
+        if not dim.HasField("dim_value"):
+            dim.dim_param = "batch"
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+
+
+def export_onnx(classifier, path, batch_size=None, num_samples=None,
+                verbose=False, **kwargs):
+    """Writes `classifier` as an ONNX file: waveforms in, logits out.
+
+    The file runs in onnxruntime alone (no Keras, no keras_ast): input
+    `waveforms` float32 `(batch, samples)`, outputs `logits` and `scores`
+    `(batch, num_classes)`. By default both the batch and the length are
+    dynamic: any number of clips of one length. Run clips of different
+    lengths one by one: zeros padded to a clip are scored as audio.
+
+    Backends: TensorFlow (tf2onnx), dynamic or fixed shapes. torch
+    (torch.onnx) only with fixed shapes: pass both `batch_size` and
+    `num_samples`, e.g. `num_samples=classifier.preprocessor.num_samples`.
+    JAX: not available; export under KERAS_BACKEND=tensorflow.
+
+    Args:
+        classifier: an `ASTClassifier` with a preprocessor, float32.
+        path: the `.onnx` file to write (replaced atomically).
+        batch_size: fix the batch size (None: dynamic).
+        num_samples: fix the number of samples per clip (None: dynamic).
+        verbose: whether Keras prints its export messages.
+        **kwargs: passed to `keras.Model.export`, e.g. `opset_version`.
+
+    Returns:
+        `path`.
+
+    Example:
+    >>> export_onnx(classifier, "ast.onnx")
+    >>> import onnxruntime
+    >>> session = onnxruntime.InferenceSession("ast.onnx")
+    >>> logits, scores = session.run(None, {"waveforms": waveforms})
+    """
+    _check_classifier(classifier)
+    batch_size, num_samples = _check_shape(batch_size, num_samples)
+    backend = _backend()
+    if backend == "jax":
+        raise _move_to_tensorflow(
+            "ONNX", backend, "Keras would need jax2onnx, which keras-ast "
+            "neither requires nor tests")
+    if backend == "torch" and (batch_size is None or num_samples is None):
+        raise NotImplementedError(
+            "ONNX export with a dynamic batch or length is not available "
+            "from the torch backend (torch.onnx's tracer cannot export the "
+            "shape Keras' LayerNormalization reads once it is dynamic). "
+            "Either export under "
+            "KERAS_BACKEND=tensorflow (save the model with "
+            "classifier.save_to_preset(directory), then, in a process "
+            "started with KERAS_BACKEND=tensorflow, "
+            "ASTClassifier.from_preset(directory).export(path, "
+            "format='onnx')), or fix the shapes: export_onnx(classifier, "
+            "path, batch_size=1, "
+            f"num_samples={classifier.preprocessor.num_samples})."
+        )
+    if backend == "tensorflow":
+        _register_tf2onnx_erfc()
+    path = os.fspath(path)
+    with _matmul_spectrum(classifier.preprocessor), \
+            warnings.catch_warnings(), atomic_path(path) as temp:
+        # Keras' tf2onnx shim probes a NumPy alias NumPy 2 warns about.
+        warnings.filterwarnings("ignore", message=".*np.object",
+                                category=FutureWarning)
+        if backend == "torch":
+            # torch.jit.trace warns about every Python value it freezes:
+            # the shapes are fixed on purpose here.
+            import torch
+
+            warnings.filterwarnings("ignore",
+                                    category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message="Constant folding")
+            # Keras picks torch.onnx's TorchScript exporter, which warns
+            # that it is the legacy one.
+            warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                    module=r"(keras|torch)\.")
+        model, spec = _serving_model(classifier, batch_size, num_samples)
+        model.export(temp, format="onnx", input_signature=[spec],
+                     verbose=verbose, **kwargs)
+        _name_onnx_graph(temp)
+    return path
+
+
+def _litert_options(quantization):
+    import tensorflow as tf
+
+    target_spec = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}
+    if quantization is None:
+        return {"target_spec": target_spec}
+    if quantization == "float16":
+        target_spec["supported_types"] = [tf.float16]
+    return {"optimizations": [tf.lite.Optimize.DEFAULT],
+            "target_spec": target_spec}
+
+
+def export_litert(classifier, path, quantization=None, batch_size=None,
+                  num_samples=None, verbose=False, **kwargs):
+    """Writes `classifier` as a LiteRT (`.tflite`) file: waveforms in.
+
+    The file holds builtin ops only, so the plain `ai-edge-litert`
+    interpreter runs it (no TensorFlow): its `serving_default` signature
+    takes `waveforms` float32 `(batch, samples)` and returns `logits` and
+    `scores` `(batch, num_classes)`. By default the batch and the length
+    are dynamic (the signature runner resizes the input); accelerator
+    delegates often want fixed shapes: pass `batch_size` and `num_samples`
+    (e.g. `classifier.preprocessor.num_samples`, the model's window).
+
+    Backends: TensorFlow only. From JAX or torch, export under
+    KERAS_BACKEND=tensorflow.
+
+    Args:
+        classifier: an `ASTClassifier` with a preprocessor, float32.
+        path: the file to write, ending in `.tflite` (replaced atomically).
+        quantization: None (float32 weights), `"float16"` (float16
+            weights, computed in float32: half the size) or
+            `"dynamic_int8"` (int8 weights of the dense layers, dynamic-
+            range quantization: a quarter of the size). The filter banks
+            stay float32 under int8; float16 rounds them too.
+        batch_size: fix the batch size (None: dynamic).
+        num_samples: fix the number of samples per clip (None: dynamic).
+        verbose: whether Keras prints its export messages.
+        **kwargs: attributes of `tf.lite.TFLiteConverter`, passed to
+            `keras.Model.export`.
+
+    Returns:
+        `path`.
+
+    Example:
+    >>> export_litert(classifier, "ast.tflite", quantization="float16")
+    >>> from ai_edge_litert.interpreter import Interpreter
+    >>> run = Interpreter("ast.tflite").get_signature_runner()
+    >>> logits = run(waveforms=waveforms)["logits"]
+    """
+    _check_classifier(classifier)
+    batch_size, num_samples = _check_shape(batch_size, num_samples)
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(
+            f"quantization must be one of {QUANTIZATIONS}, got "
+            f"{quantization!r}."
+        )
+    path = os.fspath(path)
+    if not path.endswith(".tflite"):
+        raise ValueError(f"A LiteRT file name ends in '.tflite', got {path}.")
+    backend = _backend()
+    if backend != "tensorflow":
+        reason = ("Keras exports LiteRT from TensorFlow and, through "
+                  "litert-torch, from torch; keras-ast uses the first"
+                  if backend == "torch" else
+                  "Keras exports LiteRT from TensorFlow and torch only")
+        raise _move_to_tensorflow("LiteRT", backend, reason)
+    options = _litert_options(quantization)
+    clash = sorted(kwargs.keys() & options.keys())
+    if clash:
+        raise ValueError(f"{', '.join(clash)}: set by export_litert (see "
+                         "quantization); pass other converter attributes.")
+    options.update(kwargs)
+    with _matmul_spectrum(classifier.preprocessor), \
+            atomic_path(path) as temp:
+        scratch = tempfile.mkdtemp(dir=os.path.dirname(temp))
+        try:
+            written = os.path.join(scratch, "model.tflite")
+            model, spec = _serving_model(classifier, batch_size, num_samples)
+            model.export(written, format="litert", input_signature=[spec],
+                         verbose=verbose, **options)
+            os.replace(written, temp)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return path
