@@ -159,7 +159,7 @@ def main():
     for label, score in reloaded.classify(word_path, top_k=3):
         print(f"  {score:.3f}  {label}")
     timeline = reloaded.tag(recording_path, hop_seconds=0.25, top_k=1,
-                            threshold=0.6, median_filter=3)
+                            threshold=0.9)
     print(f"tag({recording_path!r}) over {len(timeline.starts)} windows of "
           f"1 s, events:")
     for event in timeline.events:
