@@ -224,7 +224,7 @@ def test_keras_file_round_trip(tmp_path):
     path = str(tmp_path / "model.keras")
     classifier.save(path)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # e.g. "compile() was not called"
+        warnings.simplefilter("error", UserWarning)  # "compile() was not called"
         restored = keras.saving.load_model(path)  # safe_mode is on
     assert isinstance(restored, ASTClassifier)
     assert isinstance(restored.optimizer, keras.optimizers.AdamW)

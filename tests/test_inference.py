@@ -88,7 +88,7 @@ def test_float_audio_far_above_full_scale_warns():
     with pytest.warns(UserWarning, match="far above full scale"):
         keras_ast.waveforms.to_float(np.array([0.0, 3000.0], np.float32))
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", UserWarning)
         keras_ast.waveforms.to_float(np.array([0.0, 1.2], np.float32))
 
 
@@ -106,7 +106,7 @@ def test_too_long_clip_warns_once_and_points_to_tag():
     with pytest.warns(UserWarning, match=r"only its first 1\.01 s.*tag"):
         classifier.predict(long_clip, verbose=0)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", UserWarning)
         classifier.predict(long_clip, verbose=0)  # once per classifier
         classifier.predict(long_clip[:RATE], verbose=0)
 
