@@ -37,6 +37,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from keras_ast.files import atomic_path
+from keras_ast.files import write_json
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the modules beside this file
 from machine import load_average, machine_info, warn_if_busy  # noqa: E402
@@ -50,6 +53,10 @@ SECTION = "## Tagging a long recording"
 SCRIPT = Path(__file__).resolve()
 TARGET = 1.2  # keras_ast / reference, hop = window, best backend
 AGREEMENT = 1e-3  # the largest score difference that counts as agreeing
+# The reference's two children: the first and the last of a run.
+REFERENCE_KEYS = ("reference", "reference-end")
+ROW_NAMES = {"reference": "reference (first)",
+             "reference-end": "reference (last)"}
 MODEL_KEYS = ("max_length", "num_mel_bins", "hidden_dim", "num_layers",
               "num_heads", "intermediate_dim", "patch_size",
               "frequency_stride", "time_stride", "num_classes")
@@ -80,6 +87,11 @@ def parse_args(argv=None):
                         help="seed of the recording and of the weights")
     parser.add_argument("--no-speech", action="store_true",
                         help="no espeak-ng speech in the recording")
+    parser.add_argument("--work", type=Path,
+                        help="keep the recording, the model and each "
+                        "child's results in this folder; run again with "
+                        "the same folder to resume (children with results "
+                        "are not rerun)")
     parser.add_argument("--timeout", type=int, default=3600,
                         help="seconds allowed to each subprocess")
     parser.add_argument("--output", type=Path,
@@ -139,12 +151,32 @@ def child_main(args):
         ours.run(args.child, settings, ["tagging"], rec)
 
 
-def run_all(roles, settings, args):
-    """Each role's child in turn (the reference first: it saves the model)."""
+def run_all(backends, settings, args):
+    """The reference, each backend, the reference again: one child each.
+
+    The reference runs first (it saves the model the others load) and
+    again last, so that a change in the machine's load during the run
+    shows. Each child's results go to `results-<key>.json` in the work
+    folder, with the load average before and after it; with `--work`, a
+    child whose results are already there (complete) is not run again.
+    """
     children = {}
-    for role in roles:
-        children[role] = run_child(role, ["tagging"], settings, False,
-                                   args.timeout, args.verbose, script=SCRIPT)
+    keys = (REFERENCE_KEYS[0],) + tuple(backends) + (REFERENCE_KEYS[1],)
+    for key in keys:
+        role = "reference" if key in REFERENCE_KEYS else key
+        path = Path(settings["work"]) / f"results-{key}.json"
+        if args.work and path.exists():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not data.get("problem"):
+                log(f"{key}: results of an earlier run in {path}")
+                children[key] = dict(data, reused=True)
+                continue
+        before = load_average()
+        data = run_child(role, ["tagging"], settings, False, args.timeout,
+                         args.verbose, script=SCRIPT)
+        data.update(load_before=before, load_after=load_average())
+        write_json(path, data)
+        children[key] = data
     return children
 
 
@@ -176,7 +208,10 @@ keras_ast / reference compares figures from the same run.
   (10.24 s; the last one shorter): `ASTFeatureExtractor(...)(window,
   sampling_rate=16000, return_tensors="pt")` (its default path: numpy, as
   torchaudio is not installed here), the model under
-  `torch.inference_mode()`, `torch.sigmoid`.
+  `torch.inference_mode()`, `torch.sigmoid`. It runs twice, first and
+  last in the run (in a child process each), so that a change in the
+  machine's load between the children shows; ratios are against the mean
+  time of the two.
 - **keras_ast**: `classifier.tag(recording, window_seconds=10.24,
   hop_seconds=10.24, batch_size=B)`: the reference's windows, so the same
   work; the ratio that counts. Then `classifier.tag(recording,
@@ -219,6 +254,7 @@ python benchmarks/tagging.py --quick          # smoke test: prints only
 | `--batch-sizes 8,16` | batch sizes of `tag` with hop = window |
 | `--seed N` | seed of the recording and of the weights (0) |
 | `--no-speech` | leave espeak-ng speech out of the recording |
+| `--work DIR` | keep the recording, the model and each child's results in DIR; the same command again resumes (children with results are not rerun) |
 | `--timeout S` | time allowed to each subprocess (3600 s) |
 | `--output PATH` | write the section into PATH instead of this file |
 | `--no-write` | print the Markdown only |
@@ -241,6 +277,21 @@ def best_same(entries):
     """The fastest entry with the reference's geometry, or None."""
     good = [e for e in entries if e.get("geometry") == "same" and "rate" in e]
     return max(good, key=lambda e: e["rate"]) if good else None
+
+
+def reference_figure(children):
+    """The reference's figure: audio over the mean time of its timings.
+
+    Returns `{"rate", "timings": [entry, ...]}`, or None without one.
+    """
+    timings = [best_same(tagging_entries(children, key))
+               for key in REFERENCE_KEYS]
+    timings = [t for t in timings if t]
+    if not timings:
+        return None
+    mean_s = sum(t["seconds"] for t in timings) / len(timings)
+    audio_s = timings[0]["rate"] * timings[0]["seconds"]
+    return {"rate": audio_s / mean_s, "timings": timings}
 
 
 def render_machine(machine, children, load_end):
@@ -288,17 +339,19 @@ def _diff_cell(entry):
 def render_table(children, backends, ref):
     lines = [
         "| implementation | how it is called | windows (scored) | warm-up "
-        "(s) | time (s) | audio s/s | ratio vs reference | max score "
+        "(s) | time (s) | audio s/s | ratio vs reference (mean) | max score "
         "difference vs reference |",
         "|---|---|---:|---:|---:|---:|---:|---|",
     ]
-    for role in ("reference",) + tuple(backends):
+    for role in REFERENCE_KEYS + tuple(backends):
         child = children.get(role, {})
-        name = role if role == "reference" else f"keras_ast {role}"
+        name = ROW_NAMES.get(role, f"keras_ast {role}")
         entries = tagging_entries(children, role)
         top = best_same(entries)
         for entry in entries:
             how = entry.get("how", entry["label"])
+            if role == REFERENCE_KEYS[1]:
+                how = "the same loop, last in the run"
             if "error" in entry:
                 why = entry["error"].replace("|", "\\|")
                 lines.append(f"| {name} ({entry['label']}) | {how} | "
@@ -309,7 +362,7 @@ def render_table(children, backends, ref):
                 ratio = f"{entry['rate'] / ref['rate']:.2f}"
                 if entry["geometry"] == "default":
                     ratio += " (2× work)"
-                elif role != "reference" and entry is top:
+                elif role not in REFERENCE_KEYS and entry is top:
                     ratio = f"**{ratio}**"
             lines.append(
                 f"| {name} | {how} | {entry['windows']} "
@@ -322,6 +375,24 @@ def render_table(children, backends, ref):
         if not entries and not child.get("problem"):
             lines.append(f"| {name} | not run | | | | | | |")
     return lines + [""]
+
+
+def render_loads(children, backends):
+    """Each child's wall time and the load average before and after it."""
+    parts = []
+    for role in REFERENCE_KEYS[:1] + tuple(backends) + REFERENCE_KEYS[1:]:
+        child = children.get(role)
+        if not child or "load_before" not in child:
+            continue
+        parts.append(f"{ROW_NAMES.get(role, role)} "
+                     f"{child['wall_s'] / 60:.1f} min, "
+                     f"{child['load_before']} → {child['load_after']}"
+                     + (" (an earlier run, resumed)" if child.get("reused")
+                        else ""))
+    if not parts:
+        return []
+    return ["Each child process (wall time; load average before → after, "
+            "1/5/15 min): " + "; ".join(parts) + ".", ""]
 
 
 def render_verdict(children, backends, ref):
@@ -341,7 +412,13 @@ def render_verdict(children, backends, ref):
         f"per backend, keras_ast / reference: {per_backend}.",
         f"Best backend: **{role}**, batch {top['batch']}: "
         f"{fmt_rate(top['rate'])} audio s/s, **{ratio:.2f}×** the reference "
-        f"({fmt_rate(ref['rate'])} audio s/s). Target {TARGET}×: "
+        f"({fmt_rate(ref['rate'])} audio s/s"
+        + (", the mean time of its two runs; "
+           + " and ".join(f"{top['rate'] / t['rate']:.2f}×" for t in
+                          ref["timings"])
+           + " against the first and the last alone"
+           if len(ref["timings"]) > 1 else "")
+        + f"). Target {TARGET}×: "
         f"**{'met' if ratio >= TARGET else 'not met'}**.",
     ]
     sizes = []
@@ -359,13 +436,14 @@ def render_verdict(children, backends, ref):
     if diffs:
         lines.append(
             f"Scores: largest difference from the reference over "
-            f"{len(diffs)} runs {max(diffs):.1e} "
+            f"{len(diffs)} run{'s' if len(diffs) > 1 else ''} "
+            f"{max(diffs):.1e} "
             f"({'all agree' if max(diffs) <= AGREEMENT else 'NOT all agree'}"
             f" to {AGREEMENT:g}).")
     return lines + [""]
 
 
-def render_profile(children, backends, ref):
+def render_profile(children, backends):
     """Seconds per window: features, model, other; and the padding."""
     lines = [
         "#### Where the time goes",
@@ -380,12 +458,15 @@ def render_profile(children, backends, ref):
         "scored / asked |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    if ref and "features_s" in ref:
-        n = ref["windows"]
+    for key in REFERENCE_KEYS:
+        timing = best_same(tagging_entries(children, key))
+        if not timing or "features_s" not in timing:
+            continue
+        n = timing["windows"]
         lines.append(
-            f"| reference | 1 | {ref['features_s'] / n:.3g} | "
-            f"{(ref['seconds'] - ref['features_s']) / n:.3g} | — | "
-            f"{ref['seconds'] / n:.3g} | 1.00 |")
+            f"| {ROW_NAMES[key]} | 1 | {timing['features_s'] / n:.3g} | "
+            f"{(timing['seconds'] - timing['features_s']) / n:.3g} | — | "
+            f"{timing['seconds'] / n:.3g} | 1.00 |")
     for role in backends:
         top = best_same(tagging_entries(children, role))
         if not top or "batch_s" not in top:
@@ -403,7 +484,7 @@ def render_profile(children, backends, ref):
 
 def render(settings, machine, recording, children, backends, command,
            elapsed, load_end):
-    ref = best_same(tagging_entries(children, "reference"))
+    ref = reference_figure(children)
     mode = "quick smoke test, tiny sizes" if settings["quick"] else "full run"
     lines = [SECTION, "", METHOD]
     lines += render_machine(machine, children, load_end)
@@ -413,9 +494,13 @@ def render(settings, machine, recording, children, backends, command,
                   "the script works, not how fast anything is.", ""]
     lines += [render_recording(settings, recording), ""]
     lines += render_table(children, backends, ref)
+    lines += render_loads(children, backends)
     lines += render_verdict(children, backends, ref)
-    lines += render_profile(children, backends, ref)
-    lines += [f"Whole run: {elapsed / 60:.1f} min.", ""]
+    lines += render_profile(children, backends)
+    lines += [f"Whole run: {elapsed / 60:.1f} min"
+              + (" (this part; resumed from an earlier one)"
+                 if any(c.get("reused") for c in children.values()) else "")
+              + ".", ""]
     return "\n".join(lines)
 
 
@@ -432,7 +517,7 @@ def reproducing_command(argv):
             skip = False
             continue
         name = word.split("=")[0]
-        if name in ("--output", "--timeout"):
+        if name in ("--output", "--timeout", "--work"):
             skip = "=" not in word
             continue
         if name not in ("--no-write", "--verbose"):
@@ -441,17 +526,52 @@ def reproducing_command(argv):
 
 
 def write_recording(settings, no_speech):
-    """Makes the recording once; every child reads `recording.npy`."""
+    """Makes the recording once; every child reads `recording.npy`.
+
+    A work folder that already holds one (`--work`, same settings) keeps
+    it.
+    """
     import numpy as np
 
+    work = Path(settings["work"])
+    described = work / "recording.json"
+    if described.exists() and (work / "recording.npy").exists():
+        log(f"recording of an earlier run in {work}")
+        return json.loads(described.read_text(encoding="utf-8"))
     log(f"making a {settings['seconds']:g} s recording")
     start = time.perf_counter()
     audio, description = make_recording(
         settings["seconds"], seed=settings["seed"],
         speech=False if no_speech else None)
-    np.save(os.path.join(settings["work"], "recording.npy"), audio)
+    with atomic_path(work / "recording.npy") as temp:
+        with open(temp, "wb") as f:
+            np.save(f, audio)
     description["seconds"] = time.perf_counter() - start
+    write_json(described, description)
     return description
+
+
+def work_folder(stack, settings_args, keep):
+    """`(folder, settings)`: `--work` (checked) or a temporary folder.
+
+    A kept folder records its settings; one of other settings is refused,
+    so a resumed run measures what the first part measured.
+    """
+    if keep is None:
+        work = stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="ast-tagging-"))
+        return work, settings_from(settings_args, work)
+    keep.mkdir(parents=True, exist_ok=True)
+    settings = settings_from(settings_args, keep.resolve())
+    stored = keep / "settings.json"
+    if stored.exists():
+        earlier = json.loads(stored.read_text(encoding="utf-8"))
+        if earlier != settings:
+            raise SystemExit(f"--work {keep} holds a run of other settings "
+                             f"({earlier}); use another folder.")
+    else:
+        write_json(stored, settings)
+    return str(keep.resolve()), settings
 
 
 def main(argv=None):
@@ -465,14 +585,12 @@ def main(argv=None):
     warn_if_busy(machine, log)
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        work = stack.enter_context(
-            tempfile.TemporaryDirectory(prefix="ast-tagging-"))
-        settings = settings_from(args, work)
+        work, settings = work_folder(stack, args, args.work)
         recording = write_recording(settings, args.no_speech)
         log(f"{'quick smoke test' if args.quick else 'full run'}: "
             f"{settings['seconds']:g} s, backends {', '.join(backends)}, "
             f"batch sizes {settings['batch_sizes']}")
-        children = run_all(["reference"] + backends, settings, args)
+        children = run_all(backends, settings, args)
     elapsed = time.perf_counter() - started
     text = render(settings, machine, recording, children, backends, command,
                   elapsed, load_average())
