@@ -23,6 +23,9 @@ class ConverterCall:
     wrap: Callable
     # "features_compile" runs in a child of its own, under its own timeout.
     section: str = "features"
+    # The call takes the numpy batch itself (as a feature extractor is
+    # called), not the backend's tensor of it.
+    host_input: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +54,14 @@ class Backend:
 
 def _identity(x):
     return x
+
+
+# The first converter call of each backend: the layer called eagerly on a
+# numpy batch, as people call a feature extractor (JAX and TensorFlow
+# compile it inside the layer; PyTorch runs it op by op).
+EAGER_CONVERTER = ConverterCall(
+    "eager", "`converter(x)` on the numpy batch, eagerly, numpy out (what a "
+    "user gets)", _identity, host_input=True)
 
 
 # JAX ------------------------------------------------------------------------
@@ -114,6 +125,7 @@ JAX = Backend(
     to_device=_jax_to_device,
     sync=lambda out: out.block_until_ready(),
     converter_calls=(
+        EAGER_CONVERTER,
         ConverterCall("jax.jit", "`jax.jit(lambda x: converter(x))`, numpy "
                       "in, numpy out", _jax_jit),
     ),
@@ -176,7 +188,7 @@ TENSORFLOW = Backend(
     to_numpy=lambda out: out.numpy(),
     to_device=_tf_to_device,
     sync=lambda out: out.numpy(),
-    converter_calls=tuple(
+    converter_calls=(EAGER_CONVERTER,) + tuple(
         ConverterCall(f"tf.function(jit_compile={jit})",
                       f"`tf.function(lambda x: converter(x), jit_compile="
                       f"{jit})`, numpy in, numpy out", _tf_function(jit))
@@ -262,8 +274,9 @@ TORCH = Backend(
     to_device=_torch_to_device,
     sync=_torch_sync,
     converter_calls=(
-        ConverterCall("eager", "`converter(torch.from_numpy(x))` under "
-                      "`torch.no_grad()`, numpy out", _no_grad),
+        dataclasses.replace(EAGER_CONVERTER, wrap=_no_grad,
+                            how=EAGER_CONVERTER.how + ", under "
+                            "`torch.no_grad()`"),
         ConverterCall(TORCH_COMPILE[0],
                       f"{TORCH_COMPILE[1]} under `torch.no_grad()`",
                       _torch_compile, section="features_compile"),

@@ -7,6 +7,7 @@ placing on the GPU, waiting for a result) come from `backends.BACKENDS`.
 
 from backends import BACKENDS
 from workload import make_features, make_waveforms, warmup_iters
+from workload import measure_memory as record_memory
 
 GPU_HOW = ", `mixed_bfloat16`, float32 features on device"
 
@@ -43,9 +44,10 @@ def make_classifier(settings, preprocessor, dtype=None):
     )
 
 
-def _cpu_run(backend, call, waveforms):
+def _cpu_run(backend, call, waveforms, host_input=False):
     """A call on the CPU: numpy in, numpy out."""
-    return lambda: backend.to_numpy(call(backend.to_input(waveforms)))
+    to_input = (lambda x: x) if host_input else backend.to_input
+    return lambda: backend.to_numpy(call(to_input(waveforms)))
 
 
 def measure_features(rec, backend, settings, sections):
@@ -59,7 +61,7 @@ def measure_features(rec, backend, settings, sections):
         if call.section not in sections:
             continue
         run = _cpu_run(backend, call.wrap(make_converter(settings)),
-                       waveforms)
+                       waveforms, call.host_input)
         rec.measure("features", call.label, call.how, run, len(waveforms),
                     *warmup_iters(settings, "features"))
 
@@ -78,6 +80,17 @@ def measure_e2e(rec, backend, settings):
     for call in backend.model_calls:
         run = _cpu_run(backend, call.wrap(classifier), waveforms)
         rec.measure("e2e", call.label, call.how_e2e, run, *timing)
+
+
+def measure_memory(rec, settings):
+    """`classifier.predict(waveforms)` (batch 32) on a batch of clips."""
+    waveforms = make_waveforms(settings, settings["memory_batch_size"])
+    classifier = make_classifier(settings, make_converter(settings))
+    record_memory(
+        rec, "predict", "`classifier.predict(waveforms, batch_size="
+        f"{len(waveforms)}, verbose=0)`",
+        lambda: classifier.predict(waveforms, batch_size=len(waveforms),
+                                   verbose=0))
 
 
 def measure_gpu(rec, backend, settings):
@@ -240,5 +253,7 @@ def run(name, settings, sections, rec):
         measure_features(rec, backend, settings, sections)
     if "e2e" in sections:
         measure_e2e(rec, backend, settings)
+    if "memory" in sections:
+        measure_memory(rec, settings)
     if "gpu" in sections:
         measure_gpu(rec, backend, settings)

@@ -8,6 +8,7 @@ the reference writes to tag a long recording (`tag_loop`, `run_tagging`).
 """
 
 from workload import SAMPLING_RATE, make_features, make_waveforms
+from workload import measure_memory as record_memory
 from workload import warmup_iters
 
 
@@ -91,6 +92,24 @@ def measure_e2e(rec, settings, extractor):
         "float32) under `torch.no_grad()`",
         run, len(clips), *warmup_iters(settings, "e2e"),
     )
+
+
+def measure_memory(rec, settings, extractor):
+    import torch
+
+    clips = list(make_waveforms(settings, settings["memory_batch_size"]))
+    model = make_model(settings)
+
+    def run():
+        with torch.no_grad():
+            inputs = extractor(clips, sampling_rate=SAMPLING_RATE,
+                               return_tensors="pt")
+            return model(**inputs).logits.numpy()
+
+    record_memory(
+        rec, "reference", "`ASTFeatureExtractor` + "
+        "`ASTForAudioClassification` (sdpa, float32), all clips in one call, "
+        "under `torch.no_grad()`", run)
 
 
 def measure_gpu(rec, settings):
@@ -216,5 +235,7 @@ def run(settings, sections, rec):
         measure_features(rec, settings, extractor)
     if "e2e" in sections:
         measure_e2e(rec, settings, extractor)
+    if "memory" in sections:
+        measure_memory(rec, settings, extractor)
     if "gpu" in sections:
         measure_gpu(rec, settings)

@@ -37,11 +37,14 @@ at the start and end is recorded below.
    batch of {batch} clips, numpy in and numpy out.
    Reference: `transformers.ASTFeatureExtractor()` on its numpy path
    (`fe(list_of_clips, sampling_rate=16000, return_tensors="np")`).
-   keras_ast: `ASTAudioConverter()` compiled the way a pipeline would run it:
-   `jax.jit` of a function calling the layer (JAX); `tf.function` with
-   `jit_compile=False` and `True`, the better one counts (TensorFlow); an
-   eager call under `torch.no_grad()`, and `torch.compile` where it compiles
-   within the time limit (PyTorch).
+   keras_ast: `ASTAudioConverter()` called eagerly on the numpy batch, as
+   people call a feature extractor (**what a user gets**: on JAX and
+   TensorFlow the layer compiles its own computation for eager calls, once
+   per batch size; PyTorch runs it op by op), then compiled the way a
+   pipeline would run it: `jax.jit` of a function calling the layer (JAX);
+   `tf.function` with `jit_compile=False` and `True` (TensorFlow);
+   `torch.compile` where it compiles within the time limit (PyTorch). The
+   best call counts in the summary; the eager row is the user's figure.
 2. **End to end** (CPU), waveforms → logits, batch of {batch} clips, model
    {model_desc}.
    Reference: `ASTFeatureExtractor` + `ASTForAudioClassification` with
@@ -52,7 +55,12 @@ at the start and end is recorded below.
    (`jax.jit` of `stateless_call`; `tf.function(classifier(x,
    training=False))` with and without XLA; on PyTorch an eager call under
    `torch.no_grad()`); the fastest counts.
-3. **GPU, model forward only** (only when a GPU is visible): features already
+3. **Memory** (CPU): peak resident memory of one call on {memory_batch}
+   clips, each implementation in a fresh process: the reference's extractor
+   and model on all clips at once, keras_ast's
+   `classifier.predict(waveforms, batch_size={memory_batch})`. "Added" is
+   the peak minus the memory held before the call (libraries and weights).
+4. **GPU, model forward only** (only when a GPU is visible): features already
    on the device, batch {gpu_batch}, bfloat16. Reference:
    `ASTForAudioClassification` (sdpa) with bfloat16 weights and features.
    keras_ast: the classifier without preprocessor under the `mixed_bfloat16`
@@ -77,10 +85,11 @@ section dominates. Flags:
 | `--quick` | tiny sizes (1 s clips, 128 frames, 2 layers of width 64) to check the plumbing; writes `benchmarks/results-quick.md` unless `--output` |
 | `--device auto\\|cpu\\|gpu` | `auto` (default) adds the GPU section when `nvidia-smi` lists a GPU; `cpu` never; `gpu` always |
 | `--backends jax,tensorflow,torch` | the Keras backends to measure |
-| `--sections features,e2e,gpu` | the sections to run (`gpu` also needs a GPU, see `--device`) |
+| `--sections features,e2e,memory,gpu` | the sections to run (`gpu` also needs a GPU, see `--device`) |
 | `--batch-size N`, `--clip-seconds S` | batch and clip length of the CPU sections (4, 10 s) |
 | `--fe-warmup N`, `--fe-iters N` | warm-up and timed calls, feature extraction (2, 10) |
-| `--e2e-warmup N`, `--e2e-iters N` | warm-up and timed calls, end to end (1, 2) |
+| `--e2e-warmup N`, `--e2e-iters N` | warm-up and timed calls, end to end (1, 5) |
+| `--memory-batch-size N` | clips of the memory section's call (32) |
 | `--gpu-batch-size N`, `--gpu-warmup N`, `--gpu-iters N` | the GPU section (64, 3, 20) |
 | `--no-torch-compile` | skip the `torch.compile` attempt on the converter |
 | `--compile-timeout S` | time allowed to the `torch.compile` attempt (300 s) |
@@ -106,6 +115,7 @@ def render_intro(settings):
         clip_desc=f"{clip:g} s ({int(round(clip * SAMPLING_RATE))} samples)",
         batch=settings["batch_size"],
         gpu_batch=settings["gpu_batch_size"],
+        memory_batch=settings["memory_batch_size"],
         model_desc=(
             f"hidden {settings['hidden_dim']}, {settings['num_layers']} "
             f"layers, {settings['max_length']} frames, strides "
@@ -227,6 +237,32 @@ def render_section(title, section, children, backends, note="", flops=None):
     return "\n".join(lines), summary
 
 
+def render_memory(children, backends, batch):
+    """The memory section: peak and added resident memory per call."""
+    lines = [f"### 3. Memory, CPU, one call on {batch} clips, float32", "",
+             "| implementation | how it is called | peak MB | before the "
+             "call MB | added by the call MB | added vs reference |",
+             "|---|---|---:|---:|---:|---:|"]
+    entries = {role: (children.get(role, {}).get("results", {})
+                      .get("memory") or [None])[0]
+               for role in ("reference",) + tuple(backends)}
+    ref = entries["reference"]
+    for role, entry in entries.items():
+        name = role if role == "reference" else f"keras_ast {role}"
+        if entry is None or "peak_mb" not in entry:
+            why = (entry or {}).get("error") or children.get(role, {}).get(
+                "problem", "not run")
+            lines.append(f"| {name} | — | {why} | | | |")
+            continue
+        ratio = (f"{entry['added_mb'] / ref['added_mb']:.2f}"
+                 if ref and ref.get("added_mb") else "—")
+        lines.append(f"| {name} | {entry['how']} | {entry['peak_mb']:.0f} | "
+                     f"{entry['before_mb']:.0f} | {entry['added_mb']:.0f} | "
+                     f"{ratio} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
 def render_summary(summaries, backends):
     """keras_ast / reference, best call per backend, one row per section."""
     parts = ["### Summary: keras_ast / reference, best call per backend", "",
@@ -266,19 +302,23 @@ def render_results(settings, children, backends, sections, gpu_name, mode):
                     f"{settings['batch_size']}",
         "e2e": f"2. End to end, waveforms → logits, CPU, batch "
                f"{settings['batch_size']}, float32",
-        "gpu": f"3. Model forward only, GPU ({gpu_name}), bfloat16, batch "
+        "gpu": f"4. Model forward only, GPU ({gpu_name}), bfloat16, batch "
                f"{settings['gpu_batch_size']}, features on device",
     }
     summaries = {}
-    for section in ("features", "e2e", "gpu"):
+    for section in ("features", "e2e", "memory", "gpu"):
         if section not in sections:
+            continue
+        if section == "memory":
+            parts.append(render_memory(children, backends,
+                                       settings["memory_batch_size"]))
             continue
         flops = model_flops_per_clip(settings) if section == "gpu" else None
         text, summaries[section] = render_section(
             titles[section], section, children, backends, flops=flops)
         parts.append(text)
     if "gpu" not in sections:
-        parts += ["### 3. Model forward only, GPU", "",
+        parts += ["### 4. Model forward only, GPU", "",
                   "Not measured: no GPU visible in this run.", ""]
     if any(summaries.values()):
         parts += render_summary(summaries, backends)

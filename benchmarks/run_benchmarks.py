@@ -57,7 +57,7 @@ README = HERE / "README.md"
 QUICK_OUTPUT = HERE / "results-quick.md"
 
 BACKENDS = ("jax", "tensorflow", "torch")
-SECTIONS = ("features", "e2e", "gpu")
+SECTIONS = ("features", "e2e", "memory", "gpu")
 
 
 # --------------------------------------------------------------------------
@@ -80,7 +80,7 @@ def parse_args(argv=None):
     parser.add_argument("--backends", default=",".join(BACKENDS),
                         help="Keras backends to measure (comma separated)")
     parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help="sections to run: features,e2e,gpu")
+                        help="sections to run: features,e2e,memory,gpu")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--clip-seconds", type=float)
     for name in ("fe", "e2e", "gpu"):
@@ -88,6 +88,8 @@ def parse_args(argv=None):
                             help="warm-up calls (at least 1)")
         parser.add_argument(f"--{name}-iters", type=int, help="timed calls")
     parser.add_argument("--gpu-batch-size", type=int)
+    parser.add_argument("--memory-batch-size", type=int,
+                        help="clips of the memory section's call (32)")
     parser.add_argument("--no-torch-compile", action="store_true",
                         help="skip the torch.compile attempt on the "
                         "converter")
@@ -266,9 +268,15 @@ def run_torch_compile(settings, args):
 
 def run_all(roles, sections, settings, args):
     """Every role's children, in turn; returns `{role: merged data}`."""
-    cpu_sections = [s for s in sections if s != "gpu"]
+    # The memory section runs in a fresh child: a process's peak memory is
+    # a high-water mark that earlier sections would have raised.
+    cpu_sections = [s for s in sections if s not in ("gpu", "memory")]
     children = {}
     for role in roles:
+        if "memory" in sections:
+            merge(children, role, run_child(role, ["memory"], settings,
+                                            False, args.timeout,
+                                            args.verbose))
         if cpu_sections:
             merge(children, role, run_child(role, cpu_sections, settings,
                                             False, args.timeout,
@@ -291,6 +299,25 @@ def write_text(path, text, what=""):
     with atomic_write(path) as f:
         f.write(text)
     log(f"wrote {path}{what}")
+
+
+def other_sections(path, text):
+    """The `## ` sections of `path` that `text` does not hold.
+
+    Sections written by the other entry points (input_pipeline.py,
+    tagging.py) or by hand are kept, after this run's own.
+    """
+    if not path.exists():
+        return ""
+    own = {line for line in text.splitlines() if line.startswith("## ")}
+    kept, keep = [], False
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        if line.startswith("## "):
+            keep = (line.rstrip("\n") not in own
+                    and not line.startswith("## Results"))
+        if keep:
+            kept.append(line)
+    return "".join(kept)
 
 
 def write_placeholder_readme(machine):
@@ -331,15 +358,16 @@ def main(argv=None):
 
     results = render_results(settings, children, backends, sections,
                              gpu_name, mode)
-    write_text(args.output or (QUICK_OUTPUT if args.quick else README),
-               "\n".join([
-                   render_intro(settings),
-                   render_machine(machine, children),
-                   results,
-                   f"Whole run: {elapsed / 60:.1f} min; load average at "
-                   f"the end: {load_average()}.",
-                   "",
-               ]))
+    output = args.output or (QUICK_OUTPUT if args.quick else README)
+    text = "\n".join([
+        render_intro(settings),
+        render_machine(machine, children),
+        results,
+        f"Whole run: {elapsed / 60:.1f} min; load average at the end: "
+        f"{load_average()}.",
+        "",
+    ])
+    write_text(output, text + other_sections(output, text))
     if args.quick and args.output is None:
         write_placeholder_readme(machine)
     print(results)

@@ -8,18 +8,19 @@ FULL = dict(
     clip_seconds=10.0, max_length=1024, num_mel_bins=128, hidden_dim=768,
     num_layers=12, num_heads=12, intermediate_dim=3072, patch_size=16,
     frequency_stride=10, time_stride=10, num_classes=527,
-    batch_size=4, fe_warmup=2, fe_iters=10, e2e_warmup=1, e2e_iters=2,
-    gpu_batch_size=64, gpu_warmup=3, gpu_iters=20,
+    batch_size=4, fe_warmup=2, fe_iters=10, e2e_warmup=1, e2e_iters=5,
+    gpu_batch_size=64, gpu_warmup=3, gpu_iters=20, memory_batch_size=32,
 )
 QUICK = dict(
     FULL, clip_seconds=1.0, max_length=128, hidden_dim=64, num_layers=2,
     num_heads=4, intermediate_dim=128, fe_warmup=1, fe_iters=3,
     e2e_warmup=1, e2e_iters=2, gpu_batch_size=8, gpu_warmup=1, gpu_iters=3,
+    memory_batch_size=8,
 )
 # The settings the command line may override.
 OVERRIDABLE = ("batch_size", "clip_seconds", "fe_warmup", "fe_iters",
                "e2e_warmup", "e2e_iters", "gpu_batch_size", "gpu_warmup",
-               "gpu_iters")
+               "gpu_iters", "memory_batch_size")
 
 
 def make_waveforms(settings, batch_size=None):
@@ -211,3 +212,33 @@ def make_recording(seconds, seed=0, speech=None):
         t += length
     audio = np.clip(audio, -1.0, 1.0).astype(np.float32)
     return audio, {"speech": bool(speech), "scenes": counts}
+
+
+def resident_mb():
+    """This process's resident memory now, in MB (Linux `/proc`)."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure_memory(rec, label, how, run):
+    """Peak resident memory of one `run()` in this (fresh) process.
+
+    Records the resident memory before the call, the process's peak after
+    it (`ru_maxrss`: the call's peak, unless loading the model peaked
+    higher) and the difference, the memory the call added.
+    """
+    import resource
+
+    entry = {"label": label, "how": how}
+    try:
+        entry["before_mb"] = resident_mb()
+        run()
+        entry["peak_mb"] = resource.getrusage(
+            resource.RUSAGE_SELF).ru_maxrss / 1024
+        entry["added_mb"] = entry["peak_mb"] - entry["before_mb"]
+    except Exception as error:  # recorded; the other children go on
+        entry["error"] = f"{type(error).__name__}: {error}"
+    return rec.add("memory", entry)

@@ -36,6 +36,23 @@ def _is_traced(x):
     return False
 
 
+# Backends whose eager calls run compiled (`_compile`). PyTorch stays
+# eager: `torch.compile` takes tens of seconds per shape on a CPU, more
+# than a whole data set's features cost op by op.
+_COMPILED_BACKENDS = ("jax", "tensorflow")
+
+
+def _compile(function):
+    """`function` compiled by the backend: `jax.jit` or XLA `tf.function`."""
+    if keras.config.backend() == "jax":
+        import jax
+
+        return jax.jit(function)
+    import tensorflow as tf
+
+    return tf.function(function, jit_compile=True, reduce_retracing=True)
+
+
 @keras.saving.register_keras_serializable(package="keras_ast")
 class ASTAudioConverter(keras.layers.Layer):
     """Kaldi-compatible log-mel filter banks, as AST was trained on.
@@ -145,9 +162,48 @@ class ASTAudioConverter(keras.layers.Layer):
             waveforms, lengths = pad_waveforms(waveforms)
         if isinstance(waveforms, (np.ndarray, list, tuple)):
             waveforms = check_waveforms(waveforms)
-        elif not _is_traced(waveforms):
+        elif _is_traced(waveforms):
+            return super().__call__(waveforms, lengths=lengths, **kwargs)
+        else:
             self._check_tensor(waveforms)
+        if keras.config.backend() in _COMPILED_BACKENDS:
+            return self._compiled_call(waveforms, lengths)
         return super().__call__(waveforms, lengths=lengths, **kwargs)
+
+    def _compiled_call(self, waveforms, lengths):
+        """An eager call, run as one compiled computation.
+
+        Op-by-op dispatch costs JAX and TensorFlow most of the time of a
+        call on a batch of clips; compiled, the whole converter is a few
+        fused loops. Host batches are first padded or cut to the samples
+        `max_length` frames use (the rest is never read), with their true
+        `lengths`, so one compilation serves every clip length and only a
+        new batch size compiles again (cached by `jax.jit` and by the
+        `tf.function`).
+        """
+        if isinstance(waveforms, np.ndarray):
+            if waveforms.ndim == 1:
+                waveforms = waveforms[None, :]
+                if lengths is not None:
+                    lengths = np.reshape(lengths, (1,))
+            batch, samples = waveforms.shape
+            if lengths is None:
+                lengths = np.full((batch,), samples, np.int32)
+            used = kaldi.FRAME_SHIFT * (self.max_length + 2)
+            if samples >= used:
+                waveforms = waveforms[:, :used]
+            else:
+                waveforms = np.pad(waveforms, [(0, 0), (0, used - samples)])
+            lengths = np.minimum(np.asarray(lengths, np.int64), used)
+            lengths = lengths.astype(np.int32)
+        key = (self.spectrum_method, self.max_length, self.do_normalize,
+               self.mean, self.std)
+        if getattr(self, "_compiled_key", None) != key:
+            self._compiled_fn = _compile(self.call)
+            self._compiled_key = key
+        if lengths is None:
+            return self._compiled_fn(waveforms)
+        return self._compiled_fn(waveforms, lengths)
 
     def _check_tensor(self, waveforms):
         if len(waveforms.shape) not in (1, 2):
@@ -166,51 +222,79 @@ class ASTAudioConverter(keras.layers.Layer):
                 "Expected mono waveforms of shape (batch, samples) or "
                 f"(samples,), got shape {waveforms.shape}."
             )
-        if lengths is None:
-            # Counted rather than read from the shape so that a symbolic
-            # sample dimension (exported with any length) stays symbolic.
-            lengths = ops.sum(ops.ones_like(waveforms), axis=1)
-        lengths = ops.cast(lengths, "int32")
-
         # Pad and cut every clip to exactly the samples `max_length` frames
         # use: shapes are static from here on, whatever the input length.
         shift = kaldi.FRAME_SHIFT
         hops = self.max_length + 2
-        padded = ops.pad(waveforms, [[0, 0], [0, hops * shift]])
-        padded = padded[:, : hops * shift]
-        positions = ops.arange(hops * shift, dtype="int32")
-        padded = ops.where(positions[None, :] < lengths[:, None], padded, 0.0)
+        samples = waveforms.shape[1]
+        static = lengths is None and isinstance(samples, int)
+        if static:
+            # All samples valid and the length known: no masks to build.
+            if samples < hops * shift:
+                waveforms = ops.pad(waveforms,
+                                    [[0, 0], [0, hops * shift - samples]])
+            padded = waveforms[:, : hops * shift]
+        else:
+            if lengths is None:
+                # Counted rather than read from the shape so that a
+                # symbolic sample dimension (exported with any length)
+                # stays symbolic.
+                lengths = ops.sum(ops.ones_like(waveforms), axis=1)
+            lengths = ops.cast(lengths, "int32")
+            padded = ops.pad(waveforms, [[0, 0], [0, hops * shift]])
+            padded = padded[:, : hops * shift]
+            positions = ops.arange(hops * shift, dtype="int32")
+            padded = ops.where(positions[None, :] < lengths[:, None],
+                               padded, 0.0)
 
-        # Frames of 400 = 160 + 160 + 80 samples from three shifted views of
-        # 160-sample hops: no gather, no frame loop.
-        chunks = ops.reshape(padded, (-1, hops, shift))
+        # Pre-emphasis on the whole signal, then frames of 400 = 160 + 160
+        # + 80 samples from three shifted views of 160-sample hops (no
+        # gather, no frame loop). Inside a frame this is the reference's
+        # per-frame filter except at the frame's first sample, which the
+        # symmetric Hann window zeroes (w[0] = 0) before any use.
+        previous = ops.pad(padded[:, :-1], [[0, 0], [1, 0]])
+        emphasised = padded - kaldi.PREEMPHASIS * previous
+        chunks = ops.reshape(emphasised, (-1, hops, shift))
         tail = kaldi.FRAME_LENGTH - 2 * shift
+        length = self.max_length
         frames = ops.concatenate(
-            [
-                chunks[:, : self.max_length],
-                chunks[:, 1 : self.max_length + 1],
-                chunks[:, 2 : self.max_length + 2, :tail],
-            ],
+            [chunks[:, :length], chunks[:, 1 : length + 1],
+             chunks[:, 2 : length + 2, :tail]],
             axis=-1,
         )
-        frames = frames - ops.mean(frames, axis=-1, keepdims=True)
-        previous = ops.concatenate([frames[..., :1], frames[..., :-1]], -1)
-        frames = frames - kaldi.PREEMPHASIS * previous
+        # DC removal: the filter of (x - mean) is filter(x) - 0.03 * mean
+        # (first sample aside, as above). Frame means come from per-hop
+        # sums of the raw signal, a fraction of the work of the frames'.
+        raw = ops.reshape(padded, (-1, hops, shift))
+        sums = ops.sum(raw, axis=-1)
+        tails = ops.sum(raw[:, 2 : length + 2, :tail], axis=-1)
+        means = (sums[:, :length] + sums[:, 1 : length + 1] + tails) / (
+            kaldi.FRAME_LENGTH)
+        frames = frames - (1.0 - kaldi.PREEMPHASIS) * means[..., None]
         mel = self._mel_energies(frames)
         features = ops.log(ops.maximum(mel, kaldi.LOG_FLOOR))
 
         # Frames past each clip's end are the reference's zero padding.
-        full = 1 + (lengths - kaldi.FRAME_LENGTH) // shift
-        valid = ops.where(lengths < kaldi.FRAME_LENGTH, 1, full)
-        frame_index = ops.arange(self.max_length, dtype="int32")
-        mask = frame_index[None, :] < valid[:, None]
-        features = ops.where(mask[:, :, None], features, 0.0)
+        if static:
+            valid = max(1, 1 + (samples - kaldi.FRAME_LENGTH) // shift)
+            if valid < self.max_length:
+                features = ops.pad(features[:, :valid],
+                                   [[0, 0], [0, self.max_length - valid],
+                                    [0, 0]])
+        else:
+            full = 1 + (lengths - kaldi.FRAME_LENGTH) // shift
+            valid = ops.where(lengths < kaldi.FRAME_LENGTH, 1, full)
+            frame_index = ops.arange(self.max_length, dtype="int32")
+            mask = frame_index[None, :] < valid[:, None]
+            features = ops.where(mask[:, :, None], features, 0.0)
         if self.do_normalize:
             features = (features - self.mean) / (2.0 * self.std)
         return features
 
     def _mel_energies(self, frames):
         """Mel filter energies of the power spectrum of pre-emphasised frames.
+
+        The frames' first samples are not read (the window zeroes them).
 
         The spectrum is the 512-point DFT of each windowed frame: an FFT
         (`ops.rfft` of the zero-padded frames), or with `spectrum_method
@@ -232,11 +316,7 @@ class ASTAudioConverter(keras.layers.Layer):
             real, imag = spectrum[..., :_NUM_BINS], spectrum[..., _NUM_BINS:]
         elif self.spectrum_method == "fft":
             frames = frames * ops.convert_to_tensor(self._window)
-            frames = ops.pad(
-                frames,
-                [[0, 0], [0, 0], [0, kaldi.FFT_LENGTH - kaldi.FRAME_LENGTH]],
-            )
-            real, imag = ops.rfft(frames)
+            real, imag = ops.rfft(frames, fft_length=kaldi.FFT_LENGTH)
         else:
             raise ValueError(
                 "spectrum_method must be 'fft' or 'matmul', got "

@@ -11,7 +11,7 @@ from keras_ast.presets import BUILTIN_PRESETS
 
 def _encode(embedding, encoder_layers, final_norm, features, training=None,
             pooled_only=False, output_hidden_states=False,
-            output_attentions=False):
+            output_attentions=False, remat=False):
     """The AST forward pass, shared by every way of running the backbone.
 
     Args:
@@ -25,6 +25,9 @@ def _encode(embedding, encoder_layers, final_norm, features, training=None,
         output_hidden_states: also return every layer's input and output,
             before the final LayerNorm, as `transformers` does.
         output_attentions: also return every layer's attention maps.
+        remat: recompute each encoder layer's activations in the backward
+            pass instead of keeping them (`keras.remat`, gradient
+            checkpointing); ignored while building the functional graph.
     """
     x = embedding(features, training=training)
     states, attentions = [x], []
@@ -35,6 +38,8 @@ def _encode(embedding, encoder_layers, final_norm, features, training=None,
             x, scores = layer(x, training=training, num_queries=queries,
                               return_attention_scores=True)
             attentions.append(scores)
+        elif remat and not isinstance(x, keras.KerasTensor):
+            x = _rematerialized(layer, training, queries)(x)
         else:
             x = layer(x, training=training, num_queries=queries)
         states.append(x)
@@ -47,6 +52,19 @@ def _encode(embedding, encoder_layers, final_norm, features, training=None,
     if output_attentions:
         outputs["attentions"] = attentions
     return outputs
+
+
+def _rematerialized(layer, training, num_queries):
+    """`layer` as a function of its tokens alone, under `keras.remat`.
+
+    The Python arguments are bound here: each backend's remat (e.g.
+    `jax.checkpoint`) would otherwise trace them as arrays.
+    """
+
+    def run(tokens):
+        return layer(tokens, training=training, num_queries=num_queries)
+
+    return keras.remat(run)
 
 
 @keras.saving.register_keras_serializable(package="keras_ast")
@@ -74,6 +92,11 @@ class ASTBackbone(keras.Model):
         attention_dropout: dropout on attention probabilities
             (`attention_probs_dropout_prob`).
         dtype: a dtype or policy, e.g. `"mixed_bfloat16"`.
+        remat: gradient checkpointing: each encoder layer's activations
+            are recomputed in the backward pass rather than stored
+            (`keras.remat`), so longer inputs and larger batches fit in
+            memory, at the cost of running the encoder forward twice per
+            training step. Outputs and gradients are unchanged.
 
     Inputs: features `(batch, max_length, num_mel_bins)`, as made by
     `ASTAudioConverter`.
@@ -109,6 +132,7 @@ class ASTBackbone(keras.Model):
         dropout=0.0,
         attention_dropout=0.0,
         dtype=None,
+        remat=False,
         **kwargs,
     ):
         embedding = ASTEmbedding(
@@ -164,11 +188,19 @@ class ASTBackbone(keras.Model):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.dropout = dropout
         self.attention_dropout = attention_dropout
+        self.remat = bool(remat)
+
+    def call(self, inputs, training=None, mask=None):
+        if not self.remat:
+            return super().call(inputs, training=training, mask=mask)
+        # The functional graph calls each layer as recorded; remat needs
+        # the layers called through `_encode`.
+        return self._run(inputs, training=training)
 
     def _run(self, features, training=None, **options):
         return _encode(self.embedding, self.encoder_layers, self.final_norm,
                        ops.cast(features, "float32"),
-                       training=training, **options)
+                       training=training, remat=self.remat, **options)
 
     def hidden_states(self, features, output_attentions=True):
         """Runs the encoder and keeps what every layer produced.
@@ -221,6 +253,7 @@ class ASTBackbone(keras.Model):
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "dropout": self.dropout,
             "attention_dropout": self.attention_dropout,
+            "remat": self.remat,
         }
 
     @classmethod

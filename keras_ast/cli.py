@@ -7,6 +7,7 @@ entry; `main` builds the argparse subparsers from the table.
     keras-ast make-shards SOURCE OUTPUT --format arrayrecord
     keras-ast train --preset ast_speech_commands_v2 --train shards/train \
         --validation shards/val --output runs/sc
+    keras-ast evaluate --preset runs/sc/preset --data shards/test
     keras-ast classify recordings/ --preset ast_audioset_10_10_0.4593
 """
 
@@ -55,18 +56,52 @@ def add_make_shards_arguments(parser):
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar",
     )
+    parser.add_argument(
+        "--runner", default="local", choices=["local", "beam"],
+        help="local: decode in a pool of processes here (default); beam: "
+        "an Apache Beam pipeline (keras-ast[beam]) on the runner that "
+        "--beam-options names",
+    )
+    parser.add_argument(
+        "--beam-options", metavar="OPTIONS",
+        help="Beam pipeline options as one string, written with '=': "
+        "--beam-options=\"--runner=DataflowRunner --project=P ...\" "
+        "(default --runner=DirectRunner)",
+    )
 
 
-def run_make_shards(args):
-    from keras_ast.data.shards import make_shards
+def _make_shards_with_runner(args):
+    """`make_shards`, or its Beam twin with --runner beam."""
+    if args.runner == "local":
+        if args.beam_options is not None:
+            raise ValueError("--beam-options needs --runner beam.")
+        from keras_ast.data.shards import make_shards
 
-    try:
-        info = make_shards(
+        return make_shards(
             args.source, args.output, format=args.format,
             shard_size_mb=args.shard_size_mb, num_workers=args.num_workers,
             progress=not args.no_progress, resume=args.resume,
             seed=args.seed,
         )
+    if args.num_workers is not None:
+        raise ValueError(
+            "--num-workers sets the local runner's processes; with "
+            "--runner beam, parallelism is a Beam option, e.g. "
+            "--beam-options=\"--direct_num_workers=4 "
+            "--direct_running_mode=multi_processing\"."
+        )
+    from keras_ast.data.beam_shards import make_shards_beam
+
+    return make_shards_beam(
+        args.source, args.output, format=args.format,
+        shard_size_mb=args.shard_size_mb, beam_options=args.beam_options,
+        resume=args.resume, seed=args.seed,
+    )
+
+
+def run_make_shards(args):
+    try:
+        info = _make_shards_with_runner(args)
     except (FileExistsError, FileNotFoundError, ValueError,
             ImportError) as error:
         # make_shards' messages name its argument; here it is a flag.
@@ -89,6 +124,36 @@ def run_make_shards(args):
         print(f"  skipped {item['path']}: {item['reason']}")
     if len(skipped) > 10:
         print(f"  ... and {len(skipped) - 10} more (see dataset.json)")
+    return 0
+
+
+# --- verify-shards ----------------------------------------------------------
+
+
+def add_verify_shards_arguments(parser):
+    parser.add_argument("directory", help="a shard directory (make-shards' "
+                        "OUTPUT)")
+
+
+def run_verify_shards(args):
+    from keras_ast.data.index import read_info
+    from keras_ast.data.index import remedy
+    from keras_ast.data.index import verify_shards
+
+    try:
+        bad = verify_shards(args.directory)
+        info = read_info(args.directory, check_files=False)
+    except (FileNotFoundError, ValueError) as error:
+        return _error("verify-shards", error)
+    total = len(info["shards"])
+    for name, problem in sorted(bad.items()):
+        print(f"BAD {name}: {problem}")
+    if bad:
+        print(f"{args.directory}: {len(bad)} of {total} shards are bad. "
+              f"{remedy(args.directory, info)}", file=sys.stderr)
+        return 1
+    print(f"{args.directory}: all {total} shards match dataset.json "
+          f"({info['num_examples']} examples).")
     return 0
 
 
@@ -122,8 +187,8 @@ def add_train_arguments(parser):
             default = ("" if field.default is None
                        else f" (default: {field.default:g})")
             kind = field.metadata["type"]
-            parser.add_argument(flag, type=kind,
-                                metavar="N" if kind is int else "X",
+            metavar = {int: "N", float: "X"}.get(kind, field.name.upper())
+            parser.add_argument(flag, type=kind, metavar=metavar,
                                 help=help_text + default)
 
 
@@ -152,6 +217,41 @@ def run_train(args):
     except (FileNotFoundError, ValueError) as error:
         return _error("train", error)
     print(f"keras-ast train: the final model is in {args.output}/preset")
+    return 0
+
+
+# --- evaluate ---------------------------------------------------------------
+
+
+def add_evaluate_arguments(parser):
+    parser.add_argument("--preset", required=True,
+                        help="a built-in name, owner/repo, hf://owner/repo "
+                        "or a folder")
+    parser.add_argument("--data", required=True,
+                        help="shards to evaluate on (the preset's labels)")
+    parser.add_argument("--output", metavar="OUT",
+                        help="write OUT/evaluation.json (and, single-label, "
+                        "OUT/confusion_matrix.png)")
+    parser.add_argument("--batch-size", type=int, default=32, metavar="N",
+                        help="clips per model call (default 32)")
+    parser.add_argument("--num-workers", type=int, default=0, metavar="N",
+                        help="Grain decoding processes for ArrayRecord "
+                        "shards (default 0: in this process)")
+
+
+def run_evaluate(args):
+    from keras_ast.evaluation import evaluate
+    from keras_ast.evaluation import format_report
+
+    try:
+        report = evaluate(args.preset, args.data, output=args.output,
+                          batch_size=args.batch_size,
+                          num_workers=args.num_workers)
+    except (FileNotFoundError, ValueError) as error:
+        return _error("evaluate", error)
+    print(format_report(report))
+    if args.output:
+        print(f"keras-ast evaluate: wrote {args.output}/evaluation.json")
     return 0
 
 
@@ -222,6 +322,12 @@ SUBCOMMANDS = {
         add_make_shards_arguments,
         run_make_shards,
     ),
+    "verify-shards": (
+        "Check every shard of a shard directory against the sha256 in its "
+        "dataset.json; list the bad ones (exit status 1 if any).",
+        add_verify_shards_arguments,
+        run_verify_shards,
+    ),
     "train": (
         "Fine-tune a preset on shards (AdamW, warm-up then cosine decay, "
         "SpecAugment and mixup), resuming an interrupted run.",
@@ -244,6 +350,12 @@ SUBCOMMANDS = {
         "Serving, ONNX or LiteRT (raw waveforms in, logits and scores out).",
         add_export_arguments,
         run_export,
+    ),
+    "evaluate": (
+        "Evaluate a preset on shards: accuracy, F1 and a confusion matrix "
+        "(single-label), or mAP and d-prime (multi-label).",
+        add_evaluate_arguments,
+        run_evaluate,
     ),
     "classify": (
         "Classify audio files (top-k labels), or tag long recordings "

@@ -1,7 +1,45 @@
 """The pre-norm transformer encoder layer of AST (ViT/DeiT style)."""
 
+import functools
+
 import keras
 from keras import ops
+
+
+@functools.lru_cache(maxsize=None)
+def _fused_attention():
+    """Whether `ops.dot_product_attention` is the fastest attention here.
+
+    It is on PyTorch (sdpa: flash kernels on CPU and GPU) and on GPUs (cuDNN
+    flash attention). XLA on a CPU compiles it about twice as slowly as the
+    plain products in `(batch, heads, tokens, head_dim)` layout (measured:
+    benchmarks/README.md, "Where the time goes").
+    """
+    backend = keras.config.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_logical_devices("GPU"))
+    return True
+
+
+def _attention_products(query, key, value, scale):
+    """Softmax attention as two batched products, heads first.
+
+    `(batch, tokens, heads, head_dim)` in and out, like
+    `ops.dot_product_attention`; the softmax runs in float32.
+    """
+    query, key, value = (ops.transpose(t, (0, 2, 1, 3))
+                         for t in (query, key, value))
+    logits = ops.matmul(query * ops.cast(scale, query.dtype),
+                        ops.transpose(key, (0, 1, 3, 2)))
+    probabilities = ops.softmax(ops.cast(logits, "float32"), axis=-1)
+    context = ops.matmul(ops.cast(probabilities, value.dtype), value)
+    return ops.transpose(context, (0, 2, 1, 3))
 
 
 @keras.saving.register_keras_serializable(package="keras_ast")
@@ -125,8 +163,10 @@ class ASTEncoderLayer(keras.layers.Layer):
                 ops.cast(scores, query.dtype), training=training
             )
             context = ops.einsum("bhqk,bkhd->bqhd", probabilities, value)
-        else:
+        elif _fused_attention():
             context = ops.dot_product_attention(query, key, value, scale=scale)
+        else:
+            context = _attention_products(query, key, value, scale)
         context = ops.reshape(context,
                               (-1, ops.shape(queries)[1], self.hidden_dim))
         return self.attention_output(context), scores

@@ -1,6 +1,6 @@
 """Pictures of what a model hears and finds: spectrograms, timelines, attention.
 
-Four functions draw with matplotlib (the `plot` extra,
+Five functions draw with matplotlib (the `plot` extra,
 `pip install keras-ast[plot]`) and return a `matplotlib.figure.Figure`:
 - `spectrogram`: the log-mel features of a waveform (or features) over
   time in seconds;
@@ -9,7 +9,9 @@ Four functions draw with matplotlib (the `plot` extra,
 - `attention`: the last layer's [CLS] attention over the patch grid, laid
   over the spectrogram;
 - `file_report`: a spectrogram above a timeline on one time axis (what
-  `keras-ast ... --plot out.png` saves).
+  `keras-ast ... --plot out.png` saves);
+- `confusion_matrix`: true classes against predicted ones (what
+  `keras-ast evaluate` saves for single-label data).
 
 Figures made here belong to no pyplot window manager: they draw with the
 non-interactive Agg canvas whatever the display, never open a window, are
@@ -442,3 +444,61 @@ def file_report(classifier, waveform, timeline=None):
     name = os.path.basename(path) if path else "recording"
     figure.suptitle(f"{name} ({duration:.2f} s)")
     return figure
+
+
+def confusion_matrix(counts, labels, ax=None, title=None):
+    """Draws a confusion matrix: true classes (rows) by predicted (columns).
+
+    Each cell's colour is its share of the true class's clips (the row),
+    so rare classes read as well as common ones; the count is written in
+    the cell when there are at most 30 classes.
+
+    Args:
+        counts: `(num_classes, num_classes)` counts, row `i` column `j` the
+            clips of class `i` predicted as `j`
+            (`keras_ast.evaluation.confusion_matrix`).
+        labels: the class names.
+        ax: a matplotlib Axes to draw on; by default a new Figure.
+        title: the Axes title (default: the accuracy and clip count).
+
+    Returns:
+        The matplotlib Figure.
+
+    Example:
+    >>> report = keras_ast.evaluation.evaluate(classifier, "shards/test")
+    >>> matrix = report["confusion_matrix"]
+    >>> confusion_matrix(matrix["counts"], matrix["labels"]).savefig("cm.png")
+    """
+    _require_matplotlib()
+    counts = np.asarray(counts, np.int64)
+    n = len(labels)
+    if counts.shape != (n, n):
+        raise ValueError(f"Expected counts of shape ({n}, {n}) for {n} "
+                         f"labels, got {counts.shape}.")
+    rows = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, rows, out=np.zeros(counts.shape),
+                      where=rows > 0)
+    if ax is None:
+        side = min(20.0, 2.5 + 0.4 * n)
+        _, (ax,) = _figure(side + 1.0, side)
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0,
+                      interpolation="nearest")
+    names = [str(label) for label in labels]
+    ax.set_xticks(np.arange(n), labels=names, rotation=90)
+    ax.set_yticks(np.arange(n), labels=names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center",
+                        fontsize=8,
+                        color="white" if share[i, j] > 0.5 else "black")
+    colorbar = ax.figure.colorbar(image, ax=ax, pad=0.01)
+    colorbar.set_label("share of the true class")
+    if title is None:
+        total = int(counts.sum())
+        accuracy = np.trace(counts) / total if total else float("nan")
+        title = f"{total} clips, accuracy {accuracy:.1%}"
+    ax.set_title(title)
+    return ax.figure

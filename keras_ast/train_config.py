@@ -46,17 +46,34 @@ class TrainConfig:
     mixed_precision: bool = _setting(
         False, "train under mixed_bfloat16 (features, LayerNorms and logits "
         "stay float32)")
+    remat: bool = _setting(
+        False, "gradient checkpointing: recompute the encoder's activations "
+        "in the backward pass (less memory, more compute)")
     # --- augmentation
-    spec_augment: bool = _setting(True, "SpecAugment on the features")
+    spec_augment: bool = _setting(
+        True, "SpecAugment on the features: masks, noise and time roll "
+        "(off: none of them)")
     freq_mask: int = _setting(
         24, "widest SpecAugment frequency mask, in mel bins", int)
     time_mask: Optional[int] = _setting(
         None, "widest SpecAugment time mask, in frames (default: a tenth "
-        "of the input frames)", int)
+        "of the input frames; 0: none)", int)
     mixup: bool = _setting(True, "mixup of waveforms and targets")
     mixup_alpha: float = _setting(10.0, "mixup's Beta(alpha, alpha)", float)
     mixup_probability: float = _setting(
         0.5, "share of the clips that are mixed", float)
+    feature_noise: float = _setting(
+        0.0, "largest amplitude of uniform noise added to the normalised "
+        "features (the authors' Speech Commands `noise` option: 0.1)", float)
+    time_roll: int = _setting(
+        0, "largest random circular roll of the features along time, in "
+        "frames (the authors' `noise` option: 10)", int)
+    time_shift: float = _setting(
+        0.0, "largest random circular shift of the waveforms, as a share of "
+        "the clip", float)
+    balanced_sampling: bool = _setting(
+        False, "draw training clips with replacement, weighted so that "
+        "every label is drawn about equally often (AudioSet-style)")
     # --- data and devices
     seed: int = _setting(0, "shuffling, cropping and augmentation seed", int)
     num_workers: int = _setting(
@@ -64,6 +81,19 @@ class TrainConfig:
     data_parallel: Optional[bool] = _setting(
         None, "split batches over all local devices "
         "(keras.distribution.DataParallel; default: when JAX sees several)")
+    coordinator: Optional[str] = _setting(
+        None, "HOST:PORT of process 0, for training in several processes "
+        "(JAX only; every process gets the same address)", str)
+    num_processes: int = _setting(
+        1, "training processes (one per host), with --coordinator", int)
+    process_id: int = _setting(
+        0, "this process's index, 0 to num_processes - 1", int)
+    # --- outputs
+    monitor: Optional[str] = _setting(
+        None, "the logged value whose best epoch is kept in "
+        "OUTPUT/best_preset: val_accuracy, val_map, val_loss, accuracy, map "
+        "or loss (default: val_accuracy, or val_map for multi-label data, "
+        "when there is validation data; none without)", str)
 
 
 def fields():

@@ -160,3 +160,54 @@ def test_config_round_trip():
     clip = noise(0.5)
     np.testing.assert_array_equal(to_numpy(restored(clip)),
                                   to_numpy(converter(clip)))
+
+
+def test_dc_offset_matches_reference(speech):
+    # The converter removes each frame's mean after, not before, its
+    # pre-emphasis (an identity the window makes exact): an offset tests it.
+    clips = [clip_of(speech[0], 1.0) + 0.4, noise(0.6, seed=3) - 0.25]
+    expected = reference_features(clips, max_length=128)
+    got = to_numpy(ASTAudioConverter(max_length=128)(clips))
+    np.testing.assert_allclose(got, expected, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_eager_call_matches_layer_graph(with_lengths):
+    """An eager call (compiled on JAX and TensorFlow) gives what the layer
+    gives inside a compiled function, for host arrays and tensors."""
+    converter = ASTAudioConverter(max_length=64)
+    batch = np.stack([noise(0.9, seed=4), noise(0.9, seed=5)])
+    lengths = np.array([14400, 5000], "int32") if with_lengths else None
+    fn = compiled(lambda x: converter(x))
+    if with_lengths:
+        fn = compiled(lambda x, n: converter(x, lengths=n))
+    args = [keras.ops.convert_to_tensor(batch)] + (
+        [keras.ops.convert_to_tensor(lengths)] if with_lengths else [])
+    expected = to_numpy(fn(*args))
+    for given in (batch, args[0]):
+        got = to_numpy(converter(given, lengths=lengths))
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_eager_calls_compile_once_per_batch_size(monkeypatch):
+    if keras.config.backend() == "torch":
+        pytest.skip("PyTorch runs the converter eagerly, op by op")
+    converter = ASTAudioConverter(max_length=32)
+    traces = []
+    original = converter.call
+
+    def counting_call(*args, **kwargs):
+        traces.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(converter, "call", counting_call)
+    first = to_numpy(converter(noise(0.2, seed=1)[None]))
+    # Other clip lengths reuse the compiled computation: host arrays are cut
+    # or padded to the samples the frames use before the call.
+    for seconds in (0.3, 0.5, 2.0):
+        converter(noise(seconds, seed=2)[None])
+    assert len(traces) == 1
+    np.testing.assert_allclose(
+        first, to_numpy(ASTAudioConverter(max_length=32).call(
+            keras.ops.convert_to_tensor(noise(0.2, seed=1)[None]))),
+        atol=1e-4)

@@ -147,3 +147,22 @@ def test_pooled_output_shortcut_is_exact():
     full = to_numpy(backbone(features)["pooled_output"])
     short = to_numpy(backbone.pooled_output(features))
     np.testing.assert_allclose(short, full, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_attention_products_match_fused_attention(dtype):
+    # XLA on a CPU runs attention as two explicit products (faster there);
+    # both ways must give the same context.
+    from keras_ast.encoder import _attention_products
+
+    rng = np.random.default_rng(0)
+    q, k, v = (keras.ops.convert_to_tensor(
+        rng.standard_normal((2, 37, 4, 8)).astype("float32"), dtype=dtype)
+        for _ in range(3))
+    expected = keras.ops.dot_product_attention(q, k, v, scale=0.3)
+    got = _attention_products(q, k, v, 0.3)
+    assert keras.backend.standardize_dtype(got.dtype) == dtype
+    tolerance = 1e-5 if dtype == "float32" else 3e-2
+    np.testing.assert_allclose(
+        to_numpy(keras.ops.cast(got, "float32")),
+        to_numpy(keras.ops.cast(expected, "float32")), atol=tolerance)

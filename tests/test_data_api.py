@@ -50,6 +50,7 @@ same = {
     "grain_dataset": data.grain_dataset is pipelines.grain_dataset,
     "make_shards": data.make_shards is shards.make_shards,
     "read_info": data.read_info is index.read_info,
+    "verify_shards": data.verify_shards is index.verify_shards,
     "mixup": data.mixup is mixing.mixup,
     "SpecAugment": data.SpecAugment is spec_augment.SpecAugment,
 }
@@ -64,5 +65,5 @@ print(json.dumps({"same": same, "all": sorted(data.__all__),
     assert all(names["same"].values()), names["same"]
     assert names["all"] == sorted(["SpecAugment", "grain_dataset",
                                    "make_shards", "mixup", "read_info",
-                                   "tf_dataset"])
+                                   "tf_dataset", "verify_shards"])
     assert names["missing"]

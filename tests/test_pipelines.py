@@ -181,7 +181,9 @@ def test_bad_records_are_skipped_and_counted(tmp_path, shard_dirs):
     with tf.io.TFRecordWriter(path) as writer:
         for record in existing + [records.encode_example(bad, [0], "x")]:
             writer.write(record)
-    dataset = pipelines.tf_dataset(str(directory), 4, clip_seconds=0.5)
+    # The rewritten shard no longer matches its sha256: read it unchecked.
+    dataset = pipelines.tf_dataset(str(directory), 4, clip_seconds=0.5,
+                                   verify=False)
     waves, _ = collect(dataset)
     assert waves.shape[0] == 12
     assert int(dataset.skipped_records.numpy()) == 1

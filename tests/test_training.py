@@ -76,6 +76,15 @@ def test_train_resume_and_preset(setup, tmp_path):
     assert sorted(os.listdir(os.path.join(output, "checkpoints"))) == [
         "epoch_001.weights.h5", "epoch_002.weights.h5",
         "epoch_003.weights.h5"]
+    # The best epoch by val_accuracy (the first of equals) is a preset.
+    accuracies = [m["val_accuracy"] for m in metrics]
+    best_epoch = accuracies.index(max(accuracies)) + 1
+    best = ASTClassifier.from_preset(os.path.join(output, "best_preset"))
+    expected = ASTClassifier.from_preset(os.path.join(output, "preset"))
+    expected.load_weights(os.path.join(
+        output, "checkpoints", f"epoch_{best_epoch:03d}.weights.h5"))
+    for a, b in zip(best.get_weights(), expected.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
     # The final preset is a normal preset, labelled from the shards.
     restored = ASTClassifier.from_preset(os.path.join(output, "preset"))
     assert restored.labels == ["high", "low"]
@@ -205,3 +214,91 @@ def test_data_parallel_on_two_devices(setup, tmp_path):
     assert out["during"] == "DataParallel"
     assert out["after"] == "NoneType"  # scoped to the run
     assert os.path.exists(tmp_path / "dp" / "preset" / "model.weights.h5")
+
+
+class FakeModel:
+    def __init__(self):
+        self.saved = []
+
+    def save_to_preset(self, path):
+        self.saved.append(path)
+
+
+def test_best_preset_keeps_the_best_over_a_resume():
+    from keras_ast.training import BestPreset
+
+    # A run resumed after epoch 2; epoch 3 of the first try was lost.
+    history = [{"epoch": 1, "val_accuracy": 0.9},
+               {"epoch": 2, "val_accuracy": 0.5},
+               {"epoch": 3, "val_accuracy": 0.99}]
+    model = FakeModel()
+    callback = BestPreset("best", "val_accuracy", history)
+    callback.set_model(model)
+    callback.on_epoch_begin(2)
+    callback.on_epoch_end(2, {"val_accuracy": 0.8})
+    assert model.saved == []  # 0.9 (epoch 1) is still the best
+    callback.on_epoch_end(3, {"val_accuracy": 0.95})
+    assert model.saved == ["best"]
+    # Losses fall.
+    callback = BestPreset("best", "val_loss", [{"epoch": 1, "val_loss": 1.0}])
+    callback.set_model(model)
+    callback.on_epoch_begin(1)
+    callback.on_epoch_end(1, {"val_loss": 1.5})
+    callback.on_epoch_end(2, {"val_loss": 0.5})
+    assert model.saved == ["best", "best"]
+    with pytest.raises(ValueError, match="val_map.*not logged"):
+        callback = BestPreset("best", "val_map")
+        callback.set_model(model)
+        callback.on_epoch_begin(0)
+        callback.on_epoch_end(0, {"val_accuracy": 1.0})
+
+
+def test_monitor_must_be_logged(setup, tmp_path):
+    root, shards, preset = setup
+    with pytest.raises(ValueError, match="monitor='val_map'.*val_accuracy"):
+        train(preset, shards["tfrecord"], str(tmp_path / "a"),
+              validation=shards["tfrecord"], monitor="val_map", epochs=1)
+    with pytest.raises(ValueError, match="need validation data"):
+        train(preset, shards["tfrecord"], str(tmp_path / "b"),
+              monitor="val_accuracy", epochs=1)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_resumed_grain_stream_continues_the_order(setup):
+    from keras_ast.data.pipelines import grain_dataset
+
+    def batches(start_example, count):
+        stream = iter(grain_dataset(
+            setup[1]["arrayrecord"], 4, training=True, clip_seconds=0.5,
+            num_epochs=None, seed=3, start_example=start_example))
+        return [next(stream) for _ in range(count)]
+
+    # 12 clips, 3 batches a pass: a run resumed after one epoch starts at
+    # the uninterrupted run's second pass, crops included.
+    whole = batches(0, 6)
+    resumed = batches(12, 3)
+    for (wave, label), (wave2, label2) in zip(whole[3:], resumed):
+        np.testing.assert_array_equal(wave, wave2)
+        np.testing.assert_array_equal(label, label2)
+    # ... which is a new order, not the first pass again.
+    assert not all(np.array_equal(a[1], b[1])
+                   for a, b in zip(whole[:3], resumed))
+
+
+def test_resumed_epoch_is_read_from_the_backup(tmp_path):
+    from keras_ast.training import _resumed_epoch
+
+    assert _resumed_epoch(str(tmp_path)) == 0
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "training_metadata.json").write_text(
+        json.dumps({"epoch": 2}))
+    assert _resumed_epoch(str(tmp_path)) == 2
+
+
+@pytest.mark.skipif(keras.config.backend() == "jax",
+                    reason="JAX trains in several processes")
+def test_several_processes_need_jax(setup, tmp_path):
+    root, shards, preset = setup
+    with pytest.raises(ValueError, match="JAX backend only"):
+        train(preset, shards["tfrecord"], str(tmp_path / "x"),
+              num_processes=2, coordinator="127.0.0.1:1")

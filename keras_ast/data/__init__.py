@@ -18,6 +18,7 @@ from keras_ast.lazy import lazy_attributes
 _EXPORTS = {
     "make_shards": "keras_ast.data.shards",
     "read_info": "keras_ast.data.index",
+    "verify_shards": "keras_ast.data.index",
     "tf_dataset": "keras_ast.data.pipelines",
     "grain_dataset": "keras_ast.data.pipelines",
     "mixup": "keras_ast.data.mixing",

@@ -2,11 +2,15 @@
 
 A shard directory holds shard files and `dataset.json`, written last: its
 presence marks a finished directory (see `FORMAT.md`). `read_info` is what
-every reader (the pipelines, `keras-ast train`) opens first.
+every reader (the pipelines, `keras-ast train`) opens first; with
+`verify=True` it also checks every shard against the sha256 the index holds
+(`verify_shards` lists every bad shard instead of raising).
 """
 
+import concurrent.futures
 import os
 import re
+import threading
 
 from keras_ast.files import TEMP_PREFIX
 from keras_ast.files import read_json
@@ -18,6 +22,10 @@ FORMAT_VERSION = 1
 INFO_FILE = "dataset.json"
 # record format -> shard file extension.
 RECORD_FORMATS = {"tfrecord": ".tfrecord", "arrayrecord": ".array_record"}
+# (real path, size, mtime_ns) -> sha256: a shard is hashed once per process
+# while it stays unchanged, however often a data set is opened.
+_DIGESTS = {}
+_DIGESTS_LOCK = threading.Lock()
 SHARD_FILE = re.compile(r"^shard-\d{5,}\.(tfrecord|array_record)$")
 REQUIRED_KEYS = ("format", "format_version", "record_format",
                  "sampling_rate", "multi_label", "labels", "num_examples",
@@ -59,7 +67,7 @@ def _migrate(info):
     return info
 
 
-def read_info(path, verify=False):
+def read_info(path, verify=False, check_files=True):
     """The `dataset.json` of a shard directory, checked.
 
     An index written by an older keras_ast is returned with today's keys
@@ -67,7 +75,9 @@ def read_info(path, verify=False):
 
     Args:
         path: the shard directory (or its `dataset.json`).
-        verify: also check each shard's sha256 (reads every shard).
+        verify: also check each shard's sha256 (reads every shard once per
+            process: `shard_sha256` caches digests).
+        check_files: check that every listed shard exists.
 
     Returns:
         The index, a dict (see `FORMAT.md`).
@@ -75,8 +85,9 @@ def read_info(path, verify=False):
     Raises:
         FileNotFoundError: no `dataset.json` (not a shard directory, or
             `make_shards` did not finish), or a listed shard is missing.
-        ValueError: a `dataset.json` that is not valid, or a shard whose
-            sha256 differs.
+        ValueError: a `dataset.json` that is not valid.
+        DamagedShardError: (a ValueError) with `verify`, shards whose
+            sha256 differs; the message names them and how to rebuild.
 
     Example:
     >>> info = read_info("shards/train")
@@ -140,15 +151,135 @@ def read_info(path, verify=False):
             f"the shards hold {total} examples, num_examples says "
             f"{info['num_examples']}"
         )
-    for shard in shards:
-        file = os.path.join(directory, shard["file"])
-        if not os.path.isfile(file):
-            raise FileNotFoundError(
-                f"{directory} is incomplete: {shard['file']}, listed in "
-                f"{INFO_FILE}, is missing."
-            )
-        if verify and sha256_file(file) != shard.get("sha256"):
-            raise ValueError(
-                f"{file} is damaged: its sha256 differs from {INFO_FILE}'s."
-            )
+    if check_files:
+        for shard in shards:
+            if not os.path.isfile(os.path.join(directory, shard["file"])):
+                raise FileNotFoundError(
+                    f"{directory} is incomplete: {shard['file']}, listed in "
+                    f"{INFO_FILE}, is missing. {remedy(directory, info)}"
+                )
+    if verify:
+        bad = shard_problems(directory, info)
+        if bad:
+            raise DamagedShardError(directory, info, bad)
     return info
+
+
+class DamagedShardError(ValueError):
+    """Shards that differ from their `dataset.json` (missing, or sha256).
+
+    Attributes:
+        problems: `{shard file name: what is wrong}`.
+    """
+
+    def __init__(self, directory, info, problems):
+        self.problems = dict(problems)
+        names = sorted(self.problems)
+        listed = "; ".join(f"{os.path.join(directory, name)}: "
+                           f"{self.problems[name]}" for name in names[:5])
+        more = f" (and {len(names) - 5} more)" if len(names) > 5 else ""
+        super().__init__(
+            f"{len(names)} of {len(info['shards'])} shards of {directory} "
+            f"are damaged: {listed}{more}. {remedy(directory, info)}"
+        )
+
+
+def remedy(directory, info):
+    """What to do about a damaged shard set: rebuild it, or check it."""
+    source = info.get("source", "SOURCE")
+    return (
+        f"Rebuild the shard set (move {directory} away, then `keras-ast "
+        f"make-shards {source} {directory} --format {info['record_format']}`"
+        f"), or list every bad shard with `keras-ast verify-shards "
+        f"{directory}`."
+    )
+
+
+def shard_sha256(path):
+    """The sha256 of a shard file, hashed once per process while unchanged.
+
+    The digest is cached by (real path, size, modification time): opening
+    the same data set again (every epoch, validation, a second pipeline)
+    does not read the shards again; a file rewritten since is hashed anew.
+
+    Example:
+    >>> shard_sha256("shards/train/shard-00000.tfrecord")[:8]
+    '3f1c9a0e'
+    """
+    before = os.stat(path)
+    key = (os.path.realpath(path), before.st_size, before.st_mtime_ns)
+    with _DIGESTS_LOCK:
+        digest = _DIGESTS.get(key)
+    if digest is None:
+        digest = sha256_file(path)
+        after = os.stat(path)
+        # A file that changed while it was read keeps no cached digest.
+        if (after.st_size, after.st_mtime_ns) == key[1:]:
+            with _DIGESTS_LOCK:
+                _DIGESTS[key] = digest
+    return digest
+
+
+def _shard_problem(directory, shard):
+    """What is wrong with one shard of an index, or None."""
+    file = os.path.join(directory, shard["file"])
+    if not os.path.isfile(file):
+        return "missing"
+    expected = shard.get("sha256")
+    if not expected:
+        return f"{INFO_FILE} holds no sha256 for it"
+    digest = shard_sha256(file)
+    if digest != expected:
+        return (f"its sha256 differs from {INFO_FILE}'s (it changed or was "
+                f"cut short since it was written; {os.path.getsize(file)} "
+                "bytes now)")
+    return None
+
+
+def shard_problems(directory, info, files=None, threads=None):
+    """`{shard file name: problem}` of the shards of `info` that are bad.
+
+    Every listed shard (or those named in `files`) is checked for presence
+    and hashed (in parallel threads; `shard_sha256` caches digests).
+
+    Args:
+        directory: the shard directory.
+        info: its index (`read_info(directory, check_files=False)`).
+        files: shard file names to check; defaults to all.
+        threads: hashing threads; defaults to the CPUs, at most 8.
+    """
+    shards = [shard for shard in info["shards"]
+              if files is None or shard["file"] in files]
+    threads = threads or min(8, os.cpu_count() or 1, max(1, len(shards)))
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        found = pool.map(lambda shard: _shard_problem(directory, shard),
+                         shards)
+        return {shard["file"]: problem
+                for shard, problem in zip(shards, found) if problem}
+
+
+def verify_shards(path):
+    """Checks every shard of a shard directory against its `dataset.json`.
+
+    Each shard must exist and have the sha256 recorded when it was written
+    (a changed, truncated or missing shard fails). Reads every shard once.
+    `keras-ast verify-shards DIR` runs it.
+
+    Args:
+        path: the shard directory.
+
+    Returns:
+        `{shard file name: what is wrong}`, empty when every shard is good.
+
+    Raises:
+        FileNotFoundError, ValueError: as `read_info`, for a missing or
+            invalid `dataset.json`.
+
+    Example:
+    >>> verify_shards("shards/train")
+    {}
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(path) if path.endswith(".json") else path
+    info = read_info(path, check_files=False)
+    return shard_problems(directory, info)

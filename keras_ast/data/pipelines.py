@@ -11,6 +11,18 @@ clips are zero-padded at the end. With `mixup_alpha`, batches are mixed
 vectors. With several processes (multi-host training) each process reads
 its own part of the data.
 
+Integrity: both pipelines check every shard against the sha256 in
+`dataset.json` when a data set is opened (`verify=True`, the default) and
+refuse a damaged, truncated or missing shard up front, naming it. Hashing
+reads each shard once per process (about 1 GB/s per core, in up to 8
+threads; `index.shard_sha256` caches the digest while the file is
+unchanged), so a set of tens of GB costs seconds and a full AudioSet (about
+1.3 TB as float32) minutes: for such sets run `keras-ast verify-shards DIR`
+once after copying and open with `verify=False`. Records lost to a read
+error while streaming (a shard that changed after the check, or
+`verify=False`) are skipped, counted in `dataset.skipped_records` and
+warned about with the shard's name, never dropped silently.
+
 No Keras or TensorFlow import at module level: Grain worker processes load
 this module and run only numpy.
 """
@@ -20,9 +32,14 @@ import os
 
 import numpy as np
 
+from keras_ast.data import balance
 from keras_ast.data import records
+from keras_ast.data.index import DamagedShardError
 from keras_ast.data.index import read_info
+from keras_ast.data.index import remedy
+from keras_ast.data.index import shard_problems
 from keras_ast.data.mixing import mixup
+from keras_ast.data.skip_count import SkipCount
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +47,13 @@ _READERS = {"tfrecord": ("tf_dataset", "TFRecord"),
             "arrayrecord": ("grain_dataset", "ArrayRecord")}
 
 
-def _shards(path, record_format):
-    """`(info, shard paths)` of a shard directory of `record_format`."""
+def _shards(path, record_format, verify, part=None):
+    """`(info, shard paths)` of a shard directory of `record_format`.
+
+    With `verify`, the shards are checked against their sha256 first
+    (`DamagedShardError` names the bad ones); with `part`, `(index,
+    count)` of a process that reads every count-th shard, only those.
+    """
     info = read_info(path)
     if info["record_format"] != record_format:
         reader, kind = _READERS[record_format]
@@ -40,6 +62,13 @@ def _shards(path, record_format):
             f"{path} holds {info['record_format']} shards; {reader} reads "
             f"{kind} shards (use {other} for them)."
         )
+    if verify:
+        names = [shard["file"] for shard in info["shards"]]
+        if part and part[1] > 1 and len(names) >= part[1]:
+            names = names[part[0]::part[1]]
+        bad = shard_problems(path, info, names)
+        if bad:
+            raise DamagedShardError(path, info, bad)
     files = [os.path.join(path, shard["file"]) for shard in info["shards"]]
     return info, files
 
@@ -72,6 +101,24 @@ def fit_length(audio, num_samples, rng=None):
     return np.pad(audio, (0, -extra))
 
 
+def _max_shift(time_shift, num_samples):
+    """`time_shift` (a share of the clip) in samples, checked."""
+    if not 0.0 <= time_shift < 1.0:
+        raise ValueError(
+            f"time_shift must be a share of the clip in [0, 1), got "
+            f"{time_shift}.")
+    return int(time_shift * num_samples)
+
+
+def shift_audio(audio, max_shift, rng):
+    """Rolls `audio` circularly by a random shift in `[-max_shift,
+    max_shift]` samples (circular: the clip keeps its length and its
+    background, with no added silence)."""
+    if max_shift <= 0:
+        return audio
+    return np.roll(audio, int(rng.integers(-max_shift, max_shift + 1)))
+
+
 def _label_target(labels, num_classes, multi_label):
     if multi_label:
         target = np.zeros(num_classes, np.float32)
@@ -82,15 +129,18 @@ def _label_target(labels, num_classes, multi_label):
 
 def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
                shuffle_buffer=1024, repeat=False, drop_remainder=None,
-               one_hot=False, mixup_alpha=None, mixup_probability=0.5):
+               one_hot=False, mixup_alpha=None, mixup_probability=0.5,
+               verify=True, time_shift=0.0, balanced=False):
     """A `tf.data.Dataset` of `(waveforms, labels)` from TFRecord shards.
 
-    Reads shards in parallel (interleaved), decodes in parallel, shuffles
-    with `seed` when `training`, crops or pads every clip to a fixed
-    length, batches and prefetches (`AUTOTUNE`). Records that do not
-    parse or hold non-finite audio are skipped and counted in
-    `dataset.skipped_records` (a `tf.Variable`; at every pass when
-    repeating), with a warning.
+    Checks the shards' sha256 (`verify`), reads shards in parallel
+    (interleaved), decodes in parallel, shuffles with `seed` when
+    `training`, crops or pads every clip to a fixed length, batches and
+    prefetches (`AUTOTUNE`). Records that do not parse or hold non-finite
+    audio, and records of a shard that cannot be read to its end (fewer
+    than `dataset.json` lists: a read error or a cut-short file), are
+    skipped and counted in `dataset.skipped_records` (a `tf.Variable`; at
+    every pass when repeating), with a warning naming the shard.
 
     Args:
         path: a shard directory written by `make_shards(format="tfrecord")`.
@@ -107,6 +157,19 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
             (`keras_ast.data.mixup`); implies one-hot targets. None: no
             mixup.
         mixup_probability: the share of mixed clips.
+        verify: check every shard against its sha256 in `dataset.json`
+            before reading (hashed once per process; see the module's
+            notes on cost) and raise `DamagedShardError` naming the bad
+            ones. False: no check; read errors are still counted.
+        time_shift: with `training`, roll each clip circularly by a random
+            shift of up to this share of its length (0: none).
+        balanced: with `training`, draw every label about equally often
+            (`keras_ast.data.balance`: each record is repeated a random
+            number of times by its weight, then shuffled).
+
+    Raises:
+        DamagedShardError: (a ValueError) a shard differs from its sha256.
+        FileNotFoundError: no `dataset.json`, or a listed shard is missing.
 
     Example:
     >>> ds = tf_dataset("shards/train", batch_size=32, training=True,
@@ -115,29 +178,14 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
     """
     import tensorflow as tf
 
-    info, files = _shards(path, "tfrecord")
+    index, count = _process_shard()
+    info, files = _shards(path, "tfrecord", verify, (index, count))
     num_samples = _num_samples(info, clip_seconds)
+    max_shift = _max_shift(time_shift, num_samples) if training else 0
+    balanced = bool(balanced and training)
     num_classes = len(info["labels"])
     multi_label = bool(info["multi_label"])
-    index, count = _process_shard()
-
-    dataset = tf.data.Dataset.from_tensor_slices(files)
-    if count > 1 and len(files) >= count:
-        dataset = dataset.shard(count, index)
-    if training:
-        dataset = dataset.shuffle(len(files), seed=seed)
-    dataset = dataset.interleave(
-        tf.data.TFRecordDataset,
-        cycle_length=max(1, min(len(files), 8)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,  # a seed gives the same stream every time
-    )
-    if count > 1 and len(files) < count:
-        dataset = dataset.shard(count, index)
-    if training:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
-    if repeat:
-        dataset = dataset.repeat()
+    advice = remedy(path, info)
 
     spec = {
         "audio": tf.io.FixedLenFeature([], tf.string),
@@ -157,12 +205,73 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
     skipped = tf.Variable(0, dtype=tf.int64, trainable=False,
                           name="skipped_records")
 
-    def keep(audio, labels, ok):
-        skipped.assign_add(tf.cast(tf.logical_not(ok), tf.int64))
+    def warn_lost(file, lost, expected):
+        logger.warning(
+            "%s: %d of its %d records could not be read (a read error or "
+            "a cut-short file; counted in skipped_records). %s",
+            file.decode(), lost, expected, advice)
+        return lost
+
+    def read_shard(file, expected):
+        """A shard's records, then one end marker holding how many of
+        `expected` were lost: a read error (DataLossError) ends a
+        TFRecord stream, and a file cut at a record boundary just ends."""
+        stream = tf.data.TFRecordDataset(file).map(
+            parse, num_parallel_calls=tf.data.AUTOTUNE)
+        # A record that does not parse, or a read error, is logged by
+        # tf.data and counted below as lost.
+        stream = stream.ignore_errors(log_warning=True)
+        stream = stream.map(lambda audio, labels, ok: (
+            audio, labels, ok, tf.constant(False)))
+        stream = stream.concatenate(tf.data.Dataset.from_tensors((
+            tf.zeros([0], tf.float32), tf.zeros([0], tf.int32),
+            tf.constant(False), tf.constant(True))))
+
+        def tally(read, element):
+            audio, labels, ok, last = element
+            lost = tf.where(last, tf.maximum(expected - read, 0),
+                            tf.constant(0, tf.int64))
+            lost = tf.cond(lost > 0, lambda: tf.numpy_function(
+                warn_lost, [file, lost, expected], tf.int64,
+                stateful=True), lambda: lost)
+            return read + 1, (audio, labels, ok, tf.reshape(lost, []), last)
+
+        return stream.scan(tf.constant(0, tf.int64), tally)
+
+    def keep(audio, labels, ok, lost, last):
+        # A bad record counts one; an end marker, its shard's lost ones.
+        bad = tf.logical_and(tf.logical_not(ok), tf.logical_not(last))
+        skipped.assign_add(lost + tf.cast(bad, tf.int64))
         return ok
 
+    counts = tf.constant([shard["num_examples"] for shard in info["shards"]],
+                         tf.int64)
+    dataset = tf.data.Dataset.from_tensor_slices((files, counts))
+    if count > 1 and len(files) >= count:
+        dataset = dataset.shard(count, index)
+    if training:
+        dataset = dataset.shuffle(len(files), seed=seed)
+    dataset = dataset.interleave(
+        read_shard,
+        cycle_length=max(1, min(len(files), 8)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,  # a seed gives the same stream every time
+    )
+    dataset = dataset.filter(keep)
+    if count > 1 and len(files) < count:
+        dataset = dataset.shard(count, index)
+    if training and not balanced:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
+    if repeat:
+        dataset = dataset.repeat()
+    if balanced:
+        # After repeat, so each pass draws anew; the shuffle after spreads
+        # the copies of a record apart.
+        dataset = _repeat_by_weight(dataset, info, seed)
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
+
     def fix(index, example):
-        audio, labels, _ = example
+        audio, labels = example[:2]
         length = tf.shape(audio)[0]
         extra = tf.maximum(length - num_samples, 0)
         if training:
@@ -176,6 +285,11 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
         audio = audio[start:start + num_samples]
         audio = tf.pad(audio, [[0, num_samples - tf.shape(audio)[0]]])
         audio = tf.ensure_shape(audio, [num_samples])
+        if max_shift:
+            shift = tf.random.stateless_uniform(
+                [], seed=tf.stack([tf.cast(seed, tf.int64) + 1, index]),
+                minval=-max_shift, maxval=max_shift + 1, dtype=tf.int32)
+            audio = tf.roll(audio, shift, axis=0)
         if multi_label:
             target = tf.reduce_max(tf.one_hot(labels, num_classes), axis=0)
         elif one_hot or mixup_alpha:
@@ -184,11 +298,7 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
             target = labels[0]
         return audio, target
 
-    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-    # A record whose protocol buffer does not parse cannot be counted by
-    # tf.data; it is skipped with a logged warning.
-    dataset = dataset.ignore_errors(log_warning=True)
-    dataset = dataset.filter(keep).enumerate()
+    dataset = dataset.enumerate()
     dataset = dataset.map(fix,
                           num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(
@@ -214,6 +324,27 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
     dataset.skipped_records = skipped
     dataset.info = info
     return dataset
+
+
+def _repeat_by_weight(dataset, info, seed):
+    """Each `(audio, labels, ...)` element, repeated a random number of
+    times with mean `balance.expected_draws(info) * weight(labels)`
+    (stochastic rounding, stateless in `(seed, position)`)."""
+    import tensorflow as tf
+
+    per_label = tf.constant(balance.label_weights(info)
+                            * balance.expected_draws(info), tf.float64)
+
+    def copies(position, example):
+        audio, labels = example[:2]
+        mean = tf.reduce_sum(tf.gather(per_label, labels))
+        draw = tf.random.stateless_uniform(
+            [], seed=tf.stack([tf.cast(seed, tf.int64) + 2, position]),
+            dtype=tf.float64)
+        times = tf.cast(tf.floor(mean + draw), tf.int64)
+        return tf.data.Dataset.from_tensors((audio, labels)).repeat(times)
+
+    return dataset.enumerate().flat_map(copies)
 
 
 def _parse_absl_flags():
@@ -245,34 +376,99 @@ class _Mixup:
                      probability=self.probability, rng=rng)
 
 
+class _ArrayRecords:
+    """Grain source: the records of ArrayRecord shards, by global index.
+
+    A record that cannot be read (Riegeli's "Corrupted Riegeli/records
+    file": the shard changed after it was checked, or `verify=False`) is
+    None, counted in `skipped` and warned about with its shard, so a long
+    run neither stops hours in nor loses it silently. Picklable for Grain's
+    worker processes (the shards are opened in each).
+    """
+
+    def __init__(self, path, info, files, skipped):
+        import grain
+
+        self.files = files
+        self.starts = np.cumsum(
+            [0] + [shard["num_examples"] for shard in info["shards"]])
+        self.skipped = skipped
+        self.advice = remedy(path, info)
+        try:
+            self.source = grain.sources.ArrayRecordDataSource(files)
+        except RuntimeError as error:  # a damaged footer, or cut short
+            bad = {}
+            for file in files:
+                try:
+                    grain.sources.ArrayRecordDataSource([file])
+                except RuntimeError as one:
+                    bad[os.path.basename(file)] = f"does not open ({one})"
+            if not bad:
+                raise
+            raise DamagedShardError(path, info, bad) from error
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, index):
+        try:
+            return self.source[index]
+        except RuntimeError as error:
+            shard = int(np.searchsorted(self.starts, index, side="right")) - 1
+            file = self.files[min(shard, len(self.files) - 1)]
+            self.skipped.add(f"{file} record {index}: {error}")
+            logger.warning(
+                "Skipping record %d of %s: it cannot be read (%s; counted "
+                "in skipped_records). %s", index, file, error, self.advice)
+            return None
+
+    def __getitems__(self, indices):
+        try:
+            return self.source.__getitems__(indices)
+        except RuntimeError:  # find which records fail, one by one
+            return [self[index] for index in indices]
+
+
 class _Decode:
-    """Grain transform: one record to `(waveform, label)`, or None if bad."""
+    """Grain transform: one record to `(waveform, label)`, or None if bad.
+
+    An unreadable record (None from `_ArrayRecords`) was counted there;
+    a record that does not decode is counted in `skipped`.
+    """
 
     def __init__(self, num_samples, num_classes, multi_label, training, seed,
-                 one_hot):
+                 one_hot, skipped, max_shift=0):
         self.num_samples = num_samples
+        self.max_shift = max_shift
         self.num_classes = num_classes
         self.multi_label = multi_label
         self.one_hot = one_hot
         self.training = training
         self.seed = seed
+        self.skipped = skipped
 
     def __call__(self, index, record):
+        if record is None:
+            return None
         try:
             audio, labels, path = records.decode(record)
         except (ValueError, UnicodeDecodeError) as error:
             logger.warning("Skipping record %d: %s", index, error)
+            self.skipped.add(f"record {index}: {error}")
             return None
         if not np.isfinite(audio).all() or labels.size == 0 or (
             labels.max() >= self.num_classes
         ):
             logger.warning("Skipping record %d (%s): bad audio or labels",
                            index, path)
+            self.skipped.add(f"record {index} ({path}): bad audio or labels")
             return None
         rng = None
         if self.training:
             rng = np.random.default_rng([self.seed, index])
         audio = fit_length(audio, self.num_samples, rng)
+        if rng is not None:
+            audio = shift_audio(audio, self.max_shift, rng)
         return audio, _label_target(labels, self.num_classes,
                                     self.multi_label or self.one_hot)
 
@@ -281,13 +477,18 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
                   seed=0, num_workers=0, num_epochs=1,
                   drop_remainder=None, one_hot=False, mixup_alpha=None,
                   mixup_probability=0.5,
-                  read_threads=None):
+                  read_threads=None, verify=True, start_example=0,
+                  time_shift=0.0, balanced=False):
     """A Grain `IterDataset` of `(waveforms, labels)` from ArrayRecord shards.
 
-    Random access over all shards, a seeded global shuffle when
-    `training`, decoding and cropping in `num_workers` worker processes,
-    batching, and a per-process slice of the data for multi-host training.
-    Records that do not decode are skipped with a warning.
+    Checks the shards' sha256 (`verify`), then random access over all
+    shards, a seeded global shuffle when `training`, decoding and cropping
+    in `num_workers` worker processes, batching, and a per-process slice of
+    the data for multi-host training. Records that cannot be read or do
+    not decode are skipped with a warning (naming the shard of an
+    unreadable one) and counted in `dataset.skipped_records` (a
+    `SkipCount`: `int(...)`, or `.numpy()` as for `tf_dataset`; counted in
+    every pass and by worker processes too).
 
     Args:
         path: a shard directory written by
@@ -311,6 +512,26 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
         read_threads: threads that read records in each process; defaults
             to the number of CPUs, at most 16 (Grain's default of 16
             oversubscribes a small machine).
+        verify: check every shard against its sha256 in `dataset.json`
+            before reading (hashed once per process; see the module's
+            notes on cost) and raise `DamagedShardError` naming the bad
+            ones. False: no check; read errors are still counted.
+        start_example: begin this far into the stream (counted in
+            examples over all passes, of this process), as if that many had
+            been read: the same order, crops and per-pass shuffles follow,
+            and nothing is read to get there. A resumed run passes the
+            examples its finished epochs consumed.
+        time_shift: with `training`, roll each clip circularly by a random
+            shift of up to this share of its length (0: none).
+        balanced: with `training`, draw records with replacement, weighted
+            so that every label is drawn about equally often
+            (`keras_ast.data.balance`; reads every record's labels once per
+            process); a pass is still `num_examples` draws.
+
+    Raises:
+        DamagedShardError: (a ValueError) a shard differs from its sha256
+            or does not open.
+        FileNotFoundError: no `dataset.json`, or a listed shard is missing.
 
     Example:
     >>> ds = grain_dataset("shards/train", 32, training=True, num_workers=4)
@@ -318,20 +539,37 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
     """
     import grain
 
-    info, files = _shards(path, "arrayrecord")
-    decode = _Decode(_num_samples(info, clip_seconds), len(info["labels"]),
+    info, files = _shards(path, "arrayrecord", verify)
+    skipped = SkipCount()
+    num_samples = _num_samples(info, clip_seconds)
+    decode = _Decode(num_samples, len(info["labels"]),
                      bool(info["multi_label"]), training, seed,
-                     bool(one_hot or mixup_alpha))
+                     bool(one_hot or mixup_alpha), skipped,
+                     _max_shift(time_shift, num_samples) if training else 0)
     index, count = _process_shard()
 
-    dataset = grain.MapDataset.source(
-        grain.sources.ArrayRecordDataSource(files))
+    source = _ArrayRecords(path, info, files, skipped)
+    if training and balanced:
+        # Positions of the stream, each drawing a record by its weight.
+        dataset = grain.MapDataset.range(len(source))
+    else:
+        dataset = grain.MapDataset.source(source)
     if count > 1:
         dataset = dataset[index::count]
-    if training:
+    if training and not balanced:
         dataset = dataset.shuffle(seed=seed)
     dataset = dataset.repeat(num_epochs)
+    if training and balanced:
+        weights = balance.record_weights(
+            balance.record_labels(path, info), info)
+        dataset = dataset.map_with_index(
+            balance.WeightedDraw(weights, seed, salt=index))
+        dataset = dataset.map(source.__getitem__)  # the drawn record
     dataset = dataset.map_with_index(decode).filter(_is_example)
+    if start_example:
+        # Random access: the indices (and so each clip's crop) are those
+        # of the whole stream.
+        dataset = dataset[start_example:]
     if read_threads is None:
         read_threads = min(16, os.cpu_count() or 1)
     dataset = dataset.to_iter_dataset(
@@ -347,4 +585,5 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
         _parse_absl_flags()
         dataset = dataset.mp_prefetch(
             grain.MultiprocessingOptions(num_workers=num_workers))
+    dataset.skipped_records = skipped
     return dataset

@@ -4,7 +4,9 @@
 (`sources`), decodes it once in a pool of worker processes (to mono
 float32 at 16 kHz, `audio_io.load_audio`), writes the clips as TFRecord or
 ArrayRecord shards (`records`) and finishes with the `dataset.json` index
-(`index`). `FORMAT.md` describes the result.
+(`index`). `FORMAT.md` describes the result. Its steps (`start_job`,
+`decode_file`, `write_shard`, `finish_job`) are also those of the Apache
+Beam writer, `beam_shards`.
 """
 
 import collections
@@ -39,8 +41,20 @@ MEGABYTE = 10**6
 # --- Decoding in worker processes -----------------------------------------
 
 
-def _decode_task(path, sampling_rate):
-    """`(audio, None)`, or `(None, reason)` for a file that does not decode."""
+def decode_file(path, sampling_rate=SAMPLING_RATE):
+    """One source file decoded for a shard, never raising.
+
+    Args:
+        path: the audio file.
+        sampling_rate: the rate of the shards.
+
+    Returns:
+        `(audio, None)`, or `(None, reason)` for a file that does not
+        decode: `reason` is what `dataset.json` lists under `skipped`.
+
+    Example:
+    >>> audio, reason = decode_file("dog/a.wav")
+    """
     try:
         return audio_io.load_audio(path, sampling_rate), None
     except audio_io.AudioDecodeError as error:
@@ -62,7 +76,7 @@ def _mp_context():
 def _in_order(pool, entries, window, sampling_rate):
     entries = iter(entries)
     pending = collections.deque(
-        (entry, pool.submit(_decode_task, entry.path, sampling_rate))
+        (entry, pool.submit(decode_file, entry.path, sampling_rate))
         for entry in itertools.islice(entries, window)
     )
     while pending:
@@ -79,7 +93,7 @@ def _in_order(pool, entries, window, sampling_rate):
         following = next(entries, None)
         if following is not None:
             pending.append((following, pool.submit(
-                _decode_task, following.path, sampling_rate)))
+                decode_file, following.path, sampling_rate)))
         yield entry, result
 
 
@@ -88,7 +102,7 @@ def _decoded(entries, num_workers, sampling_rate):
     """Yields an iterator of `(entry, (audio, reason))`, in `entries` order."""
     num_workers = min(num_workers, len(entries))
     if num_workers <= 1:
-        yield ((entry, _decode_task(entry.path, sampling_rate))
+        yield ((entry, decode_file(entry.path, sampling_rate))
                for entry in entries)
         return
     pool = concurrent.futures.ProcessPoolExecutor(
@@ -127,54 +141,86 @@ def _writer_factory(record_format):
             records.encode)
 
 
+def write_shard(output, index, clips, record_format):
+    """Writes `(entry, audio, label_ids)` clips, in order, as one shard.
+
+    The shard is written under a temporary name and renamed when complete
+    (`files.atomic_path`); an error removes the unfinished file.
+
+    Args:
+        output: the shard directory.
+        index: the shard's number (its file is `index.shard_file(index)`).
+        clips: an iterable of `(sources.Entry, float32 audio, label ids)`.
+        record_format: `"tfrecord"` or `"arrayrecord"`.
+
+    Returns:
+        `(shard, max_num_samples)`: the shard's `dataset.json` entry
+        (file, num_examples, sha256, class_counts) and its longest clip.
+
+    Example:
+    >>> shard, longest = write_shard("out", 0, clips, "arrayrecord")
+    """
+    make_writer, encode = _writer_factory(record_format)
+    file = shard_file(index, record_format)
+    num_examples, max_num_samples = 0, 0
+    counts = collections.Counter()
+    with atomic_path(os.path.join(output, file)) as temp:
+        writer = make_writer(temp)
+        try:
+            for entry, audio, label_ids in clips:
+                writer.write(encode(audio, label_ids, entry.name))
+                num_examples += 1
+                counts.update(entry.labels)
+                max_num_samples = max(max_num_samples, audio.shape[0])
+        except BaseException:
+            # The original error matters, not a failing close.
+            with contextlib.suppress(Exception):
+                writer.close()
+            raise
+        writer.close()
+        digest = sha256_file(temp)
+    shard = {
+        "file": file,
+        "num_examples": num_examples,
+        "sha256": digest,
+        "class_counts": dict(sorted(counts.items())),
+    }
+    return shard, int(max_num_samples)
+
+
 def _write_shards(clips, output, record_format, target_bytes):
     """Writes `(entry, audio, label_ids)` clips, in order, into shards.
 
     A shard is closed before the clip that would take it past
-    `target_bytes` of audio (a longer clip gets a shard of its own). Each
-    shard is written under a temporary name and renamed when complete
-    (`files.atomic_path`); an error removes the unfinished one.
+    `target_bytes` of audio (a longer clip gets a shard of its own).
 
     Returns:
         `(shards, max_num_samples)`: the `dataset.json` entries of the
         shards, and the length of the longest clip.
     """
-    make_writer, encode = _writer_factory(record_format)
     clips = iter(clips)
     pending = next(clips, None)
     shards, max_num_samples = [], 0
-    while pending is not None:
-        file = shard_file(len(shards), record_format)
+
+    def one_shard():
+        nonlocal pending
         num_examples, num_bytes = 0, 0
-        counts = collections.Counter()
-        with atomic_path(os.path.join(output, file)) as temp:
-            writer = make_writer(temp)
-            try:
-                while pending is not None and (
-                    num_examples == 0
-                    or num_bytes + pending[1].nbytes <= target_bytes
-                ):
-                    entry, audio, label_ids = pending
-                    writer.write(encode(audio, label_ids, entry.name))
-                    num_examples += 1
-                    num_bytes += audio.nbytes
-                    counts.update(entry.labels)
-                    max_num_samples = max(max_num_samples, audio.shape[0])
-                    pending = next(clips, None)
-            except BaseException:
-                # The original error matters, not a failing close.
-                with contextlib.suppress(Exception):
-                    writer.close()
-                raise
-            writer.close()
-            digest = sha256_file(temp)
-        shards.append({
-            "file": file,
-            "num_examples": num_examples,
-            "sha256": digest,
-            "class_counts": dict(sorted(counts.items())),
-        })
-    return shards, int(max_num_samples)
+        while pending is not None and (
+            num_examples == 0
+            or num_bytes + pending[1].nbytes <= target_bytes
+        ):
+            clip = pending
+            num_examples += 1
+            num_bytes += clip[1].nbytes
+            yield clip
+            pending = next(clips, None)
+
+    while pending is not None:
+        shard, longest = write_shard(output, len(shards), one_shard(),
+                                     record_format)
+        shards.append(shard)
+        max_num_samples = max(max_num_samples, longest)
+    return shards, max_num_samples
 
 
 def _remove(output, names):
@@ -272,6 +318,78 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
     >>> info = make_shards("speech_commands/train", "shards/train",
     ...                    format="arrayrecord", num_workers=8)
     """
+    if num_workers is None:
+        num_workers = os.cpu_count() or 1
+    job, existing = start_job(source, output, format, shard_size_mb,
+                              resume, seed)
+    if existing is not None:
+        return existing
+    skipped = []
+
+    def decoded_clips(results, bar):
+        """The clips that decode; the others go to `skipped`."""
+        for entry, (audio, reason) in results:
+            if bar is not None:
+                bar.update(1)
+            if reason is not None:
+                skipped.append({"path": entry.name, "reason": reason})
+                continue
+            yield entry, audio, job.label_ids_of(entry)
+
+    with _decoded(job.order, num_workers, SAMPLING_RATE) as results, \
+            _progress_bar(len(job.order), progress) as bar:
+        shards, max_num_samples = _write_shards(
+            decoded_clips(results, bar), job.output, job.format,
+            job.target_bytes)
+    return finish_job(job, shards, max_num_samples, skipped)
+
+
+# --- The steps every shard writer shares ----------------------------------
+
+
+class ShardJob(collections.namedtuple("ShardJob", [
+        "source", "output", "format", "target_bytes", "seed", "entries",
+        "skipped", "fingerprint", "labels", "label_ids", "multi_label",
+        "order"])):
+    """What `start_job` found: the listing, the labels and the write order.
+
+    Attributes:
+        source, output: absolute paths.
+        format: the record format. target_bytes: the shard size target.
+        seed: the shuffle seed (None: sorted order).
+        entries: the listing (`sources.Entry`, sorted by name).
+        skipped: the listing's files that cannot be labelled.
+        fingerprint: `sources.source_fingerprint(entries)`.
+        labels: the sorted label names (a label's id is its index).
+        label_ids: label name -> id.
+        multi_label: whether a clip has no label or several.
+        order: `entries` in write order (shuffled with `seed`).
+    """
+
+    __slots__ = ()
+
+    def label_ids_of(self, entry):
+        """The sorted label ids of an entry."""
+        return sorted(self.label_ids[label] for label in entry.labels)
+
+
+def start_job(source, output, format, shard_size_mb, resume, seed):
+    """Checks the arguments, lists `source` and prepares `output`.
+
+    Both `make_shards` and the Apache Beam writer (`beam_shards`) start
+    here, so that they refuse, resume and order files alike.
+
+    Returns:
+        `(job, existing)`: a `ShardJob`, and the `dataset.json` content of
+        a finished `output` to return as it is (`resume`), or None.
+
+    Raises:
+        ValueError, FileExistsError, FileNotFoundError: as `make_shards`.
+
+    Example:
+    >>> job, existing = start_job("audio/train", "shards/train",
+    ...                           "tfrecord", 64, resume=False, seed=0)
+    """
     if format not in RECORD_FORMATS:
         raise ValueError(
             f"Unknown shard format {format!r}: use one of "
@@ -279,8 +397,6 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
         )
     if not shard_size_mb > 0:
         raise ValueError(f"shard_size_mb must be > 0, not {shard_size_mb}.")
-    if num_workers is None:
-        num_workers = os.cpu_count() or 1
     source = os.path.abspath(os.fspath(source))
     output = os.path.abspath(os.fspath(output))
     entries, skipped = list_source(source)
@@ -292,40 +408,40 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
         )
     fingerprint = source_fingerprint(entries)
     existing = _prepare_output(output, resume, fingerprint, format)
-    if existing is not None:
-        return existing
-
     labels = sorted({label for entry in entries for label in entry.labels})
-    label_ids = {label: i for i, label in enumerate(labels)}
-    multi_label = any(len(entry.labels) != 1 for entry in entries)
     order = list(entries)
     if seed is not None:
         permutation = np.random.default_rng(seed).permutation(len(order))
         order = [order[i] for i in permutation]
+    job = ShardJob(source, output, format,
+                   max(1, int(shard_size_mb * MEGABYTE)), seed, entries,
+                   skipped, fingerprint, labels,
+                   {label: i for i, label in enumerate(labels)},
+                   any(len(entry.labels) != 1 for entry in entries), order)
+    return job, existing
 
-    def decoded_clips(results, bar):
-        """The clips that decode; the others go to `skipped`."""
-        for entry, (audio, reason) in results:
-            if bar is not None:
-                bar.update(1)
-            if reason is not None:
-                skipped.append({"path": entry.name, "reason": reason})
-                continue
-            yield entry, audio, sorted(label_ids[x] for x in entry.labels)
 
-    target = max(1, int(shard_size_mb * MEGABYTE))
-    with _decoded(order, num_workers, SAMPLING_RATE) as results, \
-            _progress_bar(len(order), progress) as bar:
-        shards, max_num_samples = _write_shards(
-            decoded_clips(results, bar), output, format, target)
+def finish_job(job, shards, max_num_samples, skipped):
+    """Writes `dataset.json` for the written `shards` and returns it.
 
-    skipped.sort(key=lambda item: item["path"])
+    Args:
+        job: `start_job`'s `ShardJob`.
+        shards: `write_shard`'s entries, in shard order.
+        max_num_samples: the longest clip.
+        skipped: `{"path", "reason"}` of the files that did not decode
+            (the listing's own skipped files are added here).
+
+    Raises:
+        ValueError: no file decoded.
+    """
+    skipped = sorted(list(job.skipped) + list(skipped),
+                     key=lambda item: item["path"])
     num_examples = sum(shard["num_examples"] for shard in shards)
     if num_examples == 0:
         reasons = "; ".join(f"{s['path']}: {s['reason']}"
                             for s in skipped[:5])
         raise ValueError(
-            f"None of the {len(entries)} files of {source} decodes "
+            f"None of the {len(job.entries)} files of {job.source} decodes "
             f"({reasons}{'; ...' if len(skipped) > 5 else ''})."
         )
     counts = collections.Counter()
@@ -334,20 +450,20 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
     info = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "record_format": format,
+        "record_format": job.format,
         "sampling_rate": SAMPLING_RATE,
-        "multi_label": multi_label,
-        "labels": labels,
+        "multi_label": job.multi_label,
+        "labels": list(job.labels),
         "num_examples": num_examples,
-        "max_num_samples": max_num_samples,
-        "shards": shards,
-        "class_counts": {label: counts[label] for label in labels},
+        "max_num_samples": int(max_num_samples),
+        "shards": list(shards),
+        "class_counts": {label: counts[label] for label in job.labels},
         "skipped": skipped,
-        "source": source,
+        "source": job.source,
         "created": datetime.datetime.now(datetime.timezone.utc).strftime(
             "%Y-%m-%dT%H:%M:%SZ"),
-        "source_fingerprint": fingerprint,
-        "seed": seed,
+        "source_fingerprint": job.fingerprint,
+        "seed": job.seed,
     }
-    write_info(output, info)
+    write_info(job.output, info)
     return info

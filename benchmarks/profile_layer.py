@@ -1,0 +1,154 @@
+#!/usr/bin/env python
+"""Where the time of an AST forward pass goes, per backend, on this CPU.
+
+Times one encoder layer at AudioSet geometry (4 clips, 1214 tokens, width
+768, 12 heads, MLP 3072) and its parts: the four 768x768 projections, the
+two MLP matrix products, the attention core (`dot_product_attention`) and
+the whole layer; "the rest" (LayerNorms, GELU, residuals, reshapes) is the
+whole minus the parts. Each Keras backend runs in its own process, the
+parts compiled as `predict` runs them (`jax.jit`, XLA `tf.function`, eager
+PyTorch under `no_grad`), beside `transformers`' `ASTLayer` (sdpa) and
+plain `torch.matmul` on the same shapes. Prints a Markdown table; the
+finding is written up in README.md ("Where the time goes").
+
+    python benchmarks/profile_layer.py
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+BATCH, TOKENS, WIDTH, HEADS, INNER = 4, 1214, 768, 12, 3072
+PARTS = ("projections (4)", "MLP products (2)", "attention core",
+         "whole layer")
+
+
+def timed(run, iters=5):
+    """Median seconds of `run()` after two untimed calls."""
+    run()
+    run()
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def keras_parts():
+    """The parts on this process's Keras backend: `{part: seconds}`."""
+    import keras
+    import numpy as np
+    from keras import ops
+
+    from keras_ast import ASTEncoderLayer
+
+    backend = keras.config.backend()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, TOKENS, WIDTH)).astype("float32")
+    heads = x.reshape(BATCH, TOKENS, HEADS, WIDTH // HEADS)
+    w = rng.standard_normal((WIDTH, WIDTH)).astype("float32") / 30
+    w1 = rng.standard_normal((WIDTH, INNER)).astype("float32") / 30
+    w2 = rng.standard_normal((INNER, WIDTH)).astype("float32") / 60
+    layer = ASTEncoderLayer(WIDTH, HEADS, INNER)
+    layer.build(x.shape)
+
+    def compile_(fn):
+        if backend == "jax":
+            import jax
+
+            return jax.jit(fn)
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return tf.function(fn, jit_compile=True)
+        import torch
+
+        def eager(*args):
+            with torch.no_grad():
+                return fn(*args)
+
+        return eager
+
+    parts = {
+        "projections (4)": (lambda x, w: [ops.matmul(x, w)
+                                          for _ in range(4)], (x, w)),
+        "MLP products (2)": (lambda x, w1, w2: ops.matmul(
+            ops.matmul(x, w1), w2), (x, w1, w2)),
+        "attention core": (lambda q: ops.dot_product_attention(q, q, q),
+                           (heads,)),
+        "whole layer": (lambda x: layer(x), (x,)),
+    }
+    out = {}
+    for name, (fn, args) in parts.items():
+        fn = compile_(fn)
+        args = [ops.convert_to_tensor(a) for a in args]
+        out[name] = timed(lambda: ops.convert_to_numpy(
+            ops.stack([ops.sum(ops.convert_to_tensor(r))
+                       for r in keras.tree.flatten(fn(*args))])))
+    return out
+
+
+def reference_parts():
+    """`transformers`' ASTLayer (sdpa) and torch's own products."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import ASTConfig
+    from transformers.models.audio_spectrogram_transformer import (
+        modeling_audio_spectrogram_transformer as modeling,
+    )
+
+    config = ASTConfig(attn_implementation="sdpa")
+    config._attn_implementation = "sdpa"
+    layer = modeling.ASTLayer(config).eval()
+    x = torch.randn(BATCH, TOKENS, WIDTH)
+    heads = x.reshape(BATCH, TOKENS, HEADS, -1).transpose(1, 2)
+    w, w1, w2 = (torch.randn(WIDTH, WIDTH), torch.randn(WIDTH, INNER),
+                 torch.randn(INNER, WIDTH))
+    with torch.no_grad():
+        return {
+            "projections (4)": timed(lambda: [x @ w for _ in range(4)]),
+            "MLP products (2)": timed(lambda: (x @ w1) @ w2),
+            "attention core": timed(
+                lambda: F.scaled_dot_product_attention(heads, heads, heads)),
+            "whole layer": timed(lambda: layer(x)),
+        }
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        role = sys.argv[2]
+        result = reference_parts() if role == "reference" else keras_parts()
+        print("RESULT " + json.dumps(result))
+        return
+    results = {}
+    for role in ("reference", "jax", "tensorflow", "torch"):
+        env = dict(os.environ, KERAS_BACKEND=(
+            role if role != "reference" else "torch"),
+            TF_CPP_MIN_LOG_LEVEL="2")
+        done = subprocess.run([sys.executable, __file__, "--child", role],
+                              env=env, capture_output=True, text=True)
+        lines = [line for line in done.stdout.splitlines()
+                 if line.startswith("RESULT ")]
+        if not lines:
+            print(f"{role} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+            continue
+        results[role] = json.loads(lines[-1][len("RESULT "):])
+    roles = list(results)
+    print("| part (ms, 4 clips, one layer) | " + " | ".join(roles) + " |")
+    print("|---|" + "---:|" * len(roles))
+    for part in PARTS + ("the rest",):
+        cells = []
+        for role in roles:
+            r = results[role]
+            value = (r["whole layer"] - sum(r[p] for p in PARTS[:3])
+                     if part == "the rest" else r[part])
+            cells.append(f"{value * 1000:.0f}")
+        print(f"| {part} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
