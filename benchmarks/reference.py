@@ -74,11 +74,9 @@ def measure_features(rec, settings, extractor):
     )
 
 
-def measure_e2e(rec, settings, extractor):
+def _end_to_end(extractor, model, clips):
+    """`run()`: clips -> features -> logits, under `torch.no_grad()`."""
     import torch
-
-    clips = list(make_waveforms(settings))
-    model = make_model(settings)
 
     def run():
         with torch.no_grad():
@@ -86,26 +84,23 @@ def measure_e2e(rec, settings, extractor):
                                return_tensors="pt")
             return model(**inputs).logits.numpy()
 
+    return run
+
+
+def measure_e2e(rec, settings, extractor):
+    run = _end_to_end(extractor, make_model(settings),
+                      list(make_waveforms(settings)))
     rec.measure(
         "e2e", "reference",
         "`ASTFeatureExtractor` + `ASTForAudioClassification` (sdpa, "
         "float32) under `torch.no_grad()`",
-        run, len(clips), *warmup_iters(settings, "e2e"),
+        run, settings["batch_size"], *warmup_iters(settings, "e2e"),
     )
 
 
 def measure_memory(rec, settings, extractor):
-    import torch
-
-    clips = list(make_waveforms(settings, settings["memory_batch_size"]))
-    model = make_model(settings)
-
-    def run():
-        with torch.no_grad():
-            inputs = extractor(clips, sampling_rate=SAMPLING_RATE,
-                               return_tensors="pt")
-            return model(**inputs).logits.numpy()
-
+    run = _end_to_end(extractor, make_model(settings), list(
+        make_waveforms(settings, settings["memory_batch_size"])))
     record_memory(
         rec, "reference", "`ASTFeatureExtractor` + "
         "`ASTForAudioClassification` (sdpa, float32), all clips in one call, "

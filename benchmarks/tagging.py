@@ -31,7 +31,6 @@ recording" section of `benchmarks/README.md` (full run) or is printed
 import argparse
 import contextlib
 import json
-import os
 import sys
 import tempfile
 import time

@@ -165,5 +165,19 @@ def noise(seconds, seed=0, scale=0.1):
     return (rng.standard_normal(n) * scale).astype(np.float32)
 
 
+# The smallest backbone the model tests train and save: one layer of width
+# 32 over 64 frames of 16x16 patches.
+TINY_BACKBONE = dict(hidden_dim=32, num_layers=1, num_heads=4,
+                     intermediate_dim=64, max_length=64, frequency_stride=16,
+                     time_stride=16)
+
+
+def tiny_backbone(**overrides):
+    """A random-weight `ASTBackbone` of `TINY_BACKBONE` (with overrides)."""
+    from keras_ast import ASTBackbone
+
+    return ASTBackbone(**dict(TINY_BACKBONE, **overrides))
+
+
 def to_numpy(x):
     return keras.ops.convert_to_numpy(x)

@@ -166,3 +166,17 @@ def test_attention_products_match_fused_attention(dtype):
     np.testing.assert_allclose(
         to_numpy(keras.ops.cast(got, "float32")),
         to_numpy(keras.ops.cast(expected, "float32")), atol=tolerance)
+
+
+def test_attention_products_in_query_blocks():
+    from keras_ast.encoder import _attention_products
+
+    rng = np.random.default_rng(1)
+    q, k, v = (keras.ops.convert_to_tensor(
+        rng.standard_normal((1, 50, 2, 8)).astype("float32"))
+        for _ in range(3))
+    whole = to_numpy(_attention_products(q, k, v, 0.35, block=1000))
+    for block in (7, 16, 50):  # uneven, even, exactly one block
+        np.testing.assert_allclose(
+            to_numpy(_attention_products(q, k, v, 0.35, block=block)),
+            whole, atol=1e-6)

@@ -9,6 +9,7 @@ from conftest import CONFIGS
 from conftest import clip_of
 from conftest import noise
 from conftest import reference_logits
+from conftest import tiny_backbone
 
 from keras_ast import ASTAudioConverter
 from keras_ast import ASTBackbone
@@ -66,9 +67,7 @@ def test_preset_metadata(reference):
 
 
 def tiny_classifier(num_classes=3, multi_label=False, **kwargs):
-    backbone = ASTBackbone(hidden_dim=32, num_layers=1, num_heads=4,
-                           intermediate_dim=64, max_length=64,
-                           frequency_stride=16, time_stride=16, **kwargs)
+    backbone = tiny_backbone(**kwargs)
     return ASTClassifier(
         backbone, num_classes=num_classes,
         preprocessor=ASTAudioConverter(max_length=64),

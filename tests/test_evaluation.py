@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_pipelines import write_tone_source
 
-from keras_ast import ASTBackbone
+from conftest import tiny_backbone
 from keras_ast import ASTClassifier
 from keras_ast import cli
 from keras_ast import evaluation
@@ -179,9 +179,7 @@ def setup(tmp_path_factory):
     make_shards(str(manifest), shards["multi"], format="tfrecord",
                 num_workers=1, progress=False)
     backbone = str(root / "backbone")
-    ASTBackbone(hidden_dim=32, num_layers=1, num_heads=4,
-                intermediate_dim=64, max_length=64, frequency_stride=16,
-                time_stride=16).save_to_preset(backbone)
+    tiny_backbone().save_to_preset(backbone)
     presets = {}
     for name, labels, multi in (("single", ["high", "low"], False),
                                 ("multi", ["high", "low", "tone"], True)):

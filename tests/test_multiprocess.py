@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from keras_ast import ASTBackbone
+from conftest import tiny_backbone
 from keras_ast.data.shards import make_shards
 from keras_ast.training import train
 
@@ -67,9 +67,7 @@ def tiny_run(tmp_path_factory):
     make_shards(str(root / "source"), shards, format="tfrecord",
                 num_workers=1, progress=False)
     preset = str(root / "backbone")
-    ASTBackbone(hidden_dim=32, num_layers=1, num_heads=4,
-                intermediate_dim=64, max_length=64, frequency_stride=16,
-                time_stride=16).save_to_preset(preset)
+    tiny_backbone().save_to_preset(preset)
     return root, shards, preset
 
 

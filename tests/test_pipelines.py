@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from keras_ast import ASTBackbone
+from conftest import tiny_backbone
 from keras_ast import ASTClassifier
 from keras_ast.data import pipelines
 from keras_ast.data.index import read_info
@@ -101,9 +101,7 @@ def test_grain_shuffles_every_epoch_anew(shard_dirs):
 
 def test_fit_from_both_pipelines(shard_dirs, tmp_path):
     preset = str(tmp_path / "backbone")
-    ASTBackbone(hidden_dim=32, num_layers=1, num_heads=4,
-                intermediate_dim=64, max_length=64, frequency_stride=16,
-                time_stride=16).save_to_preset(preset)
+    tiny_backbone().save_to_preset(preset)
     # No compile() call: a classifier from a preset is ready to fit.
     classifier = ASTClassifier.from_preset(preset, num_classes=3)
     clip = 0.65

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from test_pipelines import write_tone_source
 
-from keras_ast import ASTBackbone
+from conftest import tiny_backbone
 from keras_ast import ASTClassifier
 from keras_ast import cli
 from keras_ast.data.shards import make_shards
@@ -29,9 +29,7 @@ def setup(tmp_path_factory):
                     num_workers=1, progress=False)
     # A random-weight backbone preset: training from scratch must work.
     preset = str(root / "backbone")
-    ASTBackbone(hidden_dim=32, num_layers=1, num_heads=4,
-                intermediate_dim=64, max_length=64, frequency_stride=16,
-                time_stride=16).save_to_preset(preset)
+    tiny_backbone().save_to_preset(preset)
     return root, shards, preset
 
 

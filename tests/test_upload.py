@@ -10,10 +10,10 @@ import shutil
 
 import pytest
 from conftest import make_reference
+from conftest import tiny_backbone
 
 import keras_ast
 from keras_ast import ASTAudioConverter
-from keras_ast import ASTBackbone
 from keras_ast import ASTClassifier
 from keras_ast import cli
 from keras_ast import upload
@@ -54,9 +54,7 @@ def hub(monkeypatch):
 @pytest.fixture(scope="module")
 def preset(tmp_path_factory):
     """A tiny classifier's preset directory, as `save_to_preset` writes it."""
-    backbone = ASTBackbone(hidden_dim=32, num_layers=1, num_heads=4,
-                           intermediate_dim=64, max_length=64,
-                           frequency_stride=16, time_stride=16)
+    backbone = tiny_backbone()
     classifier = ASTClassifier(
         backbone, num_classes=3, preprocessor=ASTAudioConverter(max_length=64),
         labels=["yes", "no", "maybe"],

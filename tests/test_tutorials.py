@@ -1,0 +1,119 @@
+"""The Colab tutorials (`tutorials/*.ipynb`) run top to bottom.
+
+Each notebook is executed with nbclient, the cells a Colab user runs, in a
+fresh folder, under the test process's KERAS_BACKEND, with no network:
+`KERAS_AST_TUTORIAL_PRESET` points the pretrained-model notebooks at a
+small random-weight preset built here, and the Hub is offline. A notebook
+that raises, or runs past its budget, fails. The notebooks must also be
+what `tools/make_notebooks.py` writes: outputs only where they are real.
+"""
+
+import os
+import sys
+import time
+
+import keras
+import nbformat
+import pytest
+from conftest import load_tool
+from conftest import require_speech_synthesis
+
+from keras_ast import ASTAudioConverter
+from keras_ast import ASTBackbone
+from keras_ast import ASTClassifier
+
+make_notebooks = load_tool("make_notebooks")
+BACKEND = keras.config.backend()
+# name: (backends it runs on, budget in seconds on a shared 2-core CPU).
+# The fine-tuning notebook runs on every backend; the others on one (their
+# cells are backend-agnostic); the exports need TensorFlow.
+RUNS = {
+    "01_classify_sounds": (("jax",), 120),
+    "02_long_recordings": (("jax",), 120),
+    "03_fine_tune": (("jax", "tensorflow", "torch"), 240),
+    "04_export_and_serve": (("tensorflow",), 240),
+    "05_port_a_checkpoint": (("jax",), 150),
+}
+# The CI run trains fewer epochs than the committed outputs show.
+CI_EPOCHS = "2"
+LABELS = ["Speech", "Music", "Dog", "Vehicle", "Silence", "Beep"]
+
+
+def test_every_notebook_has_a_run():
+    assert sorted(RUNS) == sorted(make_notebooks.NOTEBOOKS)
+
+
+@pytest.mark.parametrize("name", sorted(make_notebooks.NOTEBOOKS))
+def test_notebook_is_generated(name):
+    """The file holds the generator's cells: badge first, outputs only
+    where they come from a real run."""
+    notebook = nbformat.read(make_notebooks.path_of(name), as_version=4)
+    expected = make_notebooks.build(name)
+    assert [(c.cell_type, c.source) for c in notebook.cells] == [
+        (c.cell_type, c.source) for c in expected.cells
+    ], f"rerun python tools/make_notebooks.py ({name} is out of date)"
+    first = notebook.cells[0].source
+    assert first.startswith(make_notebooks.colab_badge(name))
+    assert f"/blob/main/tutorials/{name}.ipynb" in first
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert "google.colab" in code[0].source
+    assert 'os.environ["KERAS_BACKEND"]' in code[1].source
+    outputs = [output for cell in code for output in cell.outputs]
+    if name in make_notebooks.WITH_OUTPUTS:
+        assert all(cell.execution_count for cell in code)
+        assert any("image/png" in output.get("data", {})
+                   for output in outputs), "no plot in the outputs"
+        assert not any(output.output_type == "error" for output in outputs)
+    else:
+        assert outputs == []
+        assert all(cell.execution_count is None for cell in code)
+
+
+@pytest.fixture(scope="module")
+def random_preset(tmp_path_factory):
+    """A tiny multi-label preset with 2 s inputs, random weights."""
+    directory = str(tmp_path_factory.mktemp("tutorial_preset") / "preset")
+    keras.utils.set_random_seed(0)
+    backbone = ASTBackbone(hidden_dim=32, num_layers=2, num_heads=4,
+                           intermediate_dim=64, max_length=200,
+                           frequency_stride=10, time_stride=10)
+    ASTClassifier(backbone, num_classes=len(LABELS),
+                  preprocessor=ASTAudioConverter(max_length=200),
+                  labels=LABELS, multi_label=True).save_to_preset(directory)
+    return directory
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_notebook_runs(name, random_preset, tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+
+    backends, budget = RUNS[name]
+    if BACKEND not in backends:
+        pytest.skip(f"{name} runs under KERAS_BACKEND={'/'.join(backends)}")
+    require_speech_synthesis()
+    monkeypatch.setenv("KERAS_BACKEND", BACKEND)
+    monkeypatch.setenv("KERAS_AST_TUTORIAL_PRESET", random_preset)
+    monkeypatch.setenv("KERAS_AST_TUTORIAL_EPOCHS", CI_EPOCHS)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("KERAS_AST_TUTORIAL_HUB_REPO", raising=False)
+    monkeypatch.delenv("KERAS_AST_TUTORIAL_PTH", raising=False)
+    # `!keras-ast ...` cells find this environment's command; the kernel
+    # ("python3", ipykernel's) runs this interpreter (jupyter_client puts
+    # sys.executable in place of the kernelspec's "python").
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep
+                       + os.environ.get("PATH", ""))
+    notebook = nbformat.read(make_notebooks.path_of(name), as_version=4)
+    start = time.monotonic()
+    NotebookClient(notebook, timeout=budget, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    elapsed = time.monotonic() - start
+    print(f"{name} ran in {elapsed:.0f} s under {BACKEND}")
+    assert elapsed < budget, f"{name} took {elapsed:.0f} s (budget {budget})"
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(cell.execution_count for cell in code)
+    # Shell cells (`!keras-ast ...`) do not raise on failure (the cells
+    # after them read what they write); a traceback they print fails.
+    text = "".join(output.get("text", "") for cell in code
+                   for output in cell.outputs)
+    assert "Traceback" not in text, text[-3000:]
