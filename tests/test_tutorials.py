@@ -8,8 +8,6 @@ that raises, or runs past its budget, fails. The notebooks must also be
 what `tools/make_notebooks.py` writes: outputs only where they are real.
 """
 
-import os
-import sys
 import time
 
 import keras
@@ -85,28 +83,22 @@ def random_preset(tmp_path_factory):
 
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_notebook_runs(name, random_preset, tmp_path, monkeypatch):
-    from nbclient import NotebookClient
-
     backends, budget = RUNS[name]
     if BACKEND not in backends:
         pytest.skip(f"{name} runs under KERAS_BACKEND={'/'.join(backends)}")
     require_speech_synthesis()
-    monkeypatch.setenv("KERAS_BACKEND", BACKEND)
-    monkeypatch.setenv("KERAS_AST_TUTORIAL_PRESET", random_preset)
-    monkeypatch.setenv("KERAS_AST_TUTORIAL_EPOCHS", CI_EPOCHS)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.delenv("KERAS_AST_TUTORIAL_HUB_REPO", raising=False)
-    monkeypatch.delenv("KERAS_AST_TUTORIAL_PTH", raising=False)
-    # `!keras-ast ...` cells find this environment's command; the kernel
-    # ("python3", ipykernel's) runs this interpreter (jupyter_client puts
-    # sys.executable in place of the kernelspec's "python").
-    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep
-                       + os.environ.get("PATH", ""))
+    # Never the Hub: no token, no target repository, offline.
+    for variable in ("HF_TOKEN", "KERAS_AST_TUTORIAL_HUB_REPO",
+                     "KERAS_AST_TUTORIAL_PTH"):
+        monkeypatch.delenv(variable, raising=False)
     notebook = nbformat.read(make_notebooks.path_of(name), as_version=4)
     start = time.monotonic()
-    NotebookClient(notebook, timeout=budget, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    make_notebooks.execute(notebook, str(tmp_path), timeout=budget, env={
+        "KERAS_BACKEND": BACKEND,
+        "KERAS_AST_TUTORIAL_PRESET": random_preset,
+        "KERAS_AST_TUTORIAL_EPOCHS": CI_EPOCHS,
+        "HF_HUB_OFFLINE": "1",
+    })
     elapsed = time.monotonic() - start
     print(f"{name} ran in {elapsed:.0f} s under {BACKEND}")
     assert elapsed < budget, f"{name} took {elapsed:.0f} s (budget {budget})"

@@ -18,4 +18,6 @@ python -m pip install -q --upgrade pip
 # The CPU build first: a bare `torch` requirement would pull a CUDA build.
 python -m pip install -q torch==2.13.0
 python -m pip install -q -e ".[dev]"
+# The notebook kernel of tests/test_tutorials.py: this environment's Python.
+python -m ipykernel install --sys-prefix --name python3 >/dev/null
 python -c "import keras_ast; print('keras_ast', keras_ast.__version__, 'installed')"
