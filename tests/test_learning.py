@@ -3,8 +3,10 @@
 The keyword set of `tools/make_keyword_dataset.py` (10 words, espeak-ng
 voices) is sharded, a random-weight backbone is trained by
 `keras_ast.training.train` with its default recipe (AdamW, warm-up and
-cosine decay, SpecAugment and mixup on), and the result must recognise
-the words spoken by voices it never heard. The slowest test of the suite
+cosine decay, feature noise and time roll, mixup), and the result must
+recognise the words spoken by voices it never heard: the defaults reached
+0.94-0.95 on JAX with two seeds (README, "Data sets and training"); the
+bar leaves a margin for seeds and backends. The slowest test of the suite
 (a few minutes per backend on 2 CPU cores).
 """
 
@@ -61,4 +63,4 @@ def test_small_ast_learns_keywords_from_scratch(keyword_shards):
     restored = ASTClassifier.from_preset(str(root / "run" / "preset"))
     score = accuracy(restored, shards["test"])
     print(f"accuracy on unheard voices: {score:.3f}")
-    assert score >= 0.75, f"accuracy on unheard voices {score:.3f}"
+    assert score >= 0.85, f"accuracy on unheard voices {score:.3f}"

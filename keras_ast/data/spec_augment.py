@@ -1,4 +1,4 @@
-"""SpecAugment: frequency and time masking of AST features, as a Keras layer.
+"""SpecAugment: masking, noise and time roll of AST features, a Keras layer.
 
 Written in `keras.ops` and `keras.random`, so it runs on JAX, TensorFlow
 and torch, eagerly, inside `jit` / `tf.function`, and inside `fit`
@@ -11,8 +11,11 @@ and torch, eagerly, inside `jit` / `tf.function`, and inside `fit`
 | ESC-50 | 24 | 96 |
 | Speech Commands V2 | 48 | 48 |
 
-Mixup, the other augmentation of their recipes, is applied to waveforms in
-the data pipelines: `keras_ast.data.mixup`.
+Their Speech Commands loader also adds noise to the normalised features and
+rolls them along time (its `noise` option): `noise=` and `max_roll=` here,
+applied after the masks, as there. Mixup and time shift, the other
+augmentations of the recipes, are applied to waveforms in the data
+pipelines (`keras_ast.data.mixup`, `time_shift=`).
 """
 
 import keras
@@ -21,7 +24,7 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="keras_ast")
 class SpecAugment(keras.layers.Layer):
-    """SpecAugment frequency and time masking of AST features.
+    """SpecAugment frequency and time masking, noise and roll of features.
 
     Features are `(batch, time, freq)`, as `ASTAudioConverter` returns them.
     Masks follow `torchaudio.transforms.FrequencyMasking` / `TimeMasking`
@@ -31,6 +34,12 @@ class SpecAugment(keras.layers.Layer):
     drawn, and the band `[start, start + width)` is set to `mask_value`.
     A `param` larger than the axis is capped at the axis size. Masks of
     one axis are independent and may overlap.
+
+    Then, as the authors' Speech Commands loader with `noise=True`, each
+    example gets `u * v * noise` added (`u` uniform in `[0, 1)` per bin,
+    `v` per example; they used `noise=0.1` on normalised features) and is
+    rolled circularly along time by a whole number of frames drawn
+    uniformly from `[-max_roll, max_roll]` (they used up to 10).
 
     Active only with `training=True`; otherwise the input is returned as
     it is. The layer always computes in float32 (its dtype policy is
@@ -54,6 +63,8 @@ class SpecAugment(keras.layers.Layer):
         num_freq_masks: frequency masks per example.
         num_time_masks: time masks per example.
         mask_value: the value written into masked bins.
+        noise: largest amplitude of the added uniform noise (0: none).
+        max_roll: largest time roll, in frames (0: none).
         seed: int seed of the layer's `SeedGenerator`, for reproducibility.
 
     Call arguments:
@@ -76,6 +87,8 @@ class SpecAugment(keras.layers.Layer):
         num_time_masks=1,
         mask_value=0.0,
         seed=None,
+        noise=0.0,
+        max_roll=0,
         **kwargs,
     ):
         # Features are float32 everywhere in keras_ast (see
@@ -87,6 +100,7 @@ class SpecAugment(keras.layers.Layer):
             ("time_mask_param", time_mask_param),
             ("num_freq_masks", num_freq_masks),
             ("num_time_masks", num_time_masks),
+            ("max_roll", max_roll),
         ):
             if int(value) != value or int(value) < 0:
                 raise ValueError(
@@ -97,6 +111,10 @@ class SpecAugment(keras.layers.Layer):
         self.num_freq_masks = int(num_freq_masks)
         self.num_time_masks = int(num_time_masks)
         self.mask_value = float(mask_value)
+        if not float(noise) >= 0.0:
+            raise ValueError(f"noise must be >= 0, got {noise}.")
+        self.noise = float(noise)
+        self.max_roll = int(max_roll)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.built = True
@@ -180,7 +198,26 @@ class SpecAugment(keras.layers.Layer):
             features = ops.where(
                 masked, ops.cast(self.mask_value, "float32"), features
             )
+        if self.noise > 0.0:
+            level = keras.random.uniform(
+                (batch, 1, 1), dtype="float32", seed=self.seed_generator)
+            features = features + self.noise * level * keras.random.uniform(
+                shape, dtype="float32", seed=self.seed_generator)
+        if self.max_roll > 0:
+            features = self._roll(features, batch, time, freq)
         return features[0] if unbatched else features
+
+    def _roll(self, features, batch, time, freq):
+        """Rolls every example along time by its own random shift."""
+        shift = keras.random.randint(
+            (batch, 1), -self.max_roll, self.max_roll + 1, dtype="int32",
+            seed=self.seed_generator)
+        # Output frame t takes input frame (t - shift) mod time, as
+        # torch.roll / np.roll.
+        source = ops.mod(ops.arange(time, dtype="int32")[None, :] - shift,
+                         time)
+        source = ops.broadcast_to(source[:, :, None], (batch, time, freq))
+        return ops.take_along_axis(features, source, axis=1)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -195,6 +232,8 @@ class SpecAugment(keras.layers.Layer):
                 "num_time_masks": self.num_time_masks,
                 "mask_value": self.mask_value,
                 "seed": self.seed,
+                "noise": self.noise,
+                "max_roll": self.max_roll,
             }
         )
         return config
