@@ -289,7 +289,9 @@ def _dataset(data, info, batch_size, clip_seconds, num_workers):
     """The evaluation pipeline of a shard directory, as numpy batches."""
     from keras_ast.data import pipelines
 
-    common = dict(training=False, clip_seconds=clip_seconds)
+    # Every clip, also when `train` evaluates on process 0 of several.
+    common = dict(training=False, clip_seconds=clip_seconds,
+                  every_process=True)
     if info["record_format"] == "tfrecord":
         return pipelines.tf_dataset(data, batch_size,
                                     **common).as_numpy_iterator()

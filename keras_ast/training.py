@@ -20,6 +20,7 @@ import keras
 from keras_ast.classifier import ASTClassifier
 from keras_ast.data import pipelines
 from keras_ast.data.index import read_info
+from keras_ast.evaluation import REPORT_FILE as EVALUATION_FILE
 from keras_ast.evaluation import evaluate
 from keras_ast.files import read_json
 from keras_ast.files import write_json
@@ -241,8 +242,9 @@ def _clear(output):
         if name in (PRESET_DIR, BEST_PRESET_DIR, CHECKPOINT_DIR) or (
                 name == BACKUP_DIR or name.startswith(BACKUP_DIR + "_")):
             shutil.rmtree(os.path.join(output, name), ignore_errors=True)
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(os.path.join(output, METRICS_FILE))
+    for name in (METRICS_FILE, EVALUATION_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(output, name))
 
 
 def _holds_files(path):

@@ -68,6 +68,20 @@ def test_eval_pipeline_yields_every_clip_once(shard_dirs, fmt):
 
 
 @pytest.mark.parametrize("fmt", ["tfrecord", "arrayrecord"])
+def test_process_reads_its_part_unless_every_process(shard_dirs, fmt,
+                                                     monkeypatch):
+    make = (pipelines.tf_dataset if fmt == "tfrecord"
+            else pipelines.grain_dataset)
+    # Process 1 of 2 reads its part; evaluation on it reads every clip.
+    monkeypatch.setattr(pipelines, "_process_shard", lambda: (1, 2))
+    part = collect(make(shard_dirs[fmt], batch_size=1, clip_seconds=1.0))[1]
+    every = collect(make(shard_dirs[fmt], batch_size=1, clip_seconds=1.0,
+                         every_process=True))[1]
+    assert 0 < len(part) < 12
+    assert sorted(every.tolist()) == [0] * 6 + [1] * 6
+
+
+@pytest.mark.parametrize("fmt", ["tfrecord", "arrayrecord"])
 def test_training_pipeline_shuffles_and_crops_with_seed(shard_dirs, fmt):
     make = (pipelines.tf_dataset if fmt == "tfrecord"
             else pipelines.grain_dataset)

@@ -155,9 +155,15 @@ def test_train_cli_interrupt_finished_run_and_overwrite(setup, tmp_path,
     assert "finished run" in out and "--overwrite" in out
     assert os.path.getmtime(
         os.path.join(output, "preset", "config.json")) == first
+    # A report of the earlier run must not pass for this one's (this run
+    # has no validation set, so writes none).
+    stale = os.path.join(output, "evaluation.json")
+    with open(stale, "w") as f:
+        f.write("{}")
     assert cli.main(command + ["--overwrite", "--epochs", "2"]) == 0
     metrics = json.load(open(os.path.join(output, "metrics.json")))
     assert [m["epoch"] for m in metrics] == [1, 2]
+    assert not os.path.exists(stale)
 
 
 def test_train_leaves_global_state_alone(setup, tmp_path):

@@ -62,7 +62,7 @@ def backend_cell(default="jax"):
     return "\n".join([
         "import os",
         "",
-        f"# \"jax\", \"tensorflow\" or \"torch\": set before Keras is "
+        "# \"jax\", \"tensorflow\" or \"torch\": set before Keras is "
         "imported.",
         f"os.environ[\"KERAS_BACKEND\"] = os.environ.get(\"KERAS_BACKEND\", "
         f"\"{default}\")",

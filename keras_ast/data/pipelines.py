@@ -130,7 +130,8 @@ def _label_target(labels, num_classes, multi_label):
 def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
                shuffle_buffer=1024, repeat=False, drop_remainder=None,
                one_hot=False, mixup_alpha=None, mixup_probability=0.5,
-               verify=True, time_shift=0.0, balanced=False):
+               verify=True, time_shift=0.0, balanced=False,
+               every_process=False):
     """A `tf.data.Dataset` of `(waveforms, labels)` from TFRecord shards.
 
     Checks the shards' sha256 (`verify`), reads shards in parallel
@@ -166,6 +167,9 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
         balanced: with `training`, draw every label about equally often
             (`keras_ast.data.balance`: each record is repeated a random
             number of times by its weight, then shuffled).
+        every_process: read the whole set in this process; by default
+            each of several training processes reads its own part (see
+            `_process_shard`). Evaluation on one process sets it.
 
     Raises:
         DamagedShardError: (a ValueError) a shard differs from its sha256.
@@ -178,7 +182,7 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
     """
     import tensorflow as tf
 
-    index, count = _process_shard()
+    index, count = (0, 1) if every_process else _process_shard()
     info, files = _shards(path, "tfrecord", verify, (index, count))
     num_samples = _num_samples(info, clip_seconds)
     max_shift = _max_shift(time_shift, num_samples) if training else 0
@@ -478,7 +482,7 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
                   drop_remainder=None, one_hot=False, mixup_alpha=None,
                   mixup_probability=0.5,
                   read_threads=None, verify=True, start_example=0,
-                  time_shift=0.0, balanced=False):
+                  time_shift=0.0, balanced=False, every_process=False):
     """A Grain `IterDataset` of `(waveforms, labels)` from ArrayRecord shards.
 
     Checks the shards' sha256 (`verify`), then random access over all
@@ -527,6 +531,8 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
             so that every label is drawn about equally often
             (`keras_ast.data.balance`; reads every record's labels once per
             process); a pass is still `num_examples` draws.
+        every_process: read the whole set in this process, as
+            `tf_dataset`'s.
 
     Raises:
         DamagedShardError: (a ValueError) a shard differs from its sha256
@@ -546,7 +552,7 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
                      bool(info["multi_label"]), training, seed,
                      bool(one_hot or mixup_alpha), skipped,
                      _max_shift(time_shift, num_samples) if training else 0)
-    index, count = _process_shard()
+    index, count = (0, 1) if every_process else _process_shard()
 
     source = _ArrayRecords(path, info, files, skipped)
     if training and balanced:
