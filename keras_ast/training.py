@@ -14,6 +14,7 @@ import dataclasses
 import os
 import shutil
 import tempfile
+import warnings
 
 import keras
 
@@ -410,10 +411,15 @@ def _fit(classifier, info, train, output, validation, config, callbacks,
         ),
         MetricsFile(os.path.join(files, METRICS_FILE), previous),
     ]
-    classifier.fit(train_data, validation_data=validation_data,
-                   epochs=config.epochs, callbacks=writers + list(
-                       callbacks or []),
-                   verbose=verbose,
-                   steps_per_epoch=steps_per_epoch,  # see `_datasets`
-                   validation_steps=validation_steps,
-                   shuffle=False)  # the pipelines shuffle, with the seed
+    with warnings.catch_warnings():
+        # Keras warns when a stream of unknown length ends, as the
+        # validation stream does at every evaluation; the training stream
+        # is endless, so the warning says nothing here.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        classifier.fit(train_data, validation_data=validation_data,
+                       epochs=config.epochs, callbacks=writers + list(
+                           callbacks or []),
+                       verbose=verbose,
+                       steps_per_epoch=steps_per_epoch,  # see `_datasets`
+                       validation_steps=validation_steps,
+                       shuffle=False)  # the pipelines shuffle, with the seed
