@@ -3,9 +3,11 @@
 
 Times one encoder layer at AudioSet geometry (4 clips, 1214 tokens, width
 768, 12 heads, MLP 3072) and its parts: the four 768x768 projections, the
-two MLP matrix products, the attention core (`dot_product_attention`) and
-the whole layer; "the rest" (LayerNorms, GELU, residuals, reshapes) is the
-whole minus the parts. Each Keras backend runs in its own process, the
+two MLP matrix products, the attention core (`dot_product_attention`), the
+same attention as plain products (`encoder._attention_products`, what the
+layer runs where XLA compiles for a CPU) and the whole layer; "the rest"
+(LayerNorms, GELU, residuals, reshapes) is the whole minus the parts the
+layer runs. Each Keras backend runs in its own process, the
 parts compiled as `predict` runs them (`jax.jit`, XLA `tf.function`, eager
 PyTorch under `no_grad`), beside `transformers`' `ASTLayer` (sdpa) and
 plain `torch.matmul` on the same shapes. Prints a Markdown table; the
@@ -23,7 +25,7 @@ import time
 
 BATCH, TOKENS, WIDTH, HEADS, INNER = 4, 1214, 768, 12, 3072
 PARTS = ("projections (4)", "MLP products (2)", "attention core",
-         "whole layer")
+         "attention as products", "whole layer")
 
 
 def timed(run, iters=5):
@@ -45,12 +47,15 @@ def keras_parts():
     from keras import ops
 
     from keras_ast import ASTEncoderLayer
+    from keras_ast.encoder import _attention_products
+    from keras_ast.encoder import _fused_attention
 
     backend = keras.config.backend()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, TOKENS, WIDTH)).astype("float32")
     heads = x.reshape(BATCH, TOKENS, HEADS, WIDTH // HEADS)
-    w = rng.standard_normal((WIDTH, WIDTH)).astype("float32") / 30
+    # Four different weights: a compiler would compute equal products once.
+    w = rng.standard_normal((4, WIDTH, WIDTH)).astype("float32") / 30
     w1 = rng.standard_normal((WIDTH, INNER)).astype("float32") / 30
     w2 = rng.standard_normal((INNER, WIDTH)).astype("float32") / 60
     layer = ASTEncoderLayer(WIDTH, HEADS, INNER)
@@ -74,15 +79,18 @@ def keras_parts():
         return eager
 
     parts = {
-        "projections (4)": (lambda x, w: [ops.matmul(x, w)
-                                          for _ in range(4)], (x, w)),
+        "projections (4)": (lambda x, w: [ops.matmul(x, w[i])
+                                          for i in range(4)], (x, w)),
         "MLP products (2)": (lambda x, w1, w2: ops.matmul(
             ops.matmul(x, w1), w2), (x, w1, w2)),
         "attention core": (lambda q: ops.dot_product_attention(q, q, q),
                            (heads,)),
+        # What the layer runs where `_fused_attention()` is false.
+        "attention as products": (lambda q: _attention_products(
+            q, q, q, 0.125), (heads,)),
         "whole layer": (lambda x: layer(x), (x,)),
     }
-    out = {}
+    out = {"fused": _fused_attention()}
     for name, (fn, args) in parts.items():
         fn = compile_(fn)
         args = [ops.convert_to_tensor(a) for a in args]
@@ -106,14 +114,15 @@ def reference_parts():
     layer = modeling.ASTLayer(config).eval()
     x = torch.randn(BATCH, TOKENS, WIDTH)
     heads = x.reshape(BATCH, TOKENS, HEADS, -1).transpose(1, 2)
-    w, w1, w2 = (torch.randn(WIDTH, WIDTH), torch.randn(WIDTH, INNER),
+    w, w1, w2 = (torch.randn(4, WIDTH, WIDTH), torch.randn(WIDTH, INNER),
                  torch.randn(INNER, WIDTH))
     with torch.no_grad():
         return {
-            "projections (4)": timed(lambda: [x @ w for _ in range(4)]),
+            "projections (4)": timed(lambda: [x @ w[i] for i in range(4)]),
             "MLP products (2)": timed(lambda: (x @ w1) @ w2),
             "attention core": timed(
                 lambda: F.scaled_dot_product_attention(heads, heads, heads)),
+            "fused": True,
             "whole layer": timed(lambda: layer(x)),
         }
 
@@ -144,10 +153,15 @@ def main():
         cells = []
         for role in roles:
             r = results[role]
-            value = (r["whole layer"] - sum(r[p] for p in PARTS[:3])
-                     if part == "the rest" else r[part])
-            cells.append(f"{value * 1000:.0f}")
+            attention = r["attention core" if r["fused"]
+                          else "attention as products"]
+            value = (r["whole layer"] - r[PARTS[0]] - r[PARTS[1]] - attention
+                     if part == "the rest" else r.get(part))
+            cells.append("—" if value is None else f"{value * 1000:.0f}")
         print(f"| {part} | " + " | ".join(cells) + " |")
+    print("\nThe layer's attention: "
+          + ", ".join(f"{role} {'fused' if results[role]['fused'] else 'products'}"
+                      for role in roles) + ".")
 
 
 if __name__ == "__main__":

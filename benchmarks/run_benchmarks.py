@@ -367,7 +367,8 @@ def main(argv=None):
         f"{load_average()}.",
         "",
     ])
-    write_text(output, text + other_sections(output, text))
+    others = other_sections(output, text)
+    write_text(output, text + ("\n" + others if others else ""))
     if args.quick and args.output is None:
         write_placeholder_readme(machine)
     print(results)
