@@ -9,7 +9,7 @@ running it; on a CPU it shows no saving even for a plain `jax.checkpoint`
 (XLA's CPU compiler does not keep the recomputation apart), so the JAX
 figure is only meaningful on an accelerator. TensorFlow has no CPU figure.
 
-    KERAS_BACKEND=torch python benchmarks/remat_memory.py [--layers 12]
+    KERAS_BACKEND=torch python benchmarks/remat_memory.py --layers 12 --batch 4
 """
 
 import argparse
