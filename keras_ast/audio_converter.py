@@ -147,6 +147,12 @@ class ASTAudioConverter(keras.layers.Layer):
         """Samples that fill `max_length` frames; later samples are unused."""
         return kaldi.FRAME_LENGTH + kaldi.FRAME_SHIFT * (self.max_length - 1)
 
+    @property
+    def _padded_samples(self):
+        """The whole hops `call` pads or cuts every clip to (a few more
+        than `num_samples`: the frames are views of 160-sample hops)."""
+        return kaldi.FRAME_SHIFT * (self.max_length + 2)
+
     def __call__(self, waveforms, lengths=None, sampling_rate=None, **kwargs):
         if sampling_rate is not None and int(sampling_rate) != (
             self.sampling_rate
@@ -189,7 +195,7 @@ class ASTAudioConverter(keras.layers.Layer):
             batch, samples = waveforms.shape
             if lengths is None:
                 lengths = np.full((batch,), samples, np.int32)
-            used = kaldi.FRAME_SHIFT * (self.max_length + 2)
+            used = self._padded_samples
             if samples >= used:
                 waveforms = waveforms[:, :used]
             else:
@@ -226,14 +232,14 @@ class ASTAudioConverter(keras.layers.Layer):
         # use: shapes are static from here on, whatever the input length.
         shift = kaldi.FRAME_SHIFT
         hops = self.max_length + 2
+        used = self._padded_samples
         samples = waveforms.shape[1]
         static = lengths is None and isinstance(samples, int)
         if static:
             # All samples valid and the length known: no masks to build.
-            if samples < hops * shift:
-                waveforms = ops.pad(waveforms,
-                                    [[0, 0], [0, hops * shift - samples]])
-            padded = waveforms[:, : hops * shift]
+            if samples < used:
+                waveforms = ops.pad(waveforms, [[0, 0], [0, used - samples]])
+            padded = waveforms[:, :used]
         else:
             if lengths is None:
                 # Counted rather than read from the shape so that a
@@ -241,9 +247,8 @@ class ASTAudioConverter(keras.layers.Layer):
                 # stays symbolic.
                 lengths = ops.sum(ops.ones_like(waveforms), axis=1)
             lengths = ops.cast(lengths, "int32")
-            padded = ops.pad(waveforms, [[0, 0], [0, hops * shift]])
-            padded = padded[:, : hops * shift]
-            positions = ops.arange(hops * shift, dtype="int32")
+            padded = ops.pad(waveforms, [[0, 0], [0, used]])[:, :used]
+            positions = ops.arange(used, dtype="int32")
             padded = ops.where(positions[None, :] < lengths[:, None],
                                padded, 0.0)
 

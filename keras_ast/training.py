@@ -111,11 +111,16 @@ def _monitor(config, classifier, validation):
     return config.monitor
 
 
-def _is_chief():
-    """Whether this process writes the run's files (process 0 of N)."""
+def _process_index():
+    """This process's index among the training processes (0 alone)."""
     from keras_ast.data.pipelines import _process_shard
 
-    return _process_shard()[0] == 0
+    return _process_shard()[0]
+
+
+def _is_chief():
+    """Whether this process writes the run's files (process 0 of N)."""
+    return _process_index() == 0
 
 
 def _initialize_processes(config):
@@ -161,9 +166,7 @@ def _resumed_epoch(output):
 def _backup_dir():
     # Every process restores from its own backup; process 0's is the usual
     # one, the others' sit beside it, so no two write the same file.
-    from keras_ast.data.pipelines import _process_shard
-
-    index = _process_shard()[0]
+    index = _process_index()
     return BACKUP_DIR if index == 0 else f"{BACKUP_DIR}_process_{index}"
 
 
