@@ -5,8 +5,9 @@ labels) and `ASTClassifier.tag` (what is where in a long recording: a
 `keras_ast.timeline.Timeline`). Inputs may be paths (decoded with
 `keras_ast.load_audio`: mono, resampled to the model's rate) or host arrays
 (which follow the rules of `keras_ast.waveforms`). Clips are scored in
-fixed-shape batches of `batch_size`, so each shape compiles once and memory
-stays bounded whatever the number and length of the inputs.
+batches of at most `batch_size` (`batch_plan`), so memory stays bounded
+whatever the number and length of the inputs, and a compiling backend sees
+few shapes.
 """
 
 import os
@@ -68,28 +69,70 @@ def as_clips(inputs, sampling_rate, given_rate=None):
     return clips, paths, single
 
 
+def batch_plan(count, batch_size, fixed_shapes):
+    """How `count` slices go through the model: `[(first, rows, shape)]`.
+
+    `shape` is the batch's row count as called; rows past `rows` are
+    padding. On an eager backend the slices are spread evenly over the
+    fewest batches of at most `batch_size` (18 at 8 make 6 + 6 + 6, no
+    padding). With `fixed_shapes` (a backend that compiles each new input
+    shape: JAX, TensorFlow), batches are full but for the last, whose shape
+    is its rows rounded up to a power of two: at most log2(batch_size) + 1
+    shapes ever compile, and only the last batch carries padding, less
+    than half of it.
+
+    Example:
+    >>> batch_plan(18, 8, fixed_shapes=False)
+    [(0, 6, 6), (6, 6, 6), (12, 6, 6)]
+    >>> batch_plan(19, 8, fixed_shapes=True)
+    [(0, 8, 8), (8, 8, 8), (16, 3, 4)]
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    batches = -(-count // batch_size)
+    plan, first = [], 0
+    for index in range(batches):
+        left = count - first
+        if fixed_shapes:
+            rows = min(left, batch_size)
+            shape = min(batch_size, 1 << (rows - 1).bit_length())
+        else:
+            rows = shape = -(-left // (batches - index))
+        plan.append((first, rows, shape))
+        first += rows
+    return plan
+
+
+def compiles_per_shape(classifier):
+    """Whether each new input shape costs `classifier` a compile."""
+    import keras
+
+    return keras.config.backend() != "torch" or bool(classifier.jit_compile)
+
+
 def score_windows(classifier, windows, batch_size):
     """Scores of `(clip, start, stop)` slices, `(len(windows), classes)`.
 
-    Slices are gathered into fixed `(batch_size, width)` batches with their
-    lengths (the last batch padded), so each slice scores as it would
-    alone, and one compiled shape serves every batch.
+    Slices are gathered into `(rows, width)` batches with their lengths, so
+    each slice scores as it would alone; `batch_plan` sets the batches
+    (padding rows only where a backend compiles per shape).
     """
     from keras import ops
 
     width = max((stop - start for _, start, stop in windows), default=1)
     scores = []
-    for first in range(0, len(windows), batch_size):
-        chunk = windows[first:first + batch_size]
-        batch = np.zeros((batch_size, width), np.float32)
-        lengths = np.ones(batch_size, np.int32)  # padding rows: one sample
-        for row, (clip, start, stop) in enumerate(chunk):
+    for first, rows, shape in batch_plan(len(windows), batch_size,
+                                         compiles_per_shape(classifier)):
+        batch = np.zeros((shape, width), np.float32)
+        lengths = np.ones(shape, np.int32)  # padding rows: one sample
+        for row, (clip, start, stop) in enumerate(
+                windows[first:first + rows]):
             batch[row, :stop - start] = clip[start:stop]
             lengths[row] = stop - start
         logits = classifier.predict_on_batch(
             {"waveforms": batch, "lengths": lengths})
         scores.append(ops.convert_to_numpy(
-            classifier.scores(logits))[:len(chunk)])
+            classifier.scores(logits))[:rows])
     if not scores:
         return np.zeros((0, classifier.num_classes), np.float32)
     return np.concatenate(scores).astype(np.float32)

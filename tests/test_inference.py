@@ -16,6 +16,7 @@ from keras_ast import ASTAudioConverter
 from keras_ast import ASTBackbone
 from keras_ast import ASTClassifier
 from keras_ast import cli
+from keras_ast.inference import batch_plan
 from keras_ast.timeline import events_csv
 from keras_ast.timeline import median_filter
 from keras_ast.timeline import merge_events
@@ -215,6 +216,50 @@ def test_tag_scores_windows_as_predict_scores_of_the_slices(classifier):
                                                     abs=1e-3)
 
 
+@pytest.mark.parametrize("count,batch_size", [(18, 8), (19, 8), (11, 32),
+                                              (33, 32), (1, 4), (0, 4)])
+def test_batch_plan_covers_every_slice_once(count, batch_size):
+    for fixed in (False, True):
+        plan = batch_plan(count, batch_size, fixed_shapes=fixed)
+        firsts = [first for first, _, _ in plan]
+        rows = [row for _, row, _ in plan]
+        assert firsts == [sum(rows[:i]) for i in range(len(rows))]
+        assert sum(rows) == count
+        assert len(plan) == -(-count // batch_size)
+        assert all(row <= shape <= batch_size for _, row, shape in plan)
+        if fixed:  # full batches, then one power of two: few compiles
+            assert all(shape == batch_size for _, _, shape in plan[:-1])
+            assert all(shape & (shape - 1) == 0 or shape == batch_size
+                       for _, _, shape in plan)
+            assert all(shape < 2 * row for _, row, shape in plan)
+        else:  # no padding, batches even to one row
+            assert all(row == shape for _, row, shape in plan)
+            assert max(rows, default=0) - min(rows, default=0) <= 1
+    assert batch_plan(18, 8, False) == [(0, 6, 6), (6, 6, 6), (12, 6, 6)]
+    assert batch_plan(19, 8, True)[-1] == (16, 3, 4)
+    with pytest.raises(ValueError, match="batch_size"):
+        batch_plan(3, 0, False)
+
+
+def test_tag_pads_only_where_shapes_compile(classifier, monkeypatch):
+    shapes = []
+    call = classifier.predict_on_batch
+
+    def recorded(inputs):
+        shapes.append(inputs["waveforms"].shape[0])
+        return call(inputs)
+
+    monkeypatch.setattr(classifier, "predict_on_batch", recorded)
+    timeline = classifier.tag(recording(10.0), window_seconds=1.0,
+                              hop_seconds=0.5, batch_size=8)
+    windows = len(timeline.starts)  # 19: 8 + 8 + 3 or 7 + 6 + 6
+    assert windows == 19
+    if keras.config.backend() == "torch":
+        assert shapes == [7, 6, 6]
+    else:
+        assert shapes == [8, 8, 4]
+
+
 def test_tag_short_recordings_windows_and_errors(classifier):
     short, longer = recording(0.5, seed=1), recording(4.0, seed=2)
     timelines = classifier.tag([short, longer], window_seconds=1.0,
@@ -255,6 +300,21 @@ def test_cli_classify_json_and_a_corrupt_file(preset, classifier, tmp_path,
     assert [row["path"].split("/")[-1] for row in rows] == [
         "a_stereo.wav", "b_other.wav"]
     assert "skipped" in captured.err and "c_corrupt.wav" in captured.err
+
+
+def test_cli_classify_in_bfloat16(preset, classifier, tmp_path, capsys):
+    good = write_stereo_wav(str(tmp_path / "a.wav"))
+    status = cli.main(["classify", good, "--preset", preset, "--top-k", "3",
+                       "--format", "json", "--dtype", "mixed_bfloat16",
+                       "--no-progress"])
+    assert status == 0
+    out = json.loads(capsys.readouterr().out)
+    expected = np.sort(classifier.predict_scores(
+        [keras_ast.load_audio(good)], verbose=0)[0])[::-1]
+    scores = [item["score"] for item in out[0]["labels"]]
+    # bfloat16 keeps 8 bits of mantissa: close to float32, not equal.
+    np.testing.assert_allclose(scores, expected, atol=0.03)
+    assert np.abs(np.array(scores) - expected).max() > 0
 
 
 def test_cli_timeline_to_files(preset, tmp_path, capsys):
