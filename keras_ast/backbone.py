@@ -42,7 +42,8 @@ def _encode(embedding, encoder_layers, final_norm, features, training=None,
             x = _rematerialized(layer, training, queries)(x)
         else:
             x = layer(x, training=training, num_queries=queries)
-        states.append(x)
+        if output_hidden_states:  # else each layer's output is freed
+            states.append(x)
     tokens = final_norm(x[:, :2] if pooled_only else x)
     outputs = {"pooled_output": (tokens[:, 0] + tokens[:, 1]) / 2.0}
     if not pooled_only:
