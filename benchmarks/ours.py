@@ -136,14 +136,18 @@ def tag_geometries(settings, converter):
 
 
 def time_tag(rec, classifier, audio, geometry, batch_size, reference):
-    """Warms up `tag` on one window's audio, then times it on `audio`.
+    """Warms up `tag`, then times it on `audio`.
 
-    The warm-up runs the same `(batch_size, window)` batch shape, so the
-    timed call compiles nothing. Records the windows, the windows scored
-    (padded to whole batches) and, when `reference` scores are given, the
-    largest difference from them.
+    The warm-up runs batches of the shapes the timed call will use
+    (`keras_ast.inference.batch_plan`), so the timed call compiles nothing.
+    Records the windows, the windows scored (with padding rows) and, when
+    `reference` scores are given, the largest difference from them.
     """
     import numpy as np
+
+    from keras_ast.inference import batch_plan
+    from keras_ast.inference import compiles_per_shape
+    from keras_ast.timeline import window_starts
 
     label, kind, how, kwargs = geometry
     converter = classifier.preprocessor
@@ -153,16 +157,23 @@ def time_tag(rec, classifier, audio, geometry, batch_size, reference):
     entry = {"label": f"{label}, batch {batch_size}", "geometry": kind,
              "batch": batch_size,
              "how": how.replace("{batch}", str(batch_size))}
+    hop = (int(round(kwargs["hop_seconds"] * converter.sampling_rate))
+           if "hop_seconds" in kwargs else window // 2)
+    plan = batch_plan(len(window_starts(len(audio), window, hop)),
+                      batch_size, compiles_per_shape(classifier))
+    # One-window recordings, as many as a first and a last batch hold, so
+    # the warm-up compiles every batch shape the timed call uses.
+    warm = plan[0][1] + (plan[-1][1] if len(plan) > 1 else 0)
     timeline = rec.measure_once(
         "tagging", entry,
-        lambda: classifier.tag(audio[:window], batch_size=batch_size,
-                               **kwargs),
+        lambda: classifier.tag([audio[:window]] * warm,
+                               batch_size=batch_size, **kwargs),
         lambda: classifier.tag(audio, batch_size=batch_size, **kwargs),
         len(audio) / converter.sampling_rate, "audio s/s")
     if timeline is not None:
         windows = len(timeline.starts)
         entry["windows"] = windows
-        entry["scored"] = -(-windows // batch_size) * batch_size
+        entry["scored"] = sum(shape for _, _, shape in plan)
         if reference is not None and reference.shape == timeline.scores.shape:
             entry["max_abs_diff"] = float(
                 np.max(np.abs(timeline.scores - reference)))
@@ -237,6 +248,16 @@ def run_tagging(name, settings, rec):
     fastest["window"] = settings["window"]
     profile_batch(rec, backend, classifier, audio, fastest)
     time_tag(rec, classifier, audio, default, fastest["batch"], None)
+    # The same windows in mixed_bfloat16 (AMX / AVX512-BF16 matrix units).
+    half = keras_ast.ASTClassifier.from_preset(
+        os.path.join(work, "model"), multi_label=True,
+        dtype="mixed_bfloat16")
+    label, _, how, kwargs = same
+    time_tag(rec, half, audio,
+             (label + ", mixed_bfloat16", "bfloat16",
+              how + " on `from_preset(..., "
+              "dtype=\"mixed_bfloat16\")`", kwargs),
+             fastest["batch"], reference)
 
 
 def run(name, settings, sections, rec):

@@ -154,23 +154,25 @@ def save_tagging_model(settings, folder):
     return model, extractor
 
 
-def tag_loop(model, extractor, audio, window):
+def tag_loop(model, extractor, audio, window, bfloat16=False):
     """What a user of the reference writes: sigmoid scores per window.
 
     Non-overlapping windows of `window` samples (the last one shorter), one
-    at a time through the extractor and the model.
+    at a time through the extractor and the model; with `bfloat16`, the
+    model under `torch.autocast("cpu", torch.bfloat16)`.
     """
     import numpy as np
     import torch
 
     scores = []
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast(
+            "cpu", dtype=torch.bfloat16, enabled=bfloat16):
         for start in range(0, len(audio), window):
             inputs = extractor(audio[start:start + window],
                                sampling_rate=SAMPLING_RATE,
                                return_tensors="pt")
             logits = model(**inputs).logits
-            scores.append(torch.sigmoid(logits)[0].numpy())
+            scores.append(torch.sigmoid(logits.float())[0].numpy())
     return np.stack(scores)
 
 
@@ -217,6 +219,18 @@ def run_tagging(settings, rec):
     if scores is not None:
         np.save(f"{work}/reference-scores.npy", scores)
         entry["features_s"] = time_extractor(extractor, audio, window)
+        rec.flush()
+    half = dict(entry, label="reference bfloat16", geometry="bfloat16",
+                how=entry["how"] + ", the model under `torch.autocast(\"cpu\""
+                ", torch.bfloat16)`")
+    half.pop("features_s", None)
+    half_scores = rec.measure_once(
+        "tagging", half,
+        lambda: tag_loop(model, extractor, audio[:window], window, True),
+        lambda: tag_loop(model, extractor, audio, window, True),
+        len(audio) / SAMPLING_RATE, "audio s/s")
+    if scores is not None and half_scores is not None:
+        half["max_abs_diff"] = float(np.max(np.abs(half_scores - scores)))
         rec.flush()
 
 

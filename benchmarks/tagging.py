@@ -217,15 +217,24 @@ keras_ast / reference compares figures from the same run.
   batch_size=B)` with `tag`'s defaults (window 10.255 s, the model's whole
   input, hop half a window): **about twice the windows**, so twice the
   work for the same audio; its ratio is not like for like. `tag` scores the
-  windows in fixed `(B, samples)` batches through `predict_on_batch` (the
-  last batch padded), then merges events (`top_k=3`, `threshold=0.3`).
-  Each batch size of `--batch-sizes` is timed with hop = window; the
-  fastest is profiled and runs the default geometry.
+  windows in batches of at most B through `predict_on_batch`
+  (`keras_ast.inference.batch_plan`: on PyTorch, even batches and no
+  padding; on JAX and TensorFlow, which compile each shape, full batches
+  and a last one padded to a power of two), then merges events (`top_k=3`,
+  `threshold=0.3`). Each batch size of `--batch-sizes` is timed with
+  hop = window; the fastest is profiled and runs the default geometry.
+- **bfloat16**: the same windows once more on both sides, in bfloat16
+  (matrix units: AMX, AVX512-BF16): the reference's loop with the model
+  under `torch.autocast("cpu", dtype=torch.bfloat16)`, and keras_ast's
+  `tag` at the fastest batch size on `from_preset(...,
+  dtype="mixed_bfloat16")` (features, LayerNorm and scores stay float32).
+  Their scores are compared with the reference's float32 scores. These
+  rows are not in the float32 verdict.
 - **Timing**: each implementation runs in its own child process (the Keras
   backend is fixed per process, no GPU visible). Before the timed call,
-  an untimed warm-up runs the same call on one window's audio — the same
-  batch shape, so compiling (XLA on JAX, `tf.function` tracing) is not in
-  the figure; the warm-up's time is shown apart. One timed call each (a
+  an untimed warm-up tags one-window clips in the batch shapes the timed
+  call will use, so compiling (XLA on JAX, `tf.function` tracing) is not
+  in the figure; the warm-up's time is shown apart. One timed call each (a
   call is minutes long). torch uses its default threads on both sides.
 - **Agreement**: the per-window scores of keras_ast with hop = window
   against the reference's sigmoid scores, same weights and windows: the
@@ -237,7 +246,8 @@ keras_ast / reference compares figures from the same run.
   alone on the same batch: model = batch − converter; "other" is the `tag`
   time minus batches × batch time (host-side work: slicing and padding
   windows, event merging; it is within timing noise when near 0); padding
-  is the windows scored (whole batches) over the windows asked for.
+  is the windows scored (padding rows included) over the windows asked
+  for.
 
 ```
 . .venv/bin/activate
@@ -332,7 +342,48 @@ def _diff_cell(entry):
     diff = entry.get("max_abs_diff")
     if diff is None:
         return "—"
+    if entry.get("geometry") == "bfloat16":
+        return f"{diff:.1e} (bfloat16 vs float32)"
     return f"{diff:.1e} ({'agrees' if diff <= AGREEMENT else 'DIFFERS'})"
+
+
+def best_bfloat16(entries):
+    """The fastest bfloat16 entry, or None."""
+    good = [e for e in entries
+            if e.get("geometry") == "bfloat16" and "rate" in e]
+    return max(good, key=lambda e: e["rate"]) if good else None
+
+
+def render_bfloat16(children, backends, ref):
+    """The same windows in bfloat16, against the reference in both."""
+    tops = [(role, best_bfloat16(tagging_entries(children, role)))
+            for role in backends]
+    tops = [(role, top) for role, top in tops if top]
+    halves = [best_bfloat16(tagging_entries(children, key))
+              for key in REFERENCE_KEYS]
+    halves = [h for h in halves if h]
+    if not tops or not ref or not ref.get("rate"):
+        return []
+    role, top = max(tops, key=lambda t: t[1]["rate"])
+    line = (f"bfloat16 (same windows; `dtype=\"mixed_bfloat16\"`: the "
+            "encoder's products in bfloat16, features, LayerNorm and scores "
+            "in float32): " + "; ".join(
+                f"{r} {fmt_rate(t['rate'])} audio s/s" for r, t in tops)
+            + f". Best: **{role}**, **{top['rate'] / ref['rate']:.2f}×** "
+            "the reference in float32")
+    if halves:
+        half_s = sum(h["seconds"] for h in halves) / len(halves)
+        half_rate = halves[0]["rate"] * halves[0]["seconds"] / half_s
+        line += (f", **{top['rate'] / half_rate:.2f}×** the reference "
+                 f"under `torch.autocast` bfloat16 ({fmt_rate(half_rate)} "
+                 "audio s/s, mean of its runs)")
+    diffs = [t.get("max_abs_diff") for _, t in tops] + [
+        h.get("max_abs_diff") for h in halves]
+    diffs = [d for d in diffs if d is not None]
+    if diffs:
+        line += (f"; scores differ from float32 by up to {max(diffs):.1e} "
+                 "(both sides' bfloat16 runs)")
+    return [line + ".", ""]
 
 
 def render_table(children, backends, ref):
@@ -350,7 +401,9 @@ def render_table(children, backends, ref):
         for entry in entries:
             how = entry.get("how", entry["label"])
             if role == REFERENCE_KEYS[1]:
-                how = "the same loop, last in the run"
+                how = ("the same loop in bfloat16, last in the run"
+                       if entry.get("geometry") == "bfloat16"
+                       else "the same loop, last in the run")
             if "error" in entry:
                 why = entry["error"].replace("|", "\\|")
                 lines.append(f"| {name} ({entry['label']}) | {how} | "
@@ -361,6 +414,8 @@ def render_table(children, backends, ref):
                 ratio = f"{entry['rate'] / ref['rate']:.2f}"
                 if entry["geometry"] == "default":
                     ratio += " (2× work)"
+                elif entry["geometry"] == "bfloat16":
+                    ratio += " (bfloat16)"
                 elif role not in REFERENCE_KEYS and entry is top:
                     ratio = f"**{ratio}**"
             lines.append(
@@ -431,7 +486,8 @@ def render_verdict(children, backends, ref):
         lines.append("Batch sizes, audio s/s with hop = window: "
                      + "; ".join(sizes) + ".")
     diffs = [e["max_abs_diff"] for role in backends
-             for e in tagging_entries(children, role) if "max_abs_diff" in e]
+             for e in tagging_entries(children, role)
+             if "max_abs_diff" in e and e.get("geometry") == "same"]
     if diffs:
         lines.append(
             f"Scores: largest difference from the reference over "
@@ -495,6 +551,7 @@ def render(settings, machine, recording, children, backends, command,
     lines += render_table(children, backends, ref)
     lines += render_loads(children, backends)
     lines += render_verdict(children, backends, ref)
+    lines += render_bfloat16(children, backends, ref)
     lines += render_profile(children, backends)
     lines += [f"Whole run: {elapsed / 60:.1f} min"
               + (" (this part; resumed from an earlier one)"
