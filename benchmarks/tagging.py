@@ -365,7 +365,7 @@ def render_bfloat16(children, backends, ref):
     if not tops or not ref or not ref.get("rate"):
         return []
     role, top = max(tops, key=lambda t: t[1]["rate"])
-    line = (f"bfloat16 (same windows; `dtype=\"mixed_bfloat16\"`: the "
+    line = ("bfloat16 (same windows; `dtype=\"mixed_bfloat16\"`: the "
             "encoder's products in bfloat16, features, LayerNorm and scores "
             "in float32): " + "; ".join(
                 f"{r} {fmt_rate(t['rate'])} audio s/s" for r, t in tops)
