@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import os
 import warnings
 
 import keras
@@ -315,6 +316,20 @@ def test_cli_classify_in_bfloat16(preset, classifier, tmp_path, capsys):
     # bfloat16 keeps 8 bits of mantissa: close to float32, not equal.
     np.testing.assert_allclose(scores, expected, atol=0.03)
     assert np.abs(np.array(scores) - expected).max() > 0
+
+
+def test_cli_turns_ynnpack_dots_off_on_jax_only(monkeypatch):
+    flag = "--xla_cpu_experimental_ynn_fusion_type="
+    assert cli.xla_cpu_flags(None, "0.10.2") == flag
+    assert cli.xla_cpu_flags("--xla_dump_to=x", "0.11.0") == (
+        "--xla_dump_to=x " + flag)
+    mine = "--xla_cpu_experimental_ynn_fusion_type=individual_dot"
+    assert cli.xla_cpu_flags(mine, "0.10.2") == mine  # the user's wins
+    assert cli.xla_cpu_flags("", "0.4.30") == ""  # unknown there: XLA aborts
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    cli._tune_xla()
+    expected = flag if keras.config.backend() == "jax" else None
+    assert os.environ.get("XLA_FLAGS") == expected
 
 
 def test_cli_timeline_to_files(preset, tmp_path, capsys):
