@@ -282,18 +282,20 @@ def tagging_entries(children, role):
     return children.get(role, {}).get("results", {}).get("tagging", [])
 
 
-def best_same(entries):
-    """The fastest entry with the reference's geometry, or None."""
-    good = [e for e in entries if e.get("geometry") == "same" and "rate" in e]
+def best_same(entries, geometry="same"):
+    """The fastest entry of `geometry` (default: the reference's), or None."""
+    good = [e for e in entries
+            if e.get("geometry") == geometry and "rate" in e]
     return max(good, key=lambda e: e["rate"]) if good else None
 
 
-def reference_figure(children):
+def reference_figure(children, geometry="same"):
     """The reference's figure: audio over the mean time of its timings.
 
-    Returns `{"rate", "timings": [entry, ...]}`, or None without one.
+    Returns `{"rate", "timings": [entry, ...]}` of its `geometry` entries,
+    or None without one.
     """
-    timings = [best_same(tagging_entries(children, key))
+    timings = [best_same(tagging_entries(children, key), geometry)
                for key in REFERENCE_KEYS]
     timings = [t for t in timings if t]
     if not timings:
@@ -347,21 +349,12 @@ def _diff_cell(entry):
     return f"{diff:.1e} ({'agrees' if diff <= AGREEMENT else 'DIFFERS'})"
 
 
-def best_bfloat16(entries):
-    """The fastest bfloat16 entry, or None."""
-    good = [e for e in entries
-            if e.get("geometry") == "bfloat16" and "rate" in e]
-    return max(good, key=lambda e: e["rate"]) if good else None
-
-
 def render_bfloat16(children, backends, ref):
     """The same windows in bfloat16, against the reference in both."""
-    tops = [(role, best_bfloat16(tagging_entries(children, role)))
+    tops = [(role, best_same(tagging_entries(children, role), "bfloat16"))
             for role in backends]
     tops = [(role, top) for role, top in tops if top]
-    halves = [best_bfloat16(tagging_entries(children, key))
-              for key in REFERENCE_KEYS]
-    halves = [h for h in halves if h]
+    half = reference_figure(children, "bfloat16")
     if not tops or not ref or not ref.get("rate"):
         return []
     role, top = max(tops, key=lambda t: t[1]["rate"])
@@ -371,14 +364,12 @@ def render_bfloat16(children, backends, ref):
                 f"{r} {fmt_rate(t['rate'])} audio s/s" for r, t in tops)
             + f". Best: **{role}**, **{top['rate'] / ref['rate']:.2f}×** "
             "the reference in float32")
-    if halves:
-        half_s = sum(h["seconds"] for h in halves) / len(halves)
-        half_rate = halves[0]["rate"] * halves[0]["seconds"] / half_s
-        line += (f", **{top['rate'] / half_rate:.2f}×** the reference "
-                 f"under `torch.autocast` bfloat16 ({fmt_rate(half_rate)} "
+    if half:
+        line += (f", **{top['rate'] / half['rate']:.2f}×** the reference "
+                 f"under `torch.autocast` bfloat16 ({fmt_rate(half['rate'])} "
                  "audio s/s, mean of its runs)")
     diffs = [t.get("max_abs_diff") for _, t in tops] + [
-        h.get("max_abs_diff") for h in halves]
+        h.get("max_abs_diff") for h in (half or {}).get("timings", [])]
     diffs = [d for d in diffs if d is not None]
     if diffs:
         line += (f"; scores differ from float32 by up to {max(diffs):.1e} "
