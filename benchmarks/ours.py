@@ -147,18 +147,15 @@ def time_tag(rec, classifier, audio, geometry, batch_size, reference):
 
     from keras_ast.inference import batch_plan
     from keras_ast.inference import compiles_per_shape
+    from keras_ast.inference import window_geometry
     from keras_ast.timeline import window_starts
 
     label, kind, how, kwargs = geometry
     converter = classifier.preprocessor
-    window = int(round(kwargs.get("window_seconds", converter.num_samples
-                                  / converter.sampling_rate)
-                       * converter.sampling_rate))
+    window, hop = window_geometry(converter, **kwargs)
     entry = {"label": f"{label}, batch {batch_size}", "geometry": kind,
              "batch": batch_size,
              "how": how.replace("{batch}", str(batch_size))}
-    hop = (int(round(kwargs["hop_seconds"] * converter.sampling_rate))
-           if "hop_seconds" in kwargs else window // 2)
     plan = batch_plan(len(window_starts(len(audio), window, hop)),
                       batch_size, compiles_per_shape(classifier))
     # One-window recordings, as many as a first and a last batch hold, so

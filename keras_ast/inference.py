@@ -177,13 +177,10 @@ def classify(classifier, inputs, top_k=5, threshold=None, batch_size=32,
     return results[0] if single else results
 
 
-def tag(classifier, inputs, window_seconds=None, hop_seconds=None, top_k=3,
-        threshold=0.3, median_filter_windows=1, batch_size=32,
-        sampling_rate=None):
-    """See `ASTClassifier.tag`."""
-    converter = _converter(classifier)
+def window_geometry(converter, window_seconds=None, hop_seconds=None):
+    """`tag`'s `(window, hop)` in samples: by default the model's whole
+    input and half of it; a window longer than the input is an error."""
     rate = converter.sampling_rate
-    clips, paths, single = as_clips(inputs, rate, sampling_rate)
     window = (converter.num_samples if window_seconds is None
               else int(round(window_seconds * rate)))
     if window > converter.num_samples:
@@ -194,6 +191,17 @@ def tag(classifier, inputs, window_seconds=None, hop_seconds=None, top_k=3,
         )
     hop = window // 2 if hop_seconds is None else int(round(hop_seconds
                                                             * rate))
+    return window, hop
+
+
+def tag(classifier, inputs, window_seconds=None, hop_seconds=None, top_k=3,
+        threshold=0.3, median_filter_windows=1, batch_size=32,
+        sampling_rate=None):
+    """See `ASTClassifier.tag`."""
+    converter = _converter(classifier)
+    rate = converter.sampling_rate
+    clips, paths, single = as_clips(inputs, rate, sampling_rate)
+    window, hop = window_geometry(converter, window_seconds, hop_seconds)
     plans = []
     for clip in clips:
         starts = window_starts(clip.shape[0], window, hop)
