@@ -6,6 +6,7 @@ from keras import ops
 
 from keras_ast import kaldi
 from keras_ast import preset_io
+from keras_ast import xla_options
 from keras_ast.presets import BUILTIN_PRESETS
 from keras_ast.waveforms import check_waveforms
 from keras_ast.waveforms import pad_waveforms
@@ -45,9 +46,7 @@ _COMPILED_BACKENDS = ("jax", "tensorflow")
 def _compile(function):
     """`function` compiled by the backend: `jax.jit` or XLA `tf.function`."""
     if keras.config.backend() == "jax":
-        import jax
-
-        return jax.jit(function)
+        return xla_options.jit(function)
     import tensorflow as tf
 
     return tf.function(function, jit_compile=True, reduce_retracing=True)

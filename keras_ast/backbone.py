@@ -7,6 +7,7 @@ from keras_ast import preset_io
 from keras_ast.embedding import ASTEmbedding
 from keras_ast.encoder import ASTEncoderLayer
 from keras_ast.presets import BUILTIN_PRESETS
+from keras_ast.xla_options import CompileOptionsMixin
 
 
 def _encode(embedding, encoder_layers, final_norm, features, training=None,
@@ -69,7 +70,7 @@ def _rematerialized(layer, training, num_queries):
 
 
 @keras.saving.register_keras_serializable(package="keras_ast")
-class ASTBackbone(keras.Model):
+class ASTBackbone(CompileOptionsMixin, keras.Model):
     """Audio Spectrogram Transformer (Gong, Chung and Glass, 2021).
 
     Patch embedding of the log-mel spectrogram, [CLS] and distillation

@@ -16,6 +16,7 @@ from keras_ast.presets import BUILTIN_PRESETS
 from keras_ast.waveforms import check_waveforms
 from keras_ast.waveforms import pad_waveforms
 from keras_ast.waveforms import rate_error
+from keras_ast.xla_options import CompileOptionsMixin
 
 # AdamW as the AST authors fine-tuned (betas, weight decay), with gradient
 # clipping, which keeps training from scratch stable too.
@@ -23,7 +24,7 @@ DEFAULT_LEARNING_RATE = 5e-5
 
 
 @keras.saving.register_keras_serializable(package="keras_ast")
-class ASTClassifier(keras.Model):
+class ASTClassifier(CompileOptionsMixin, keras.Model):
     """Audio classifier: optional feature converter, AST backbone, head.
 
     The head is the reference's: LayerNorm then Dense on the pooled output

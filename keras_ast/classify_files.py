@@ -164,6 +164,14 @@ def run(args):
 
     classifier = ASTClassifier.from_preset(args.preset, dtype=args.dtype)
     rate = classifier.preprocessor.sampling_rate
+    if args.timeline:
+        from keras_ast.inference import window_geometry
+
+        try:  # before any file is decoded: a usage error, not a traceback
+            window_geometry(classifier.preprocessor, args.window, args.hop)
+        except ValueError as error:
+            print(f"keras-ast classify: error: {error}", file=sys.stderr)
+            return 2
     skipped, results = [], []
     bar = _progress(len(files), not args.no_progress)
     decoded = _decoded(files, rate, skipped, bar)

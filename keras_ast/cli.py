@@ -381,51 +381,9 @@ def build_parser():
     return parser
 
 
-# XLA's CPU compiler gives float32 dot products to YNNPACK by default; its
-# own kernels ran AST's forward pass 1.25-1.3x faster on the measured CPU
-# (benchmarks/README.md, "Where the time goes"), with logits within 2e-6.
-YNN_SETTING = "xla_cpu_experimental_ynn_fusion_type"
-
-
-def xla_cpu_flags(flags, jaxlib_version):
-    """`XLA_FLAGS` for a `keras-ast` run on JAX: `flags`, YNNPACK dots off.
-
-    A setting of the user's wins; jaxlib before 0.10 (where the flag was
-    measured) is left alone, since XLA aborts on a flag it does not know.
-
-    Example:
-    >>> xla_cpu_flags("--xla_dump_to=/tmp/x", "0.10.2")
-    '--xla_dump_to=/tmp/x --xla_cpu_experimental_ynn_fusion_type='
-    """
-    flags = flags or ""
-    release = tuple(int(part) for part in
-                    jaxlib_version.split(".")[:2] if part.isdigit())
-    if YNN_SETTING in flags or release < (0, 10):
-        return flags
-    return f"{flags} --{YNN_SETTING}=".strip()
-
-
-def _tune_xla():
-    """Sets `xla_cpu_flags` for this process when Keras runs on JAX."""
-    import os
-    from importlib import metadata
-
-    import keras
-
-    if keras.config.backend() != "jax":
-        return
-    try:
-        version = metadata.version("jaxlib")
-    except metadata.PackageNotFoundError:
-        return
-    os.environ["XLA_FLAGS"] = xla_cpu_flags(os.environ.get("XLA_FLAGS"),
-                                            version)
-
-
 def main(argv=None):
     """The `keras-ast` entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
-    _tune_xla()
     return args._run(args)
 
 

@@ -191,6 +191,11 @@ def window_geometry(converter, window_seconds=None, hop_seconds=None):
         )
     hop = window // 2 if hop_seconds is None else int(round(hop_seconds
                                                             * rate))
+    if window < 1 or hop < 1:
+        raise ValueError(
+            f"window_seconds={window_seconds} and hop_seconds={hop_seconds} "
+            f"must each be at least one sample ({1 / rate:.6f} s)."
+        )
     return window, hop
 
 

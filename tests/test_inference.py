@@ -3,7 +3,6 @@
 import csv
 import io
 import json
-import os
 import warnings
 
 import keras
@@ -318,20 +317,6 @@ def test_cli_classify_in_bfloat16(preset, classifier, tmp_path, capsys):
     assert np.abs(np.array(scores) - expected).max() > 0
 
 
-def test_cli_turns_ynnpack_dots_off_on_jax_only(monkeypatch):
-    flag = "--xla_cpu_experimental_ynn_fusion_type="
-    assert cli.xla_cpu_flags(None, "0.10.2") == flag
-    assert cli.xla_cpu_flags("--xla_dump_to=x", "0.11.0") == (
-        "--xla_dump_to=x " + flag)
-    mine = "--xla_cpu_experimental_ynn_fusion_type=individual_dot"
-    assert cli.xla_cpu_flags(mine, "0.10.2") == mine  # the user's wins
-    assert cli.xla_cpu_flags("", "0.4.30") == ""  # unknown there: XLA aborts
-    monkeypatch.delenv("XLA_FLAGS", raising=False)
-    cli._tune_xla()
-    expected = flag if keras.config.backend() == "jax" else None
-    assert os.environ.get("XLA_FLAGS") == expected
-
-
 def test_cli_timeline_to_files(preset, tmp_path, capsys):
     path = str(tmp_path / "long.wav")
     soundfile.write(path, recording(12.0, seed=5), RATE)
@@ -348,6 +333,21 @@ def test_cli_timeline_to_files(preset, tmp_path, capsys):
     assert all(float(r["offset"]) > float(r["onset"]) for r in rows)
     status = cli.main(["classify", path, "--preset", preset, "--timeline"])
     assert status == 0 and "long.wav (12.00 s)" in capsys.readouterr().out
+
+
+def test_cli_timeline_usage_errors_are_one_line(preset, tmp_path, capsys):
+    path = str(tmp_path / "clip.wav")
+    soundfile.write(path, recording(2.0, seed=7), RATE)
+    for extra, message in ((["--window", "1000"], "window_seconds=1000.0 is "
+                            "longer than the model's input"),
+                           (["--hop", "0"], "must each be at least one "
+                            "sample")):
+        status = cli.main(["classify", path, "--preset", preset,
+                           "--timeline", "--no-progress"] + extra)
+        err = capsys.readouterr().err
+        assert status == 2
+        assert err.startswith("keras-ast classify: error: ") and message in err
+        assert len(err.strip().splitlines()) == 1
 
 
 def test_cli_plot_writes_the_picture(preset, tmp_path):
