@@ -130,7 +130,8 @@ class ASTAudioConverter(keras.layers.Layer):
         self.std = float(std)
         self.do_normalize = bool(do_normalize)
         # Host constants, fetched once so compilers see plain arrays.
-        self._window = kaldi.hann_window()
+        self._fft_window = np.pad(
+            kaldi.hann_window(), (0, kaldi.FFT_LENGTH - kaldi.FRAME_LENGTH))
         self._dft = kaldi.windowed_dft_matrix()
         # How the spectrum is computed: "fft" (`ops.rfft`, the fastest on
         # CPU) or "matmul" (a DFT matrix product: ONNX and LiteRT have no
@@ -261,11 +262,14 @@ class ASTAudioConverter(keras.layers.Layer):
         chunks = ops.reshape(emphasised, (-1, hops, shift))
         tail = kaldi.FRAME_LENGTH - 2 * shift
         length = self.max_length
-        frames = ops.concatenate(
-            [chunks[:, :length], chunks[:, 1 : length + 1],
-             chunks[:, 2 : length + 2, :tail]],
-            axis=-1,
-        )
+        pieces = [chunks[:, :length], chunks[:, 1 : length + 1],
+                  chunks[:, 2 : length + 2, :tail]]
+        if self.spectrum_method == "fft":
+            # The FFT's zero padding joins the frames here, in the one
+            # copy that makes them, rather than in a second copy by rfft.
+            pieces.append(ops.zeros_like(
+                chunks[:, :length, : kaldi.FFT_LENGTH - kaldi.FRAME_LENGTH]))
+        frames = ops.concatenate(pieces, axis=-1)
         # DC removal: the filter of (x - mean) is filter(x) - 0.03 * mean
         # (first sample aside, as above). Frame means come from per-hop
         # sums of the raw signal, a fraction of the work of the frames'.
@@ -319,7 +323,9 @@ class ASTAudioConverter(keras.layers.Layer):
             spectrum = ops.matmul(frames, dft)
             real, imag = spectrum[..., :_NUM_BINS], spectrum[..., _NUM_BINS:]
         elif self.spectrum_method == "fft":
-            frames = frames * ops.convert_to_tensor(self._window)
+            # Frames come zero-padded to the FFT's length; so is the window
+            # (which also zeroes what the DC removal put in the padding).
+            frames = frames * ops.convert_to_tensor(self._fft_window)
             real, imag = ops.rfft(frames, fft_length=kaldi.FFT_LENGTH)
         else:
             raise ValueError(

@@ -88,9 +88,12 @@ def test_integer_pcm_is_scaled_by_full_scale(classifier):
 def test_float_audio_far_above_full_scale_warns():
     with pytest.warns(UserWarning, match="far above full scale"):
         keras_ast.waveforms.to_float(np.array([0.0, 3000.0], np.float32))
+    with pytest.warns(UserWarning, match="peaks at 2500.0"):  # negative
+        keras_ast.waveforms.to_float(np.array([-2500.0, 0.5], np.float32))
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         keras_ast.waveforms.to_float(np.array([0.0, 1.2], np.float32))
+        keras_ast.waveforms.to_float(np.array([-1.1, 0.9], np.float32))
 
 
 @pytest.mark.parametrize("empty", [np.zeros(0, np.float32), [],
