@@ -8,6 +8,7 @@ from keras_ast import kaldi
 from keras_ast import preset_io
 from keras_ast import xla_options
 from keras_ast.presets import BUILTIN_PRESETS
+from keras_ast.slicing import is_traced
 from keras_ast.waveforms import check_waveforms
 from keras_ast.waveforms import pad_waveforms
 from keras_ast.waveforms import rate_error
@@ -15,26 +16,6 @@ from keras_ast.waveforms import rate_error
 AUDIOSET_MEAN = -4.2677393
 AUDIOSET_STD = 4.5689974
 _NUM_BINS = kaldi.FFT_LENGTH // 2 + 1
-
-
-def _is_traced(x):
-    """True where `x` is symbolic (jit, tf.function, functional graphs)."""
-    if isinstance(x, keras.KerasTensor):
-        return True
-    backend = keras.config.backend()
-    if backend == "jax":
-        import jax
-
-        return isinstance(x, jax.core.Tracer)
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return not tf.executing_eagerly()
-    if backend == "torch":
-        import torch
-
-        return torch.compiler.is_compiling()
-    return False
 
 
 # Backends whose eager calls run compiled (`_compile`). PyTorch stays
@@ -168,7 +149,7 @@ class ASTAudioConverter(keras.layers.Layer):
             waveforms, lengths = pad_waveforms(waveforms)
         if isinstance(waveforms, (np.ndarray, list, tuple)):
             waveforms = check_waveforms(waveforms)
-        elif _is_traced(waveforms):
+        elif is_traced(waveforms):
             return super().__call__(waveforms, lengths=lengths, **kwargs)
         else:
             self._check_tensor(waveforms)

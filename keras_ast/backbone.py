@@ -7,7 +7,14 @@ from keras_ast import preset_io
 from keras_ast.embedding import ASTEmbedding
 from keras_ast.encoder import ASTEncoderLayer
 from keras_ast.presets import BUILTIN_PRESETS
+from keras_ast.slicing import map_slices
 from keras_ast.xla_options import CompileOptionsMixin
+
+
+# Tokens per slice of an inference batch (`ASTBackbone.pooled_output`). At
+# 4 AudioSet clips (4856 tokens) a slice's products are as fast as a whole
+# batch's; XLA's buffers for 32 clips at once were 2.5 GB.
+SLICE_TOKENS = 8192
 
 
 def _encode(embedding, encoder_layers, final_norm, features, training=None,
@@ -229,9 +236,26 @@ class ASTBackbone(CompileOptionsMixin, keras.Model):
         computes only the [CLS] and distillation tokens (all tokens are
         still attended to), which saves close to a twelfth of the work of
         a 12-layer model. `ASTClassifier` runs this.
+
+        Outside training, a batch of more than `inference_slice` clips runs
+        that many clips at a time (`keras_ast.slicing`): the same outputs,
+        with the activation memory of one slice, not of the whole batch.
         """
-        return self._run(features, training=training,
-                         pooled_only=True)["pooled_output"]
+        def pooled(x):
+            return self._run(x, training=training,
+                             pooled_only=True)["pooled_output"]
+
+        if training:
+            return pooled(features)
+        return map_slices(pooled, features, self.inference_slice)
+
+    @property
+    def inference_slice(self):
+        """Clips per slice of an inference batch: the largest power of two
+        whose tokens fit in `SLICE_TOKENS` (4 clips of 10 s for AudioSet)."""
+        frequency, time = self.token_grid
+        tokens = frequency * time + 2
+        return 1 << max(0, (SLICE_TOKENS // tokens).bit_length() - 1)
 
     @property
     def token_grid(self):
