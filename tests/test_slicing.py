@@ -35,7 +35,8 @@ def test_map_slices_eager_and_compiled():
 @pytest.fixture
 def two_clip_slices(monkeypatch):
     # Tiny backbones have 34 tokens a clip: 80 tokens make slices of 2.
-    monkeypatch.setattr(backbone_module, "SLICE_TOKENS", 80)
+    monkeypatch.setitem(backbone_module.SLICE_TOKENS,
+                        keras.config.backend(), 80)
 
 
 def test_backbone_pooled_output_in_slices(two_clip_slices):
@@ -99,7 +100,8 @@ def test_slices_bound_xla_buffers(monkeypatch):
         return jax.jit(pooled).lower(values, features).compile(
         ).memory_analysis().temp_size_in_bytes
 
-    monkeypatch.setattr(backbone_module, "SLICE_TOKENS", 10**9)
+    monkeypatch.setitem(backbone_module.SLICE_TOKENS, "jax", 10**9)
     whole = temp_bytes()
-    monkeypatch.setattr(backbone_module, "SLICE_TOKENS", 80)
+    monkeypatch.setitem(backbone_module.SLICE_TOKENS,
+                        keras.config.backend(), 80)
     assert temp_bytes() < whole / 3  # 2 clips at a time, not 16
