@@ -73,9 +73,11 @@ def keras_step_compiles():
     such name, or no option applies, this does nothing.
     """
     options = compiler_options()
-    trainer = None
-    if options:
-        from keras.src.backend.jax import trainer
+    if not options:
+        yield
+        return
+    from keras.src.backend.jax import trainer
+
     original = getattr(trainer, "jit", None)
     if original is None:
         yield
