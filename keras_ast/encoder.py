@@ -11,9 +11,9 @@ def _fused_attention():
     """Whether `ops.dot_product_attention` is the fastest attention here.
 
     It is on PyTorch (sdpa: flash kernels on CPU and GPU) and on GPUs (cuDNN
-    flash attention). XLA on a CPU compiles it about twice as slowly as the
-    plain products in `(batch, heads, tokens, head_dim)` layout (measured:
-    benchmarks/README.md, "Where the time goes").
+    flash attention). XLA on a CPU compiles it about twice as slowly as
+    `_attention_products` (measured: benchmarks/README.md, "Where the time
+    goes").
     """
     backend = keras.config.backend()
     if backend == "jax":
@@ -27,31 +27,42 @@ def _fused_attention():
     return True
 
 
-def _attention_products(query, key, value, scale, block=256):
-    """Softmax attention as batched products, heads first.
+def _attention_products(query, key, value, scale, group=2):
+    """Softmax attention as explicit products, `group` heads at a time.
 
     `(batch, tokens, heads, head_dim)` in and out, like
-    `ops.dot_product_attention`; the softmax runs in float32. Queries go in
-    blocks of `block` tokens, so the score matrix in memory is `block`
-    rows at a time rather than `tokens` (AudioSet's 1214 tokens make 70 M
-    scores per clip and layer otherwise).
+    `ops.dot_product_attention`; the softmax runs in float32. This is the
+    form XLA compiles fastest for a CPU (benchmarks/README.md, "Where the
+    time goes"):
+    - heads go through a loop (`ops.map`) `group` at a time, so one
+      group's scores (1214 x 1214 a head for AudioSet) are in memory and in
+      cache, not the whole batch's (70 M scores a clip and layer);
+    - scores are laid out keys x queries: the softmax's max and sum reduce
+      along the major axis, which XLA vectorises across queries;
+    - the context is divided by the softmax's sum after the second product
+      (64 values a query instead of every score).
+    `group` falls back to 1 where it does not divide the heads.
     """
-    query, key, value = (ops.transpose(t, (0, 2, 1, 3))
-                         for t in (query, key, value))
+    heads, head_dim = query.shape[2], query.shape[3]
+    group = group if heads % group == 0 else 1
+
+    def grouped(x):  # (batch * heads / group, group, tokens, head_dim)
+        x = ops.transpose(x, (0, 2, 1, 3))
+        return ops.reshape(x, (-1, group, x.shape[2], head_dim))
+
+    def attend(group_qkv):
+        q, k, v = group_qkv
+        scores = ops.cast(ops.matmul(k, ops.transpose(q, (0, 2, 1))),
+                          "float32")
+        weights = ops.exp(scores - ops.max(scores, axis=-2, keepdims=True))
+        context = ops.einsum("gkq,gkd->gqd", ops.cast(weights, v.dtype), v)
+        context = (ops.cast(context, "float32")
+                   / ops.sum(weights, axis=-2)[..., None])
+        return ops.cast(context, v.dtype)
+
     query = query * ops.cast(scale, query.dtype)
-    key_t = ops.transpose(key, (0, 1, 3, 2))
-    tokens = query.shape[2]
-    starts = (range(0, tokens, block) if isinstance(tokens, int)
-              else [None])
-    contexts = []
-    for start in starts:
-        rows = query if start is None else query[:, :, start:start + block]
-        logits = ops.matmul(rows, key_t)
-        probabilities = ops.softmax(ops.cast(logits, "float32"), axis=-1)
-        contexts.append(ops.matmul(ops.cast(probabilities, value.dtype),
-                                   value))
-    context = (contexts[0] if len(contexts) == 1
-               else ops.concatenate(contexts, axis=2))
+    context = ops.map(attend, (grouped(query), grouped(key), grouped(value)))
+    context = ops.reshape(context, (-1, heads) + tuple(context.shape[2:]))
     return ops.transpose(context, (0, 2, 1, 3))
 
 

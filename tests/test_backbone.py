@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import CONFIGS
+from conftest import compiled
 from conftest import to_numpy
 
 from keras_ast import ASTBackbone
@@ -203,15 +204,44 @@ def test_attention_products_match_fused_attention(dtype):
         to_numpy(keras.ops.cast(expected, "float32")), atol=tolerance)
 
 
-def test_attention_products_in_query_blocks():
+@pytest.mark.parametrize("heads,group", [(4, 1), (4, 2), (4, 4), (3, 2)])
+def test_attention_products_by_head_groups(heads, group):
+    # Any group of heads (3 heads cannot pair up: one at a time), eager and
+    # compiled, gives the fused op's context.
     from keras_ast.encoder import _attention_products
 
     rng = np.random.default_rng(1)
     q, k, v = (keras.ops.convert_to_tensor(
-        rng.standard_normal((1, 50, 2, 8)).astype("float32"))
+        rng.standard_normal((3, 29, heads, 8)).astype("float32"))
         for _ in range(3))
-    whole = to_numpy(_attention_products(q, k, v, 0.35, block=1000))
-    for block in (7, 16, 50):  # uneven, even, exactly one block
+    expected = to_numpy(keras.ops.dot_product_attention(q, k, v, scale=0.35))
+    np.testing.assert_allclose(
+        to_numpy(_attention_products(q, k, v, 0.35, group=group)),
+        expected, atol=1e-5)
+    if keras.config.backend() != "torch":  # never runs there; compiles slowly
+        np.testing.assert_allclose(to_numpy(compiled(
+            lambda *qkv: _attention_products(*qkv, 0.35, group=group))(
+                q, k, v)), expected, atol=1e-5)
+
+
+def test_attention_products_batch_unknown_until_run():
+    # tf.function with a batch of None: the head groups are a dynamic
+    # number of loop steps.
+    if keras.config.backend() != "tensorflow":
+        pytest.skip("only TensorFlow traces with an unknown batch here")
+    import tensorflow as tf
+
+    from keras_ast.encoder import _attention_products
+
+    spec = tf.TensorSpec((None, 11, 4, 8), "float32")
+    function = tf.function(
+        lambda q, k, v: _attention_products(q, k, v, 0.5),
+        input_signature=[spec] * 3, jit_compile=True)
+    rng = np.random.default_rng(2)
+    for batch in (1, 3):
+        q, k, v = (rng.standard_normal((batch, 11, 4, 8)).astype("float32")
+                   for _ in range(3))
         np.testing.assert_allclose(
-            to_numpy(_attention_products(q, k, v, 0.35, block=block)),
-            whole, atol=1e-6)
+            function(q, k, v).numpy(),
+            to_numpy(keras.ops.dot_product_attention(q, k, v, scale=0.5)),
+            atol=1e-5)
