@@ -63,9 +63,10 @@ def keras_parts():
 
     def compile_(fn):
         if backend == "jax":
-            import jax
+            # With the compile options `predict` gets (YNNPACK dots off).
+            from keras_ast import xla_options
 
-            return jax.jit(fn)
+            return xla_options.jit(fn)
         if backend == "tensorflow":
             import tensorflow as tf
 
