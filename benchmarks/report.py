@@ -56,9 +56,11 @@ at the start and end is recorded below.
    `predict_on_batch(waveforms)` and through the backend's own compiled call
    (`jax.jit` of `stateless_call`; `tf.function(classifier(x,
    training=False))` with and without XLA; on PyTorch an eager call under
-   `torch.no_grad()`); the fastest counts. The machine's speed drifts over
-   minutes, so the reference runs first and again after every backend, and
-   the ratios are against the median of both runs' timed calls.
+   `torch.no_grad()`); the fastest counts.
+
+   The machine's speed drifts over minutes, so the reference's feature
+   extraction and end to end run first and again after every backend; the
+   ratios are against the median of both runs' timed calls.
 3. **Memory** (CPU): peak resident memory of one call on {memory_batch}
    clips, each implementation in a fresh process: the reference's extractor
    and model on all clips at once, keras_ast's

@@ -287,13 +287,15 @@ def run_all(roles, sections, settings, args):
         if "gpu" in sections:
             merge(children, role, run_child(role, ["gpu"], settings, True,
                                             args.timeout, args.verbose))
-    # This shared machine's speed drifts over minutes: the reference's end
-    # to end runs again after every backend, and the ratios use both runs.
-    if "e2e" in cpu_sections and "reference" in roles and len(roles) > 1:
-        last = run_child("reference", ["e2e"], settings, False, args.timeout,
+    # This shared machine's speed drifts over minutes: the reference's CPU
+    # timings run again after every backend, and the ratios use both runs.
+    timed = [s for s in cpu_sections if s in ("features", "e2e")]
+    if timed and "reference" in roles and len(roles) > 1:
+        last = run_child("reference", timed, settings, False, args.timeout,
                          args.verbose)
-        for entry in last.get("results", {}).get("e2e", []):
-            entry["label"] = "reference (last)"
+        for entries in last.get("results", {}).values():
+            for entry in entries:
+                entry["label"] += " (last)"
         merge(children, "reference", last)
     return children
 
