@@ -114,6 +114,39 @@ class Recorder:
             log(f"{name}: FAILED {entry['error']}")
         return self.add(section, entry)
 
+    def measure_pair(self, section, label, how, run, reference_run, batch,
+                     warmup, iters):
+        """Times `reference_run()` and `run()` in turn; records both.
+
+        Each round times the reference's call, then this one, so the two
+        calls of a round see the machine in the same state however its
+        speed drifts over minutes. The figure `ratio` is the median over
+        the rounds of reference time / this time (above 1: this is faster).
+        """
+        entry = {"label": label, "how": how, "batch": batch}
+        name = f"{self.data['role']} {section} {label}"
+        try:
+            for _ in range(max(warmup, 1)):
+                reference_run()
+                run()
+            ours, reference = [], []
+            for _ in range(max(iters, 1)):
+                for call, times in ((reference_run, reference), (run, ours)):
+                    start = time.perf_counter()
+                    call()
+                    times.append(time.perf_counter() - start)
+            ratios = [r / o for r, o in zip(reference, ours)]
+            entry.update(times_s=ours, reference_times_s=reference,
+                         ratios=ratios, ratio=statistics.median(ratios))
+            log(f"{name}: {entry['ratio']:.2f}x the reference (rounds "
+                f"{fmt_times(ratios, '')}; keras_ast {fmt_times(ours, ' s')},"
+                f" reference {fmt_times(reference, ' s')})")
+        except Exception as error:
+            traceback.print_exc()
+            entry["error"] = error_text(error)[:300]
+            log(f"{name}: FAILED {entry['error']}")
+        return self.add(section, entry)
+
     def measure_once(self, section, entry, warm_up, run, amount, unit):
         """Times one `run()` after an untimed `warm_up()`; records `entry`.
 

@@ -82,6 +82,27 @@ def measure_e2e(rec, backend, settings):
         rec.measure("e2e", call.label, call.how_e2e, run, *timing)
 
 
+def measure_paired(rec, backend, settings):
+    """`predict_on_batch` and the reference's end to end, in turn.
+
+    Both in this process (the reference is PyTorch on its own threads), a
+    round at a time: the ratio of each round is immune to the machine's
+    drift, which moves the separate processes' figures by 30-40%.
+    """
+    import numpy as np
+    import reference
+
+    waveforms = make_waveforms(settings)
+    classifier = make_classifier(settings, make_converter(settings))
+    rec.measure_pair(
+        "paired", "predict_on_batch",
+        "`classifier.predict_on_batch(waveforms)`",
+        lambda: np.asarray(classifier.predict_on_batch(waveforms)),
+        reference.end_to_end_run(rec, settings), len(waveforms),
+        *warmup_iters(settings, "e2e"),
+    )
+
+
 def measure_memory(rec, settings):
     """`classifier.predict(waveforms)` (batch 32) on a batch of clips."""
     waveforms = make_waveforms(settings, settings["memory_batch_size"])
@@ -271,6 +292,8 @@ def run(name, settings, sections, rec):
         measure_features(rec, backend, settings, sections)
     if "e2e" in sections:
         measure_e2e(rec, backend, settings)
+    if "paired" in sections:
+        measure_paired(rec, backend, settings)
     if "memory" in sections:
         measure_memory(rec, settings)
     if "gpu" in sections:

@@ -61,6 +61,10 @@ at the start and end is recorded below.
    The machine's speed drifts over minutes, so the reference's feature
    extraction and end to end run first and again after every backend; the
    ratios are against the median of both runs' timed calls.
+
+   2b. **Paired**: the same `predict_on_batch` and the reference's end to
+   end in one process per backend, a call of each in turn, so that drift
+   cannot favour either side; the ratio is the median of the rounds'.
 3. **Memory** (CPU): peak resident memory of one call on {memory_batch}
    clips, each implementation in a fresh process: the reference's extractor
    and model on all clips at once, keras_ast's
@@ -91,7 +95,7 @@ section dominates. Flags:
 | `--quick` | tiny sizes (1 s clips, 128 frames, 2 layers of width 64) to check the plumbing; writes `benchmarks/results-quick.md` unless `--output` |
 | `--device auto\\|cpu\\|gpu` | `auto` (default) adds the GPU section when `nvidia-smi` lists a GPU; `cpu` never; `gpu` always |
 | `--backends jax,tensorflow,torch` | the Keras backends to measure |
-| `--sections features,e2e,memory,gpu` | the sections to run (`gpu` also needs a GPU, see `--device`) |
+| `--sections features,e2e,paired,memory,gpu` | the sections to run (`gpu` also needs a GPU, see `--device`; `paired` is 2b) |
 | `--batch-size N`, `--clip-seconds S` | batch and clip length of the CPU sections (4, 10 s) |
 | `--fe-warmup N`, `--fe-iters N` | warm-up and timed calls, feature extraction (2, 10) |
 | `--e2e-warmup N`, `--e2e-iters N` | warm-up and timed calls, end to end (1, 5) |
@@ -268,6 +272,35 @@ def render_section(title, section, children, backends, note="", flops=None):
     return "\n".join(lines), summary
 
 
+def render_paired(children, backends):
+    """The paired end to end table; returns `(text, [(role, entry, ratio)])`."""
+    lines = ["### 2b. End to end, in turn with the reference in one process",
+             "",
+             "Each round times the reference's call and then keras_ast's, in "
+             "the backend's process: both calls of a round see the machine "
+             "in the same state. Ratio: the median over the rounds of "
+             "reference time ÷ keras_ast time.", "",
+             "| backend | how it is called | keras_ast (s) | reference (s) |"
+             " ratio (median of rounds) | ratio of each round |",
+             "|---|---|---|---|---:|---|"]
+    summary = []
+    for role in backends:
+        child = children.get(role, {})
+        for entry in child.get("results", {}).get("paired", []):
+            if "error" in entry:
+                lines.append(f"| {role} | {entry['how']} | failed: "
+                             f"{entry['error']} | | | |")
+                continue
+            ratios = ", ".join(f"{r:.2f}" for r in entry["ratios"])
+            lines.append(
+                f"| {role} | {entry['how']} | {fmt_times(entry['times_s'])} "
+                f"| {fmt_times(entry['reference_times_s'])} | "
+                f"**{entry['ratio']:.2f}** | {ratios} |")
+            summary.append((role, entry, entry["ratio"]))
+    lines.append("")
+    return "\n".join(lines), summary
+
+
 def render_memory(children, backends, batch):
     """The memory section: peak and added resident memory per call."""
     lines = [f"### 3. Memory, CPU, one call on {batch} clips, float32", "",
@@ -337,8 +370,12 @@ def render_results(settings, children, backends, sections, gpu_name, mode):
                f"{settings['gpu_batch_size']}, features on device",
     }
     summaries = {}
-    for section in ("features", "e2e", "memory", "gpu"):
+    for section in ("features", "e2e", "paired", "memory", "gpu"):
         if section not in sections:
+            continue
+        if section == "paired":
+            text, summaries[section] = render_paired(children, backends)
+            parts.append(text)
             continue
         if section == "memory":
             parts.append(render_memory(children, backends,

@@ -57,7 +57,7 @@ README = HERE / "README.md"
 QUICK_OUTPUT = HERE / "results-quick.md"
 
 BACKENDS = ("jax", "tensorflow", "torch")
-SECTIONS = ("features", "e2e", "memory", "gpu")
+SECTIONS = ("features", "e2e", "paired", "memory", "gpu")
 
 
 # --------------------------------------------------------------------------
@@ -80,7 +80,7 @@ def parse_args(argv=None):
     parser.add_argument("--backends", default=",".join(BACKENDS),
                         help="Keras backends to measure (comma separated)")
     parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help="sections to run: features,e2e,memory,gpu")
+                        help="sections to run: features,e2e,paired,memory,gpu")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--clip-seconds", type=float)
     for name in ("fe", "e2e", "gpu"):
@@ -273,14 +273,18 @@ def run_all(roles, sections, settings, args):
     cpu_sections = [s for s in sections if s not in ("gpu", "memory")]
     children = {}
     for role in roles:
+        # The paired section runs the reference inside each backend's child.
+        if role == "reference":
+            own = [s for s in cpu_sections if s != "paired"]
+        else:
+            own = cpu_sections
         if "memory" in sections:
             merge(children, role, run_child(role, ["memory"], settings,
                                             False, args.timeout,
                                             args.verbose))
-        if cpu_sections:
-            merge(children, role, run_child(role, cpu_sections, settings,
-                                            False, args.timeout,
-                                            args.verbose))
+        if own:
+            merge(children, role, run_child(role, own, settings, False,
+                                            args.timeout, args.verbose))
         if (role == "torch" and "features" in cpu_sections
                 and not args.no_torch_compile):
             merge(children, role, run_torch_compile(settings, args))
