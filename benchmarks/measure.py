@@ -68,6 +68,14 @@ def time_calls(run, warmup, iters):
     return first_s, times
 
 
+def _record_failure(name, entry, error):
+    """Records a failed measurement in `entry`, so the others go on."""
+    traceback.print_exc()
+    text = error_text(error).split(" Hint:")[0]  # torch's long advice
+    entry["error"] = text[:300]
+    log(f"{name}: FAILED {entry['error']}")
+
+
 class Recorder:
     """Collects one child's measurements; rewrites its JSON after each.
 
@@ -108,10 +116,7 @@ class Recorder:
             log(f"{name}: {entry['clips_per_s']:.3f} clips/s (first call "
                 f"{entry['first_s']:.2f} s, timed {fmt_times(times, ' s')})")
         except Exception as error:
-            traceback.print_exc()
-            text = error_text(error).split(" Hint:")[0]  # torch's long advice
-            entry["error"] = text[:300]
-            log(f"{name}: FAILED {entry['error']}")
+            _record_failure(name, entry, error)
         return self.add(section, entry)
 
     def measure_pair(self, section, label, how, run, reference_run, batch,
@@ -142,9 +147,7 @@ class Recorder:
                 f"{fmt_times(ratios, '')}; keras_ast {fmt_times(ours, ' s')},"
                 f" reference {fmt_times(reference, ' s')})")
         except Exception as error:
-            traceback.print_exc()
-            entry["error"] = error_text(error)[:300]
-            log(f"{name}: FAILED {entry['error']}")
+            _record_failure(name, entry, error)
         return self.add(section, entry)
 
     def measure_once(self, section, entry, warm_up, run, amount, unit):
@@ -173,9 +176,7 @@ class Recorder:
                 f"{entry['seconds']:.1f} s; warm-up "
                 f"{entry['warmup_s']:.2f} s)")
         except Exception as error:
-            traceback.print_exc()
-            entry["error"] = error_text(error)[:300]
-            log(f"{name}: FAILED {entry['error']}")
+            _record_failure(name, entry, error)
         self.add(section, entry)
         return result
 
