@@ -11,9 +11,9 @@ def _fused_attention():
     """Whether `ops.dot_product_attention` is the fastest attention here.
 
     It is on PyTorch (sdpa: flash kernels on CPU and GPU) and on GPUs (cuDNN
-    flash attention). XLA on a CPU compiles it about twice as slowly as
-    `_attention_products` (measured: benchmarks/README.md, "Where the time
-    goes").
+    flash attention). XLA on a CPU compiles it about four times as slowly
+    as `_attention_products` (measured: benchmarks/README.md, "Where the
+    time goes").
     """
     backend = keras.config.backend()
     if backend == "jax":
@@ -73,8 +73,9 @@ class ASTEncoderLayer(keras.layers.Layer):
     `x + Attention(LayerNorm(x))`, then `x + MLP(LayerNorm(x))` with an exact
     (erf) GELU, as in `transformers`' `ASTLayer`. Attention goes through
     `keras.ops.dot_product_attention`, so fused and flash kernels are used
-    where the backend has them; LayerNorm runs in float32 under mixed
-    precision. Kernels start LeCun-normal (variance 1 / fan-in), not at
+    where the backend has them (where XLA compiles for a CPU, explicit
+    products are faster: `_attention_products`); LayerNorm runs in float32
+    under mixed precision. Kernels start LeCun-normal (variance 1 / fan-in), not at
     `transformers`' fixed standard deviation of 0.02: that value suits width
     768, and leaves a narrow model trained from scratch near uniform
     attention, stuck at chance for several epochs.
