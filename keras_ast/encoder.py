@@ -75,10 +75,10 @@ class ASTEncoderLayer(keras.layers.Layer):
     `keras.ops.dot_product_attention`, so fused and flash kernels are used
     where the backend has them (where XLA compiles for a CPU, explicit
     products are faster: `_attention_products`); LayerNorm runs in float32
-    under mixed precision. Kernels start LeCun-normal (variance 1 / fan-in), not at
-    `transformers`' fixed standard deviation of 0.02: that value suits width
-    768, and leaves a narrow model trained from scratch near uniform
-    attention, stuck at chance for several epochs.
+    under mixed precision. Kernels start LeCun-normal (variance 1 /
+    fan-in), not at `transformers`' fixed standard deviation of 0.02: that
+    value suits width 768, and leaves a narrow model trained from scratch
+    near uniform attention, stuck at chance for several epochs.
 
     Args:
         hidden_dim: width of the tokens.
