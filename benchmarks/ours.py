@@ -98,7 +98,9 @@ def measure_paired(rec, backend, settings):
         "paired", "predict_on_batch",
         "`classifier.predict_on_batch(waveforms)`",
         lambda: np.asarray(classifier.predict_on_batch(waveforms)),
-        reference.end_to_end_run(rec, settings), len(waveforms),
+        reference.end_to_end_run(
+            settings, reference.numpy_path_extractor(rec, settings)),
+        len(waveforms),
         *warmup_iters(settings, "e2e"),
     )
 

@@ -87,15 +87,14 @@ def _end_to_end(extractor, model, clips):
     return run
 
 
-def end_to_end_run(rec, settings):
-    """The end to end section's `run()`, for the paired section (ours.py)."""
-    return _end_to_end(numpy_path_extractor(rec, settings),
-                       make_model(settings), list(make_waveforms(settings)))
+def end_to_end_run(settings, extractor):
+    """The end to end section's `run()` (also the paired section's)."""
+    return _end_to_end(extractor, make_model(settings),
+                       list(make_waveforms(settings)))
 
 
 def measure_e2e(rec, settings, extractor):
-    run = _end_to_end(extractor, make_model(settings),
-                      list(make_waveforms(settings)))
+    run = end_to_end_run(settings, extractor)
     rec.measure(
         "e2e", "reference",
         "`ASTFeatureExtractor` + `ASTForAudioClassification` (sdpa, "
