@@ -74,7 +74,8 @@ class ASTEncoderLayer(keras.layers.Layer):
     (erf) GELU, as in `transformers`' `ASTLayer`. Attention goes through
     `keras.ops.dot_product_attention`, so fused and flash kernels are used
     where the backend has them (where XLA compiles for a CPU, explicit
-    products are faster: `_attention_products`); LayerNorm runs in float32
+    products are faster: `_attention_products`, and training takes the
+    plain softmax); LayerNorm runs in float32
     under mixed precision. Kernels start LeCun-normal (variance 1 /
     fan-in), not at `transformers`' fixed standard deviation of 0.02: that
     value suits width 768, and leaves a narrow model trained from scratch
@@ -180,8 +181,13 @@ class ASTEncoderLayer(keras.layers.Layer):
         value = self._heads(self.value(x))
         scale = self.head_dim**-0.5
         use_dropout = training and self.attention_dropout > 0
+        # Training where XLA compiles for a CPU takes the plain softmax: its
+        # gradient ran 10-15% faster on TensorFlow than that of the product
+        # loop below, and level on JAX (benchmarks/README.md).
+        explicit = (return_attention_scores or use_dropout
+                    or (training and not _fused_attention()))
         scores = None
-        if return_attention_scores or use_dropout:
+        if explicit:
             logits = ops.einsum("bqhd,bkhd->bhqk", query, key) * scale
             scores = ops.softmax(ops.cast(logits, "float32"), axis=-1)
             probabilities = self.attention_dropout_layer(

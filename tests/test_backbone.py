@@ -146,6 +146,21 @@ def test_dropout_only_in_training():
     assert np.abs(a - c).max() > 1e-3
 
 
+def test_training_and_inference_attention_agree():
+    # Without dropout, training and inference give the same tokens, eager
+    # and compiled, though XLA on a CPU computes attention two ways.
+    layer = ASTEncoderLayer(32, num_heads=4, intermediate_dim=64)
+    tokens = keras.ops.convert_to_tensor(
+        np.random.default_rng(3).standard_normal((2, 23, 32)).astype("f4"))
+    expected = to_numpy(layer(tokens, training=False))
+    np.testing.assert_allclose(to_numpy(layer(tokens, training=True)),
+                               expected, atol=1e-5)
+    if keras.config.backend() != "torch":
+        np.testing.assert_allclose(
+            to_numpy(compiled(lambda x: layer(x, training=True))(tokens)),
+            expected, atol=1e-5)
+
+
 def test_pooled_output_shortcut_is_exact():
     backbone = tiny_backbone(num_layers=3)
     features = keras.ops.convert_to_tensor(random_features(64))
