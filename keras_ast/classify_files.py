@@ -3,11 +3,16 @@
 Folders are walked for audio files (sorted); each file is decoded (mono,
 resampled to the model's rate), and a file that does not decode is reported
 with its reason and skipped: the exit status is then 1, after every other
-file was classified. Output goes to standard output (or `--output`, written
+file was classified. Files are decoded by a few threads, a bounded number
+ahead of the model, so decoding overlaps the model's calls (the decoders
+and the frameworks release the GIL) and memory holds a few batches, not
+every file. Output goes to standard output (or `--output`, written
 atomically) as a table, JSON or CSV; the progress bar goes to standard
 error. Keras is imported only when a command runs.
 """
 
+import collections
+import concurrent.futures
 import json
 import os
 import sys
@@ -82,18 +87,68 @@ def _progress(total, enabled):
     return None
 
 
-def _decoded(files, sampling_rate, skipped, bar):
-    """`(path, waveform)` of every file that decodes; failures to `skipped`."""
+def decode_workers():
+    """Decoding threads: up to 8, one a core."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def decoded_files(files, sampling_rate, skipped, bar=None, ahead=32,
+                  workers=None):
+    """`(path, waveform)` of every file that decodes, in order.
+
+    Files are decoded by `workers` threads (default `decode_workers()`), at
+    most `ahead` files past the one last yielded, so decoding runs while
+    the caller scores the files before. A file that does not decode is
+    appended to `skipped` as `(path, reason)`; `bar.update(1)` follows
+    every file.
+
+    Example:
+    >>> skipped = []
+    >>> [path for path, _ in decoded_files(["a.wav", "gone.wav"], 16000,
+    ...                                     skipped)]
+    ['a.wav']
+    """
     from keras_ast.data.audio_io import AudioDecodeError
     from keras_ast.data.audio_io import load_audio
 
-    for path in files:
-        try:
-            yield path, load_audio(path, sampling_rate)
-        except AudioDecodeError as error:
-            skipped.append((path, error.reason))
-        if bar is not None:
-            bar.update(1)
+    remaining = iter(files)
+    with concurrent.futures.ThreadPoolExecutor(
+            workers or decode_workers(), thread_name_prefix="decode") as pool:
+        pending = collections.deque()
+
+        def submit(count):
+            for path in remaining:
+                pending.append((path, pool.submit(load_audio, path,
+                                                  sampling_rate)))
+                count -= 1
+                if count <= 0:
+                    return
+
+        submit(max(1, ahead))
+        while pending:
+            path, future = pending.popleft()
+            submit(1)
+            try:
+                waveform = future.result()
+            except AudioDecodeError as error:
+                skipped.append((path, error.reason))
+                waveform = None
+            if bar is not None:
+                bar.update(1)
+            if waveform is not None:
+                yield path, waveform
+
+
+def label_files(classifier, decoded, batch_size, top_k=5, threshold=None):
+    """`[(path, labels)]`: `classifier.classify` of `(path, waveform)`
+    pairs (`decoded_files`), `batch_size` at a time as they arrive."""
+    results = []
+    for chunk in _chunks(decoded, batch_size):
+        labels = classifier.classify(
+            [waveform for _, waveform in chunk], top_k=top_k,
+            threshold=threshold, batch_size=batch_size)
+        results += [(path, found) for (path, _), found in zip(chunk, labels)]
+    return results
 
 
 def _chunks(items, size):
@@ -174,7 +229,8 @@ def run(args):
             return 2
     skipped, results = [], []
     bar = _progress(len(files), not args.no_progress)
-    decoded = _decoded(files, rate, skipped, bar)
+    decoded = decoded_files(files, rate, skipped, bar,
+                            ahead=2 * max(args.batch_size, 1))
     if args.timeline:
         for path, waveform in decoded:
             timeline = classifier.tag(
@@ -186,12 +242,8 @@ def run(args):
             results.append((timeline, waveform))
         text = _timeline_output([t for t, _ in results], args.format)
     else:
-        for chunk in _chunks(decoded, args.batch_size):
-            labels = classifier.classify(
-                [waveform for _, waveform in chunk], top_k=args.top_k,
-                threshold=args.threshold, batch_size=args.batch_size)
-            results += [(path, found) for (path, _), found
-                        in zip(chunk, labels)]
+        results = label_files(classifier, decoded, args.batch_size,
+                              args.top_k, args.threshold)
         text = _labels_output(results, args.format)
     if bar is not None:
         bar.close()
@@ -204,7 +256,7 @@ def run(args):
         from keras_ast import plot
 
         timeline, waveform = results[0] if args.timeline else (
-            None, next(_decoded(files, rate, [], None))[1])
+            None, next(decoded_files(files, rate, []))[1])
         plot.file_report(classifier, waveform, timeline).savefig(args.plot)
     for path, reason in skipped:
         print(f"keras-ast classify: skipped {path}: {reason}",

@@ -3,6 +3,8 @@
 import csv
 import io
 import json
+import threading
+import time
 import warnings
 
 import keras
@@ -277,6 +279,43 @@ def test_tag_short_recordings_windows_and_errors(classifier):
 
 
 # --- keras-ast classify --------------------------------------------------
+
+
+def test_files_decode_ahead_in_order_and_bad_ones_are_counted(
+        tmp_path, monkeypatch):
+    # Threads decode a bounded number of files ahead of the consumer; the
+    # order stays the files' and a file that does not decode is listed in
+    # `skipped`, not fatal.
+    from keras_ast.classify_files import decoded_files
+    from keras_ast.data import audio_io
+
+    files = [write_stereo_wav(str(tmp_path / f"{i}.wav"), seconds=0.2,
+                              seed=i) for i in range(6)]
+    (tmp_path / "bad.wav").write_bytes(b"RIFF not really a wav")
+    files.insert(2, str(tmp_path / "bad.wav"))
+    started, lock = [], threading.Lock()
+    load = audio_io.load_audio
+
+    def recording_load(path, rate):
+        with lock:
+            started.append(path)
+        return load(path, rate)
+
+    monkeypatch.setattr(audio_io, "load_audio", recording_load)
+    skipped = []
+    stream = decoded_files(files, RATE, skipped, ahead=2, workers=2)
+    first_path, first = next(stream)
+    deadline = time.monotonic() + 10
+    while len(started) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert started[:3] == files[:3]  # two past the one yielded, no more
+    assert len(started) == 3
+    rest = list(stream)
+    assert [first_path] + [path for path, _ in rest] == (
+        files[:2] + files[3:])
+    np.testing.assert_array_equal(first, load(files[0], RATE))
+    assert skipped == [(files[2], skipped[0][1])] and skipped[0][1]
 
 
 def test_cli_classify_json_and_a_corrupt_file(preset, classifier, tmp_path,
