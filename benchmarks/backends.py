@@ -8,9 +8,11 @@ only its own backend.
 A backend's `converter_calls` and `model_calls` are the ways the benchmark
 calls a layer: `wrap(layer)` returns a function of one input tensor. Each
 call's `label` names it in the results; `how` describes it in the report.
+`attention(classifier, x)` names the attention kernels one forward runs.
 """
 
 import dataclasses
+import re
 from typing import Callable
 
 
@@ -50,10 +52,27 @@ class Backend:
     sync: Callable  # a GPU call's output -> waits for it
     converter_calls: tuple
     model_calls: tuple
+    # (classifier, input) -> the attention kernels its forward runs.
+    attention: Callable = None
 
 
 def _identity(x):
     return x
+
+
+# Names of fused attention kernels: cuDNN's fused attention in XLA
+# (`__cudnn$fmha...`), PyTorch's sdpa kernels (flash, memory-efficient,
+# cuDNN, and the CPU's flash kernel).
+_FUSED_ATTENTION = re.compile(r"fmha|flash|efficient_attention|"
+                              r"cudnn_attention|scaled_dot_product", re.I)
+NO_FUSED = "none fused (attention as separate products)"
+
+
+def _fused_in_hlo(hlo_text):
+    """The fused-attention custom calls in compiled HLO text."""
+    targets = set(re.findall(r'custom_call_target="([^"]+)"', hlo_text))
+    return sorted(t for t in targets if _FUSED_ATTENTION.search(t)) or [
+        NO_FUSED]
 
 
 # The first converter call of each backend: the layer called eagerly on a
@@ -103,6 +122,19 @@ def _jax_forward(model):
     return lambda x: forward(trainable, non_trainable, x)
 
 
+def _jax_attention(model, x):
+    import jax
+
+    def forward(trainable, non_trainable, x):
+        return model.stateless_call(trainable, non_trainable, x,
+                                    training=False)[0]
+
+    weights = ([v.value for v in model.trainable_variables],
+               [v.value for v in model.non_trainable_variables])
+    return _fused_in_hlo(
+        jax.jit(forward).lower(*weights, x).compile().as_text())
+
+
 def _jax_to_numpy(x):
     import numpy as np
 
@@ -135,6 +167,7 @@ JAX = Backend(
                   "training=False)`",
                   "`jax.jit` of `stateless_call`", _jax_forward),
     ),
+    attention=_jax_attention,
 )
 
 
@@ -164,6 +197,17 @@ def _tf_function(jit_compile, **call_kwargs):
                            jit_compile=jit_compile)
 
     return wrap
+
+
+def _tf_attention(model, x):
+    """Kernels of the XLA compile; without XLA, TensorFlow has no fused
+    attention op."""
+    import tensorflow as tf
+
+    function = tf.function(lambda x: model(x, training=False),
+                           jit_compile=True)
+    hlo = function.experimental_get_compiler_ir(x)(stage="optimized_hlo")
+    return [f"jit_compile=True: {name}" for name in _fused_in_hlo(hlo)]
 
 
 def _tf_to_input(x):
@@ -202,6 +246,7 @@ TENSORFLOW = Backend(
                   _tf_function(jit, training=False))
         for jit in (False, True)
     ),
+    attention=_tf_attention,
 )
 
 
@@ -239,6 +284,29 @@ def _torch_compile(layer):
     import torch
 
     return _no_grad(torch.compile(lambda x: layer(x)))
+
+
+def profiled_attention(run):
+    """The sdpa kernels in PyTorch's profile of `run()`."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = torch.cuda.is_available()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA]
+                                           if cuda else [])
+    with torch.no_grad(), profile(activities=activities) as prof:
+        run()
+        if cuda:
+            torch.cuda.synchronize()
+    # The innermost names: the kernels, not the `aten::` wrapper above them.
+    fused = sorted({event.key[:100] for event in prof.key_averages()
+                    if _FUSED_ATTENTION.search(event.key)
+                    and not event.key.startswith("aten::scaled_dot_product")})
+    return fused or [NO_FUSED]
+
+
+def _torch_attention(model, x):
+    return profiled_attention(lambda: model(x, training=False))
 
 
 def _torch_to_input(x):
@@ -287,6 +355,7 @@ TORCH = Backend(
                   "`classifier(x, training=False)` under `torch.no_grad()`",
                   _torch_eager_model),
     ),
+    attention=_torch_attention,
 )
 
 BACKENDS = {backend.name: backend for backend in (JAX, TENSORFLOW, TORCH)}

@@ -4,6 +4,7 @@ CPU, cores, memory, GPU, Python, package versions, commit, load average and
 date, for the "Machine" sections of both benchmark scripts.
 """
 
+import contextlib
 import datetime
 import os
 import platform
@@ -119,3 +120,25 @@ def warn_if_busy(machine, log):
     if load_1min > 0.5 * machine["usable_cores"]:
         log(f"warning: load average {load_1min:.2f} on "
             f"{machine['usable_cores']} cores; other work skews the figures")
+
+
+@contextlib.contextmanager
+def gpu_utilisation(interval_ms=100):
+    """A list that fills with `nvidia-smi`'s utilisation (%) samples of
+    the first GPU, one every `interval_ms`, while the block runs; empty
+    without `nvidia-smi`."""
+    samples = []
+    if shutil.which("nvidia-smi") is None:
+        yield samples
+        return
+    sampler = subprocess.Popen(
+        ["nvidia-smi", "--id=0", "--query-gpu=utilization.gpu",
+         "--format=csv,noheader,nounits", f"--loop-ms={interval_ms}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        yield samples
+    finally:
+        sampler.terminate()
+        output, _ = sampler.communicate(timeout=10)
+        samples.extend(int(line) for line in output.split()
+                       if line.strip().isdigit())

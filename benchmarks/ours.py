@@ -6,10 +6,13 @@ placing on the GPU, waiting for a result) come from `backends.BACKENDS`.
 """
 
 from backends import BACKENDS
-from workload import make_features, make_waveforms, warmup_iters
+from workload import SAMPLING_RATE, make_features, make_waveforms
+from workload import warmup_iters
 from workload import measure_memory as record_memory
 
 GPU_HOW = ", `mixed_bfloat16`, float32 features on device"
+GPU_E2E_HOW = (", `mixed_bfloat16` (converter float32), float32 waveforms "
+               "on device")
 
 
 def make_converter(settings):
@@ -116,8 +119,19 @@ def measure_memory(rec, settings):
                                    verbose=0))
 
 
+def record_attention(rec, key, backend, classifier, x):
+    """Records under `key` which attention kernels the forward runs."""
+    try:
+        kernels = backend.attention(classifier, x)
+    except Exception as error:  # the record must not stop the timings
+        kernels = [f"unknown ({type(error).__name__}: {error})"[:200]]
+    rec.info(**{key: kernels})
+
+
 def measure_gpu(rec, backend, settings):
-    """The forward pass alone, `mixed_bfloat16`, features on the GPU."""
+    """On the GPU, `mixed_bfloat16`: the forward alone on features, end to
+    end on waveforms (and the converter alone), and encoded files through
+    `keras-ast classify`'s path; the attention kernels are recorded."""
     gpu = backend.gpu_name()
     if gpu is None:
         label, reason = backend.no_gpu
@@ -125,13 +139,81 @@ def measure_gpu(rec, backend, settings):
         return
     rec.info(gpu=gpu)
     batch = settings["gpu_batch_size"]
+    timing = (batch, *warmup_iters(settings, "gpu"))
     classifier = make_classifier(settings, None, "mixed_bfloat16")
     features = backend.to_device(make_features(settings, batch))
     for call in backend.model_calls:
         forward = call.wrap(classifier)
         rec.measure("gpu", call.label, call.how_gpu + GPU_HOW,
                     lambda forward=forward: backend.sync(forward(features)),
-                    batch, *warmup_iters(settings, "gpu"))
+                    *timing)
+    record_attention(rec, "attention_gpu", backend, classifier, features)
+
+    waveforms = backend.to_device(make_waveforms(settings, batch))
+    converter = make_converter(settings)
+    classifier = make_classifier(settings, converter, "mixed_bfloat16")
+    for call in backend.model_calls:
+        run = call.wrap(classifier)
+        rec.measure("gpu_e2e", call.label, call.how_gpu + GPU_E2E_HOW,
+                    lambda run=run: backend.sync(run(waveforms)), *timing)
+    for call in backend.converter_calls:
+        if call.section != "features":  # torch.compile: minutes
+            continue
+        run = call.wrap(converter)
+        rec.measure("gpu_converter", call.label, call.how.split(",")[0]
+                    + ", float32 waveforms on device",
+                    lambda run=run: backend.sync(run(waveforms)), *timing)
+    measure_files(rec, classifier, settings)
+
+
+def measure_files(rec, classifier, settings):
+    """`keras-ast classify`'s path on encoded files, against the model alone.
+
+    FLAC files of the benchmark's clips go through `decoded_files` and
+    `label_files` (decoding ahead on threads) with the GPU's batch size;
+    the same clips, already decoded, through `classifier.classify`. The
+    model's share of the wall time says whether decoding keeps up;
+    `nvidia-smi`'s utilisation samples are recorded where it runs.
+    """
+    import os
+    import tempfile
+    import time
+
+    import soundfile
+    from machine import gpu_utilisation
+
+    from keras_ast.classify_files import decoded_files, label_files
+
+    batch = settings["gpu_batch_size"]
+    clips = make_waveforms(settings, 4 * batch)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            paths = [os.path.join(folder, f"{i:04d}.flac")
+                     for i in range(len(clips))]
+            for path, clip in zip(paths, clips):
+                soundfile.write(path, clip, SAMPLING_RATE)
+            label_files(classifier, decoded_files(paths[:batch],
+                                                  SAMPLING_RATE, []), batch)
+            skipped = []
+            with gpu_utilisation() as samples:
+                start = time.perf_counter()
+                results = label_files(
+                    classifier, decoded_files(paths, SAMPLING_RATE, skipped,
+                                              ahead=2 * batch), batch)
+                files_s = time.perf_counter() - start
+        start = time.perf_counter()
+        classifier.classify(list(clips), batch_size=batch)
+        model_s = time.perf_counter() - start
+    except Exception as error:
+        rec.add("gpu_files", {"label": "files", "error": repr(error)[:300]})
+        return
+    rec.add("gpu_files", {
+        "label": "files", "clips": len(clips), "classified": len(results),
+        "skipped": len(skipped), "files_s": files_s, "model_s": model_s,
+        "clips_per_s": len(clips) / files_s,
+        "model_share": model_s / files_s,
+        "gpu_busy_samples": samples,
+    })
 
 
 # tagging.py ------------------------------------------------------------------

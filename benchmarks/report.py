@@ -77,7 +77,18 @@ at the start and end is recorded below.
    policy (float32 features, cast inside; LayerNorms and head in float32),
    `jax.jit` / `tf.function` (with and without XLA) / eager torch.
    TFLOP/s counts {gflop:.0f} GFLOP per clip (matrix work of the encoder and
-   patch embedding).
+   patch embedding). The same GPU child then measures:
+   - **4b, end to end on the GPU**: waveforms on the device → logits, the
+     converter inside the model (float32) and the encoder in
+     `mixed_bfloat16`, through the same calls. Reference: its extractor on
+     the host (numpy; it has no device path), then the bfloat16 model;
+   - the converter alone through the same calls, as a share of the forward;
+   - the attention kernels each forward runs (cuDNN's fused attention in
+     the compiled HLO for JAX and TensorFlow with XLA, the sdpa kernels in
+     PyTorch's profile);
+   - encoded files: {files} FLAC files through `keras-ast classify`'s path
+     (decoding ahead on threads), the model's share of that time, and
+     `nvidia-smi`'s utilisation samples meanwhile.
 
 ## How to run
 
@@ -125,6 +136,7 @@ def render_intro(settings):
         clip_desc=f"{clip:g} s ({int(round(clip * SAMPLING_RATE))} samples)",
         batch=settings["batch_size"],
         gpu_batch=settings["gpu_batch_size"],
+        files=4 * settings["gpu_batch_size"],
         memory_batch=settings["memory_batch_size"],
         model_desc=(
             f"hidden {settings['hidden_dim']}, {settings['num_layers']} "
@@ -327,6 +339,65 @@ def render_memory(children, backends, batch):
     return "\n".join(lines)
 
 
+def _median_s(entry):
+    times = entry.get("times_s")
+    return statistics.median(times) if times else None
+
+
+def render_gpu_notes(children, backends, gpu_batch):
+    """The GPU section's lines beyond its tables: the attention kernels,
+    the converter's cost beside the forward's, and encoded files."""
+    lines = ["Attention kernels of the GPU forward (from the compiled HLO "
+             "or PyTorch's profile):", ""]
+    for role in ("reference",) + tuple(backends):
+        info = children.get(role, {}).get("info", {})
+        kernels = info.get("attention_gpu")
+        lines.append(f"- {role}: " + (", ".join(f"`{k}`" for k in kernels)
+                                      if kernels else "not recorded"))
+    lines += ["", "The converter alone on the GPU (float32), its fastest "
+              "call beside the fastest bfloat16 forward on features (the "
+              "target: at most 10%):", ""]
+    for role in backends:
+        results = children.get(role, {}).get("results", {})
+        timed = [(e, _median_s(e)) for e in results.get("gpu_converter", [])]
+        forward = [(e, _median_s(e)) for e in results.get("gpu", [])]
+        timed, forward = ([(e, t) for e, t in pairs if t is not None]
+                          for pairs in (timed, forward))
+        if not timed or not forward:
+            lines.append(f"- {role}: not measured")
+            continue
+        (conv, alone), (call, whole) = (min(pairs, key=lambda p: p[1])
+                                        for pairs in (timed, forward))
+        lines.append(f"- {role}: {conv['label']} {alone * 1e3:.1f} ms a "
+                     f"batch of {gpu_batch}, {alone / whole:.1%} of "
+                     f"{call['label']}'s forward ({whole * 1e3:.1f} ms)")
+    lines += ["", "Encoded files through `keras-ast classify`'s path "
+              "(`decoded_files` + `label_files`: FLAC, decoded on threads "
+              "ahead of the model), against the same clips already decoded "
+              "through `classifier.classify`:", ""]
+    for role in backends:
+        entries = children.get(role, {}).get("results", {}).get(
+            "gpu_files", [])
+        if not entries:
+            lines.append(f"- {role}: not measured")
+        for entry in entries:
+            if "error" in entry:
+                lines.append(f"- {role}: failed: {entry['error']}")
+                continue
+            samples = entry.get("gpu_busy_samples") or []
+            busy = (f"; `nvidia-smi` utilisation {statistics.mean(samples):.0f}%"
+                    f" (median {statistics.median(samples):.0f}%, "
+                    f"{len(samples)} samples)" if samples else "")
+            lines.append(
+                f"- {role}: {entry['clips']} files in {entry['files_s']:.2f} s "
+                f"({fmt_rate(entry['clips_per_s'])} clips/s); decoded clips "
+                f"took {entry['model_s']:.2f} s, so the model is "
+                f"{entry['model_share']:.0%} of the files' time{busy}; "
+                f"{entry['skipped']} skipped")
+    lines.append("")
+    return "\n".join(lines)
+
+
 def render_summary(summaries, backends):
     """keras_ast / reference, best call per backend, one row per section."""
     parts = ["### Summary: keras_ast / reference, best call per backend", "",
@@ -368,6 +439,8 @@ def render_results(settings, children, backends, sections, gpu_name, mode):
                f"{settings['batch_size']}, float32",
         "gpu": f"4. Model forward only, GPU ({gpu_name}), bfloat16, batch "
                f"{settings['gpu_batch_size']}, features on device",
+        "gpu_e2e": f"4b. End to end on the GPU ({gpu_name}), waveforms → "
+                   f"logits, bfloat16, batch {settings['gpu_batch_size']}",
     }
     summaries = {}
     for section in ("features", "e2e", "paired", "memory", "gpu"):
@@ -385,6 +458,11 @@ def render_results(settings, children, backends, sections, gpu_name, mode):
         text, summaries[section] = render_section(
             titles[section], section, children, backends, flops=flops)
         parts.append(text)
+        if section == "gpu":
+            text, summaries["gpu_e2e"] = render_section(
+                titles["gpu_e2e"], "gpu_e2e", children, backends)
+            parts += [text, render_gpu_notes(children, backends,
+                                             settings["gpu_batch_size"])]
     if "gpu" not in sections:
         parts += ["### 4. Model forward only, GPU", "",
                   "Not measured: no GPU visible in this run.", ""]
