@@ -96,6 +96,7 @@ at the start and end is recorded below.
 . .venv/bin/activate
 python benchmarks/run_benchmarks.py          # full run: rewrites this file
 python benchmarks/run_benchmarks.py --quick  # smoke test: benchmarks/results-quick.md
+python benchmarks/run_benchmarks.py --sections gpu --output benchmarks/results-gpu.md  # GPU alone
 ```
 
 The full run takes roughly 10–20 minutes on a 2-core CPU; the end-to-end
