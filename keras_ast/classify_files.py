@@ -229,8 +229,11 @@ def run(args):
             return 2
     skipped, results = [], []
     bar = _progress(len(files), not args.no_progress)
-    decoded = decoded_files(files, rate, skipped, bar,
-                            ahead=2 * max(args.batch_size, 1))
+    # A timeline's file is a long recording: one ahead is enough to overlap,
+    # and more would hold hours of audio.
+    decoded = decoded_files(
+        files, rate, skipped, bar,
+        ahead=1 if args.timeline else 2 * max(args.batch_size, 1))
     if args.timeline:
         for path, waveform in decoded:
             timeline = classifier.tag(
@@ -239,7 +242,8 @@ def run(args):
                 **({} if args.threshold is None
                    else {"threshold": args.threshold}))
             timeline.path = path
-            results.append((timeline, waveform))
+            # Only the first file's audio is drawn (--plot): keep no other.
+            results.append((timeline, None if results else waveform))
         text = _timeline_output([t for t, _ in results], args.format)
     else:
         results = label_files(classifier, decoded, args.batch_size,
