@@ -11,7 +11,6 @@ atomically) as a table, JSON or CSV; the progress bar goes to standard
 error. Keras is imported only when a command runs.
 """
 
-import collections
 import concurrent.futures
 import json
 import os
@@ -109,25 +108,14 @@ def decoded_files(files, sampling_rate, skipped, bar=None, ahead=32,
     ['a.wav']
     """
     from keras_ast.data.audio_io import AudioDecodeError
+    from keras_ast.data.audio_io import in_order
     from keras_ast.data.audio_io import load_audio
 
-    remaining = iter(files)
     with concurrent.futures.ThreadPoolExecutor(
             workers or decode_workers(), thread_name_prefix="decode") as pool:
-        pending = collections.deque()
-
-        def submit(count):
-            for path in remaining:
-                pending.append((path, pool.submit(load_audio, path,
-                                                  sampling_rate)))
-                count -= 1
-                if count <= 0:
-                    return
-
-        submit(max(1, ahead))
-        while pending:
-            path, future = pending.popleft()
-            submit(1)
+        for path, future in in_order(
+                lambda path: pool.submit(load_audio, path, sampling_rate),
+                files, max(1, ahead)):
             try:
                 waveform = future.result()
             except AudioDecodeError as error:

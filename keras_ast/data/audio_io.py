@@ -7,7 +7,9 @@ to mono and `soxr` resamples (high quality) when the file has another rate.
 libsndfile does not read; it is never required.
 """
 
+import collections
 import importlib.util
+import itertools
 import os
 
 import numpy as np
@@ -133,3 +135,27 @@ def load_audio(path, sampling_rate=SAMPLING_RATE):
             path, f"empty audio after resampling to {sampling_rate} Hz"
         )
     return audio
+
+
+def in_order(submit, items, window):
+    """`(item, future)` for each of `items`, in their order.
+
+    `submit(item)` starts the item's work on a pool and returns its future;
+    at most `window` items are submitted past the one last yielded, so a
+    long list holds a bounded number of decoded files, and the pool works
+    on the next ones while the caller uses this one.
+
+    Example:
+    >>> with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    ...     for path, future in in_order(
+    ...             lambda path: pool.submit(load_audio, path), paths, 4):
+    ...         audio = future.result()
+    """
+    items = iter(items)
+    pending = collections.deque(
+        (item, submit(item)) for item in itertools.islice(items, window))
+    while pending:
+        item, future = pending.popleft()
+        for following in itertools.islice(items, 1):
+            pending.append((following, submit(following)))
+        yield item, future

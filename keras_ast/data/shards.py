@@ -13,7 +13,6 @@ import collections
 import concurrent.futures
 import contextlib
 import datetime
-import itertools
 import multiprocessing
 import os
 
@@ -74,26 +73,18 @@ def _mp_context():
 
 
 def _in_order(pool, entries, window, sampling_rate):
-    entries = iter(entries)
-    pending = collections.deque(
-        (entry, pool.submit(decode_file, entry.path, sampling_rate))
-        for entry in itertools.islice(entries, window)
-    )
-    while pending:
-        entry, future = pending.popleft()
+    for entry, future in audio_io.in_order(
+            lambda entry: pool.submit(decode_file, entry.path, sampling_rate),
+            entries, window):
         try:
             result = future.result()
         except concurrent.futures.process.BrokenProcessPool as error:
             raise RuntimeError(
                 "A decoding worker process died (a crash in the decoder or "
                 f"out of memory) while decoding {entry.path} or one of the "
-                f"{len(pending)} files after it. Find the file with "
+                f"{window} files after it. Find the file with "
                 "`keras_ast.data.audio_io.load_audio`, or run with one worker."
             ) from error
-        following = next(entries, None)
-        if following is not None:
-            pending.append((following, pool.submit(
-                decode_file, following.path, sampling_rate)))
         yield entry, result
 
 
