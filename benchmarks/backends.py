@@ -105,12 +105,10 @@ def _jax_jit(layer):
     return jax.jit(lambda x: layer(x))
 
 
-def _jax_forward(model):
-    """`jax.jit` of the stateless call, weights passed as arguments."""
+def _jax_stateless(model):
+    """`(forward, weights)`: `jax.jit` of the model's stateless call, to
+    call as `forward(*weights, x)`, weights passed as arguments."""
     import jax
-
-    trainable = [v.value for v in model.trainable_variables]
-    non_trainable = [v.value for v in model.non_trainable_variables]
 
     @jax.jit
     def forward(trainable, non_trainable, x):
@@ -119,20 +117,19 @@ def _jax_forward(model):
         )
         return outputs
 
-    return lambda x: forward(trainable, non_trainable, x)
+    return forward, ([v.value for v in model.trainable_variables],
+                     [v.value for v in model.non_trainable_variables])
+
+
+def _jax_forward(model):
+    """`jax.jit` of the stateless call, weights passed as arguments."""
+    forward, weights = _jax_stateless(model)
+    return lambda x: forward(*weights, x)
 
 
 def _jax_attention(model, x):
-    import jax
-
-    def forward(trainable, non_trainable, x):
-        return model.stateless_call(trainable, non_trainable, x,
-                                    training=False)[0]
-
-    weights = ([v.value for v in model.trainable_variables],
-               [v.value for v in model.non_trainable_variables])
-    return _fused_in_hlo(
-        jax.jit(forward).lower(*weights, x).compile().as_text())
+    forward, weights = _jax_stateless(model)
+    return _fused_in_hlo(forward.lower(*weights, x).compile().as_text())
 
 
 def _jax_to_numpy(x):

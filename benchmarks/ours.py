@@ -160,8 +160,9 @@ def measure_gpu(rec, backend, settings):
         if call.section != "features":  # torch.compile: minutes
             continue
         run = call.wrap(converter)
-        rec.measure("gpu_converter", call.label, call.how.split(",")[0]
-                    + ", float32 waveforms on device",
+        rec.measure("gpu_converter", call.label,
+                    f"{call.label}: the converter alone, float32 waveforms "
+                    "on device",
                     lambda run=run: backend.sync(run(waveforms)), *timing)
     measure_files(rec, classifier, settings)
 

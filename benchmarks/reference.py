@@ -75,14 +75,17 @@ def measure_features(rec, settings, extractor):
 
 
 def _end_to_end(extractor, model, clips):
-    """`run()`: clips -> features -> logits, under `torch.no_grad()`."""
+    """`run()`: clips -> features (on the host) -> logits, under
+    `torch.no_grad()`; the features go to the model's device and dtype."""
     import torch
 
     def run():
         with torch.no_grad():
             inputs = extractor(clips, sampling_rate=SAMPLING_RATE,
                                return_tensors="pt")
-            return model(**inputs).logits.numpy()
+            values = inputs["input_values"].to(model.device, model.dtype)
+            # numpy out: waits for the device.
+            return model(input_values=values).logits.float().cpu().numpy()
 
     return run
 
@@ -143,17 +146,8 @@ def measure_gpu(rec, settings, extractor):
         run, *timing,
     )
     rec.info(attention_gpu=profiled_attention(run))
-    clips = list(make_waveforms(settings, batch))
-
-    def end_to_end():
-        with torch.no_grad():
-            inputs = extractor(clips, sampling_rate=SAMPLING_RATE,
-                               return_tensors="pt")
-            logits = model(input_values=inputs["input_values"].to(
-                "cuda", torch.bfloat16)).logits
-        torch.cuda.synchronize()
-        return logits
-
+    end_to_end = _end_to_end(extractor, model,
+                             list(make_waveforms(settings, batch)))
     rec.measure(
         "gpu_e2e", "reference",
         "`ASTFeatureExtractor` on the host (numpy path), then the bfloat16 "

@@ -340,11 +340,6 @@ def render_memory(children, backends, batch):
     return "\n".join(lines)
 
 
-def _median_s(entry):
-    times = entry.get("times_s")
-    return statistics.median(times) if times else None
-
-
 def render_gpu_notes(children, backends, gpu_batch):
     """The GPU section's lines beyond its tables: the attention kernels,
     the converter's cost beside the forward's, and encoded files."""
@@ -360,15 +355,12 @@ def render_gpu_notes(children, backends, gpu_batch):
               "target: at most 10%):", ""]
     for role in backends:
         results = children.get(role, {}).get("results", {})
-        timed = [(e, _median_s(e)) for e in results.get("gpu_converter", [])]
-        forward = [(e, _median_s(e)) for e in results.get("gpu", [])]
-        timed, forward = ([(e, t) for e, t in pairs if t is not None]
-                          for pairs in (timed, forward))
-        if not timed or not forward:
+        conv = best(results.get("gpu_converter", []))
+        call = best(results.get("gpu", []))
+        if conv is None or call is None:
             lines.append(f"- {role}: not measured")
             continue
-        (conv, alone), (call, whole) = (min(pairs, key=lambda p: p[1])
-                                        for pairs in (timed, forward))
+        alone, whole = (statistics.median(e["times_s"]) for e in (conv, call))
         lines.append(f"- {role}: {conv['label']} {alone * 1e3:.1f} ms a "
                      f"batch of {gpu_batch}, {alone / whole:.1%} of "
                      f"{call['label']}'s forward ({whole * 1e3:.1f} ms)")
