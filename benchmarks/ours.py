@@ -85,24 +85,32 @@ def measure_e2e(rec, backend, settings):
         rec.measure("e2e", call.label, call.how_e2e, run, *timing)
 
 
-def measure_paired(rec, backend, settings):
+def measure_paired(rec, backend, settings, bfloat16=False):
     """`predict_on_batch` and the reference's end to end, in turn.
 
     Both in this process (the reference is PyTorch on its own threads), a
     round at a time: the ratio of each round is immune to the machine's
-    drift, which moves the separate processes' figures by 30-40%.
+    drift, which moves the separate processes' figures by 30-40%. With
+    `bfloat16` (section "paired_bf16"), keras_ast's classifier is
+    `mixed_bfloat16` and the reference's model runs under `torch.autocast`
+    in bfloat16.
     """
     import numpy as np
     import reference
 
     waveforms = make_waveforms(settings)
-    classifier = make_classifier(settings, make_converter(settings))
+    classifier = make_classifier(settings, make_converter(settings),
+                                 "mixed_bfloat16" if bfloat16 else None)
+    how = "`classifier.predict_on_batch(waveforms)`"
+    if bfloat16:
+        how += (" on a `mixed_bfloat16` classifier; the reference's model "
+                "under `torch.autocast(\"cpu\", torch.bfloat16)`")
     rec.measure_pair(
-        "paired", "predict_on_batch",
-        "`classifier.predict_on_batch(waveforms)`",
+        "paired_bf16" if bfloat16 else "paired", "predict_on_batch", how,
         lambda: np.asarray(classifier.predict_on_batch(waveforms)),
         reference.end_to_end_run(
-            settings, reference.numpy_path_extractor(rec, settings)),
+            settings, reference.numpy_path_extractor(rec, settings),
+            autocast=bfloat16),
         len(waveforms),
         *warmup_iters(settings, "e2e"),
     )
@@ -379,6 +387,8 @@ def run(name, settings, sections, rec):
         measure_e2e(rec, backend, settings)
     if "paired" in sections:
         measure_paired(rec, backend, settings)
+    if "paired_bf16" in sections:
+        measure_paired(rec, backend, settings, bfloat16=True)
     if "memory" in sections:
         measure_memory(rec, settings)
     if "gpu" in sections:

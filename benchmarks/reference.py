@@ -74,13 +74,15 @@ def measure_features(rec, settings, extractor):
     )
 
 
-def _end_to_end(extractor, model, clips):
+def _end_to_end(extractor, model, clips, autocast=False):
     """`run()`: clips -> features (on the host) -> logits, under
-    `torch.no_grad()`; the features go to the model's device and dtype."""
+    `torch.no_grad()`; the features go to the model's device and dtype.
+    With `autocast`, the model runs under `torch.autocast` in bfloat16."""
     import torch
 
     def run():
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(
+                model.device.type, dtype=torch.bfloat16, enabled=autocast):
             inputs = extractor(clips, sampling_rate=SAMPLING_RATE,
                                return_tensors="pt")
             values = inputs["input_values"].to(model.device, model.dtype)
@@ -90,10 +92,10 @@ def _end_to_end(extractor, model, clips):
     return run
 
 
-def end_to_end_run(settings, extractor):
-    """The end to end section's `run()` (also the paired section's)."""
+def end_to_end_run(settings, extractor, autocast=False):
+    """The end to end section's `run()` (also the paired sections')."""
     return _end_to_end(extractor, make_model(settings),
-                       list(make_waveforms(settings)))
+                       list(make_waveforms(settings)), autocast)
 
 
 def measure_e2e(rec, settings, extractor):

@@ -107,7 +107,7 @@ section dominates. Flags:
 | `--quick` | tiny sizes (1 s clips, 128 frames, 2 layers of width 64) to check the plumbing; writes `benchmarks/results-quick.md` unless `--output` |
 | `--device auto\\|cpu\\|gpu` | `auto` (default) adds the GPU section when `nvidia-smi` lists a GPU; `cpu` never; `gpu` always |
 | `--backends jax,tensorflow,torch` | the Keras backends to measure |
-| `--sections features,e2e,paired,memory,gpu` | the sections to run (`gpu` also needs a GPU, see `--device`; `paired` is 2b) |
+| `--sections features,e2e,paired,paired_bf16,memory,gpu` | the sections to run (`gpu` also needs a GPU, see `--device`; `paired` is 2b, `paired_bf16` 2c) |
 | `--batch-size N`, `--clip-seconds S` | batch and clip length of the CPU sections (4, 10 s) |
 | `--fe-warmup N`, `--fe-iters N` | warm-up and timed calls, feature extraction (2, 10) |
 | `--e2e-warmup N`, `--e2e-iters N` | warm-up and timed calls, end to end (1, 5) |
@@ -285,21 +285,34 @@ def render_section(title, section, children, backends, note="", flops=None):
     return "\n".join(lines), summary
 
 
-def render_paired(children, backends):
-    """The paired end to end table; returns `(text, [(role, entry, ratio)])`."""
-    lines = ["### 2b. End to end, in turn with the reference in one process",
-             "",
+PAIRED_TITLES = {
+    "paired": "2b. End to end, in turn with the reference in one process",
+    "paired_bf16": "2c. End to end in bfloat16, in turn with the reference "
+                   "in bfloat16",
+}
+
+
+def render_paired(children, backends, section="paired"):
+    """A paired end to end table (`section`: "paired" or "paired_bf16");
+    returns `(text, [(role, entry, ratio)])`."""
+    lines = [f"### {PAIRED_TITLES[section]}", "",
              "Each round times the reference's call and then keras_ast's, in "
              "the backend's process: both calls of a round see the machine "
              "in the same state. Ratio: the median over the rounds of "
-             "reference time ÷ keras_ast time.", "",
-             "| backend | how it is called | keras_ast (s) | reference (s) |"
-             " ratio (median of rounds) | ratio of each round |",
-             "|---|---|---|---|---:|---|"]
+             "reference time ÷ keras_ast time.", ""]
+    if section == "paired_bf16":
+        lines += ["Both sides in bfloat16 on the CPU's matrix units (AMX, "
+                  "AVX512-BF16): keras_ast's products in bfloat16 with its "
+                  "features, LayerNorms and softmax in float32; the "
+                  "reference's model under `torch.autocast`. Not in the "
+                  "float32 verdict.", ""]
+    lines += ["| backend | how it is called | keras_ast (s) | reference (s) |"
+              " ratio (median of rounds) | ratio of each round |",
+              "|---|---|---|---|---:|---|"]
     summary = []
     for role in backends:
         child = children.get(role, {})
-        for entry in child.get("results", {}).get("paired", []):
+        for entry in child.get("results", {}).get(section, []):
             if "error" in entry:
                 lines.append(f"| {role} | {entry['how']} | failed: "
                              f"{entry['error']} | | | |")
@@ -436,11 +449,13 @@ def render_results(settings, children, backends, sections, gpu_name, mode):
                    f"logits, bfloat16, batch {settings['gpu_batch_size']}",
     }
     summaries = {}
-    for section in ("features", "e2e", "paired", "memory", "gpu"):
+    for section in ("features", "e2e", "paired", "paired_bf16", "memory",
+                    "gpu"):
         if section not in sections:
             continue
-        if section == "paired":
-            text, summaries[section] = render_paired(children, backends)
+        if section.startswith("paired"):
+            text, summaries[section] = render_paired(children, backends,
+                                                     section)
             parts.append(text)
             continue
         if section == "memory":

@@ -57,7 +57,7 @@ README = HERE / "README.md"
 QUICK_OUTPUT = HERE / "results-quick.md"
 
 BACKENDS = ("jax", "tensorflow", "torch")
-SECTIONS = ("features", "e2e", "paired", "memory", "gpu")
+SECTIONS = ("features", "e2e", "paired", "paired_bf16", "memory", "gpu")
 
 
 # --------------------------------------------------------------------------
@@ -80,7 +80,8 @@ def parse_args(argv=None):
     parser.add_argument("--backends", default=",".join(BACKENDS),
                         help="Keras backends to measure (comma separated)")
     parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help="sections to run: features,e2e,paired,memory,gpu")
+                        help="sections to run: features,e2e,paired,"
+                        "paired_bf16,memory,gpu")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--clip-seconds", type=float)
     for name in ("fe", "e2e", "gpu"):
@@ -273,9 +274,10 @@ def run_all(roles, sections, settings, args):
     cpu_sections = [s for s in sections if s not in ("gpu", "memory")]
     children = {}
     for role in roles:
-        # The paired section runs the reference inside each backend's child.
+        # The paired sections run the reference inside each backend's child.
         if role == "reference":
-            own = [s for s in cpu_sections if s != "paired"]
+            own = [s for s in cpu_sections
+                   if s not in ("paired", "paired_bf16")]
         else:
             own = cpu_sections
         if "memory" in sections:

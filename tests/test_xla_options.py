@@ -44,7 +44,7 @@ def test_keras_steps_compile_with_the_options(monkeypatch):
             return original(function, **kwargs)
 
         monkeypatch.setattr(trainer, "jit", recording_jit)
-        monkeypatch.setattr(xla_options, "compiler_options", lambda: OFF)
+        monkeypatch.setattr(xla_options, "compiler_options", lambda *_: OFF)
     classifier.fit(features, labels, epochs=1, verbose=0)
     classifier.evaluate(features, labels, verbose=0)
     logits = classifier.predict(features, verbose=0)
@@ -74,3 +74,24 @@ def test_the_options_take_dots_off_ynnpack():
     tuned = xla_options.jit(product)
     assert "__ynn_fusion" not in tuned.lower(x, w).compile().as_text()
     np.testing.assert_allclose(tuned(x, w), product(x, w), rtol=1e-6)
+
+
+def test_steps_compile_for_the_model_compute_dtype(monkeypatch):
+    # A mixed_bfloat16 model's steps ask for bfloat16's options (YNNPACK
+    # kept: its bfloat16 products are the fast ones), a float32 model's for
+    # float32's.
+    asked = []
+
+    def recording(compute_dtype="float32"):
+        asked.append(compute_dtype)
+        return None
+
+    monkeypatch.setattr(xla_options, "compiler_options", recording)
+    features = np.random.default_rng(0).standard_normal(
+        (2, 64, 128)).astype("float32")
+    for dtype in ("mixed_bfloat16", "float32"):
+        classifier = ASTClassifier(tiny_backbone(dtype=dtype), 3)
+        classifier.predict(features, verbose=0)
+    assert asked == ["bfloat16", "float32"]
+    assert xla_options.cpu_options(
+        "cpu", "x86_64", "0.10.2", None, "bfloat16") is None

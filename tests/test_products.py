@@ -1,0 +1,105 @@
+"""bfloat16 products with float32 results under XLA on a CPU: the same
+values as Keras' products, the same layer as Keras' Dense, and bfloat16
+operands that reach YNNPACK as they are."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_ast import products
+from keras_ast import xla_options
+
+from conftest import compiled
+from conftest import to_numpy
+
+
+def widened():
+    if keras.config.backend() != "jax":
+        return False
+    import jax
+
+    return jax.default_backend() == "cpu"
+
+
+def bfloat16(rng, shape):
+    return keras.ops.cast(rng.standard_normal(shape).astype("float32"),
+                          "bfloat16")
+
+
+def as_float32(x):
+    return to_numpy(keras.ops.cast(x, "float32"))
+
+
+@pytest.mark.parametrize("run", ["eager", "compiled"])
+def test_products_give_keras_values(run):
+    rng = np.random.default_rng(0)
+    x, y = bfloat16(rng, (3, 5, 64)), bfloat16(rng, (3, 7, 64))
+    w = bfloat16(rng, (64, 24))
+    wrap = compiled if run == "compiled" else (lambda fn: fn)
+    scores = wrap(lambda x, y: products.einsum("gqd,gkd->gqk", x, y))(x, y)
+    dense = wrap(products.matmul)(x, w)
+    # float32 out only where the product is widened; matmul keeps x's dtype.
+    dtype = keras.backend.standardize_dtype
+    assert dtype(scores.dtype) == ("float32" if widened() else "bfloat16")
+    assert dtype(dense.dtype) == "bfloat16"
+    expected = np.einsum("gqd,gkd->gqk", as_float32(x), as_float32(y))
+    # Both accumulate in float32; a bfloat16 result is rounded once.
+    np.testing.assert_allclose(as_float32(scores), expected, rtol=1e-2,
+                               atol=1e-1)
+    np.testing.assert_allclose(as_float32(dense),
+                               as_float32(x) @ as_float32(w),
+                               rtol=1e-2, atol=1e-1)
+    np.testing.assert_allclose(
+        as_float32(dense), as_float32(keras.ops.matmul(x, w)), rtol=1e-2,
+        atol=1e-1)
+    # float32 operands take Keras' own products.
+    x32, w32 = as_float32(x), as_float32(w)
+    np.testing.assert_array_equal(to_numpy(products.matmul(x32, w32)),
+                                  to_numpy(keras.ops.matmul(x32, w32)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_dense_is_keras_dense(dtype):
+    config = dict(units=6, activation="tanh", kernel_initializer="lecun_normal",
+                  dtype=dtype, name="probe")
+    ours, theirs = products.Dense(**config), keras.layers.Dense(**config)
+    x = np.random.default_rng(1).standard_normal((4, 9, 12)).astype("float32")
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    theirs.set_weights(ours.get_weights())
+    got, expected = ours(x), theirs(x)
+    assert got.dtype == expected.dtype
+    tolerance = 0 if dtype == "float32" else 2e-2
+    np.testing.assert_allclose(as_float32(got), as_float32(expected),
+                               atol=tolerance)
+    assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]
+    restored = products.Dense.from_config(ours.get_config())
+    assert restored.get_config() == ours.get_config()
+    revived = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(ours))
+    assert type(revived) is products.Dense
+
+
+def test_widened_products_multiply_bfloat16_operands():
+    # The speed of mixed_bfloat16 under XLA on a CPU rests on this: Keras'
+    # bfloat16 product first converts both operands to float32 (a float32
+    # product: XLA's own kernels or YNNPACK's float32 ones), while the
+    # widened one hands the bfloat16 operands to YNNPACK as they are.
+    if not widened():
+        pytest.skip("products are widened only where XLA compiles for a CPU")
+    import jax.numpy as jnp
+
+    x = jnp.ones((64, 96), jnp.bfloat16)
+    w = jnp.ones((96, 32), jnp.bfloat16)
+    ours = compiled_text(products.matmul, x, w)
+    if "__ynn_fusion" not in ours:
+        pytest.skip("this jaxlib does not give products to YNNPACK")
+    converted = "f32[64,96]"  # x as float32
+    assert converted in compiled_text(lambda x, w: x @ w, x, w)
+    assert converted not in ours
+    assert xla_options.compiler_options("bfloat16") is None  # YNNPACK kept
+
+
+def compiled_text(function, x, w):
+    return (xla_options.jit(function, "bfloat16").lower(x, w).compile()
+            .as_text())
