@@ -65,6 +65,12 @@ at the start and end is recorded below.
    2b. **Paired**: the same `predict_on_batch` and the reference's end to
    end in one process per backend, a call of each in turn, so that drift
    cannot favour either side; the ratio is the median of the rounds'.
+
+   2c. **Paired, bfloat16**: the same, both sides in bfloat16 on the CPU's
+   matrix units (AMX, AVX512-BF16): keras_ast's classifier under
+   `mixed_bfloat16` (features, LayerNorms and softmax in float32), the
+   reference's model under `torch.autocast("cpu", torch.bfloat16)`. Not in
+   the float32 verdict.
 3. **Memory** (CPU): peak resident memory of one call on {memory_batch}
    clips, each implementation in a fresh process: the reference's extractor
    and model on all clips at once, keras_ast's
