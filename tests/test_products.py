@@ -103,3 +103,29 @@ def test_widened_products_multiply_bfloat16_operands():
 def compiled_text(function, x, w):
     return (xla_options.jit(function, "bfloat16").lower(x, w).compile()
             .as_text())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_dense_trains_as_keras_dense(dtype):
+    # The widened product's gradient is the plain product's: one SGD step
+    # moves both layers' weights alike.
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((8, 12)).astype("float32")
+    y = rng.standard_normal((8, 6)).astype("float32")
+    models = []
+    for layer_class in (products.Dense, keras.layers.Dense):
+        model = keras.Sequential([keras.Input((12,)),
+                                  layer_class(6, dtype=dtype)])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        models.append(model)
+    ours, theirs = models
+    theirs.set_weights(ours.get_weights())
+    before = ours.get_weights()
+    ours.train_on_batch(x, y)
+    theirs.train_on_batch(x, y)
+    tolerance = 1e-6 if dtype == "float32" else 2e-3
+    for got, expected, start in zip(ours.get_weights(), theirs.get_weights(),
+                                    before):
+        step = expected - start
+        assert np.abs(step).max() > 0.01  # the step moved them
+        np.testing.assert_allclose(got - start, step, atol=tolerance)
