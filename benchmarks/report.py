@@ -305,16 +305,10 @@ def render_paired(children, backends, section="paired"):
              "Each round times the reference's call and then keras_ast's, in "
              "the backend's process: both calls of a round see the machine "
              "in the same state. Ratio: the median over the rounds of "
-             "reference time ÷ keras_ast time.", ""]
-    if section == "paired_bf16":
-        lines += ["Both sides in bfloat16 on the CPU's matrix units (AMX, "
-                  "AVX512-BF16): keras_ast's products in bfloat16 with its "
-                  "features, LayerNorms and softmax in float32; the "
-                  "reference's model under `torch.autocast`. Not in the "
-                  "float32 verdict.", ""]
-    lines += ["| backend | how it is called | keras_ast (s) | reference (s) |"
-              " ratio (median of rounds) | ratio of each round |",
-              "|---|---|---|---|---:|---|"]
+             "reference time ÷ keras_ast time.", "",
+             "| backend | how it is called | keras_ast (s) | reference (s) |"
+             " ratio (median of rounds) | ratio of each round |",
+             "|---|---|---|---|---:|---|"]
     summary = []
     for role in backends:
         child = children.get(role, {})

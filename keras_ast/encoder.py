@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_ast import products
+from keras_ast import xla_options
 
 
 @functools.lru_cache(maxsize=None)
@@ -19,9 +20,7 @@ def _fused_attention():
     """
     backend = keras.config.backend()
     if backend == "jax":
-        import jax
-
-        return jax.default_backend() != "cpu"
+        return not xla_options.jax_on_cpu()
     if backend == "tensorflow":
         import tensorflow as tf
 

@@ -11,23 +11,14 @@ result to bfloat16 gives what the bfloat16 product gives. Elsewhere
 (PyTorch, TensorFlow, GPUs) these are `keras.ops`' products unchanged.
 """
 
-import functools
-
 import keras
 from keras import ops
 
-
-@functools.lru_cache(maxsize=None)
-def _xla_cpu():
-    if keras.config.backend() != "jax":
-        return False
-    import jax
-
-    return jax.default_backend() == "cpu"
+from keras_ast.xla_options import jax_on_cpu
 
 
 def _widened(operands):
-    return _xla_cpu() and all(
+    return jax_on_cpu() and all(
         keras.backend.standardize_dtype(x.dtype) == "bfloat16"
         for x in operands)
 

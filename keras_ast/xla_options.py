@@ -54,6 +54,17 @@ def cpu_options(platform_name, machine, jaxlib_version, xla_flags,
     return {YNN_SETTING: ""}
 
 
+@functools.lru_cache(maxsize=None)
+def jax_on_cpu():
+    """Whether Keras runs on JAX and JAX's default platform is the CPU,
+    where XLA compiles for a CPU (fixed for the process)."""
+    if keras.config.backend() != "jax":
+        return False
+    import jax
+
+    return jax.default_backend() == "cpu"
+
+
 def compiler_options(compute_dtype="float32"):
     """`cpu_options` for this process and a compile in `compute_dtype`, or
     `None` where Keras is not on JAX."""

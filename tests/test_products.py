@@ -13,14 +13,6 @@ from conftest import compiled
 from conftest import to_numpy
 
 
-def widened():
-    if keras.config.backend() != "jax":
-        return False
-    import jax
-
-    return jax.default_backend() == "cpu"
-
-
 def bfloat16(rng, shape):
     return keras.ops.cast(rng.standard_normal(shape).astype("float32"),
                           "bfloat16")
@@ -40,7 +32,8 @@ def test_products_give_keras_values(run):
     dense = wrap(products.matmul)(x, w)
     # float32 out only where the product is widened; matmul keeps x's dtype.
     dtype = keras.backend.standardize_dtype
-    assert dtype(scores.dtype) == ("float32" if widened() else "bfloat16")
+    widened = xla_options.jax_on_cpu()
+    assert dtype(scores.dtype) == ("float32" if widened else "bfloat16")
     assert dtype(dense.dtype) == "bfloat16"
     expected = np.einsum("gqd,gkd->gqk", as_float32(x), as_float32(y))
     # Both accumulate in float32; a bfloat16 result is rounded once.
@@ -85,7 +78,7 @@ def test_widened_products_multiply_bfloat16_operands():
     # bfloat16 product first converts both operands to float32 (a float32
     # product: XLA's own kernels or YNNPACK's float32 ones), while the
     # widened one hands the bfloat16 operands to YNNPACK as they are.
-    if not widened():
+    if not xla_options.jax_on_cpu():
         pytest.skip("products are widened only where XLA compiles for a CPU")
     import jax.numpy as jnp
 

@@ -82,7 +82,7 @@ def _in_order(pool, entries, window, sampling_rate):
             raise RuntimeError(
                 "A decoding worker process died (a crash in the decoder or "
                 f"out of memory) while decoding {entry.path} or one of the "
-                f"{window} files after it. Find the file with "
+                f"at most {window} files after it. Find the file with "
                 "`keras_ast.data.audio_io.load_audio`, or run with one worker."
             ) from error
         yield entry, result
