@@ -219,6 +219,29 @@ def test_attention_products_match_fused_attention(dtype):
         to_numpy(keras.ops.cast(expected, "float32")), atol=tolerance)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_dot_product_attention_is_softmax_attention(dtype):
+    # The layer's fused path (PyTorch: sdpa on strided head views, not
+    # Keras' copies) against softmax(q k^T * scale) v in numpy.
+    from keras_ast.encoder import _dot_product_attention
+
+    rng = np.random.default_rng(3)
+    q, k, v = (rng.standard_normal((2, 23, 3, 8)).astype("float32")
+               for _ in range(3))
+    logits = np.einsum("bqhd,bkhd->bhqk", q, k) * 0.4
+    weights = np.exp(logits - logits.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    expected = np.einsum("bhqk,bkhd->bqhd", weights, v)
+    got = _dot_product_attention(
+        *(keras.ops.convert_to_tensor(x, dtype=dtype) for x in (q, k, v)),
+        0.4)
+    assert keras.backend.standardize_dtype(got.dtype) == dtype
+    assert tuple(got.shape) == (2, 23, 3, 8)
+    np.testing.assert_allclose(to_numpy(keras.ops.cast(got, "float32")),
+                               expected,
+                               atol=1e-5 if dtype == "float32" else 5e-2)
+
+
 @pytest.mark.parametrize("heads,group", [(4, 1), (4, 2), (4, 4), (3, 2)])
 def test_attention_products_by_head_groups(heads, group):
     # Any group of heads (3 heads cannot pair up: one at a time), eager and

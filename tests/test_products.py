@@ -1,6 +1,7 @@
-"""bfloat16 products with float32 results under XLA on a CPU: the same
-values as Keras' products, the same layer as Keras' Dense, and bfloat16
-operands that reach YNNPACK as they are."""
+"""The package's products (bfloat16 with float32 results under XLA on a
+CPU, the bias inside the product on PyTorch): the same values as Keras'
+products, the same layer as Keras' Dense, and bfloat16 operands that reach
+YNNPACK as they are."""
 
 import keras
 import numpy as np
@@ -51,20 +52,25 @@ def test_products_give_keras_values(run):
                                   to_numpy(keras.ops.matmul(x32, w32)))
 
 
+@pytest.mark.parametrize("use_bias", [True, False])
 @pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
-def test_dense_is_keras_dense(dtype):
+def test_dense_is_keras_dense(dtype, use_bias):
     config = dict(units=6, activation="tanh", kernel_initializer="lecun_normal",
+                  bias_initializer="random_normal", use_bias=use_bias,
                   dtype=dtype, name="probe")
     ours, theirs = products.Dense(**config), keras.layers.Dense(**config)
     x = np.random.default_rng(1).standard_normal((4, 9, 12)).astype("float32")
     ours.build(x.shape)
     theirs.build(x.shape)
     theirs.set_weights(ours.get_weights())
-    got, expected = ours(x), theirs(x)
-    assert got.dtype == expected.dtype
     tolerance = 0 if dtype == "float32" else 2e-2
-    np.testing.assert_allclose(as_float32(got), as_float32(expected),
-                               atol=tolerance)
+    # Tokens, a 2-D batch, and a strided slice (the last layer's queries).
+    for inputs in (x, x[0], x[:, :2]):
+        got, expected = ours(inputs), theirs(inputs)
+        assert got.dtype == expected.dtype
+        assert tuple(got.shape) == inputs.shape[:-1] + (6,)
+        np.testing.assert_allclose(as_float32(got), as_float32(expected),
+                                   atol=tolerance)
     assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]
     restored = products.Dense.from_config(ours.get_config())
     assert restored.get_config() == ours.get_config()
