@@ -3,13 +3,14 @@
 
 Times one encoder layer at AudioSet geometry (4 clips, 1214 tokens, width
 768, 12 heads, MLP 3072) and its parts: the four 768x768 projections, the
-two MLP matrix products, the attention core (`dot_product_attention`), the
+two MLP matrix products, the attention core (the layer's fused call:
+`encoder._dot_product_attention`, sdpa on PyTorch), the
 same attention as plain products (`encoder._attention_products`, what the
 layer runs where XLA compiles for a CPU) and the whole layer; "the rest"
 (LayerNorms, GELU, residuals, reshapes) is the whole minus the parts the
 layer runs. Each Keras backend runs in its own process, the
-parts compiled as `predict` runs them (`jax.jit`, XLA `tf.function`, eager
-PyTorch under `no_grad`), beside `transformers`' `ASTLayer` (sdpa) and
+parts compiled as `predict` runs them on a CPU-only machine (`jax.jit`,
+a `tf.function` graph without XLA, eager PyTorch under `no_grad`), beside `transformers`' `ASTLayer` (sdpa) and
 plain `torch.matmul` on the same shapes. Prints a Markdown table; the
 finding is written up in README.md ("Where the time goes").
 
@@ -48,6 +49,7 @@ def keras_parts():
 
     from keras_ast import ASTEncoderLayer
     from keras_ast.encoder import _attention_products
+    from keras_ast.encoder import _dot_product_attention
     from keras_ast.encoder import _fused_attention
 
     backend = keras.config.backend()
@@ -70,7 +72,8 @@ def keras_parts():
         if backend == "tensorflow":
             import tensorflow as tf
 
-            return tf.function(fn, jit_compile=True)
+            # Keras' `predict` runs without XLA where TensorFlow sees no GPU.
+            return tf.function(fn, jit_compile=False)
         import torch
 
         def eager(*args):
@@ -84,8 +87,8 @@ def keras_parts():
                                           for i in range(4)], (x, w)),
         "MLP products (2)": (lambda x, w1, w2: ops.matmul(
             ops.matmul(x, w1), w2), (x, w1, w2)),
-        "attention core": (lambda q: ops.dot_product_attention(q, q, q),
-                           (heads,)),
+        "attention core": (lambda q: _dot_product_attention(
+            q, q, q, 0.125), (heads,)),
         # What the layer runs where `_fused_attention()` is false.
         "attention as products": (lambda q: _attention_products(
             q, q, q, 0.125), (heads,)),

@@ -34,22 +34,27 @@ def _attention_products(query, key, value, scale, group=2):
     `(batch, tokens, heads, head_dim)` in and out, like
     `ops.dot_product_attention`; the softmax runs in float32. This is the
     form XLA compiles fastest for a CPU, and TensorFlow's graph runs fastest
-    in bfloat16 (benchmarks/README.md, "Where the time goes"):
+    (benchmarks/README.md, "Where the time goes"):
     - heads go through a loop (`ops.map`) `group` at a time, so one
       group's scores (1214 x 1214 a head for AudioSet) are in memory and in
       cache, not the whole batch's (70 M scores a clip and layer);
-    - in float32, scores are laid out keys x queries: the softmax's max and
-      sum reduce along the major axis, which XLA vectorises across queries.
-      bfloat16 products (YNNPACK under XLA, oneDNN in TensorFlow) run
-      fastest as queries x keys, the usual layout;
-    - the products return float32 under XLA on a CPU (`products.einsum`);
-    - the context is divided by the softmax's sum after the second product
-      (64 values a query instead of every score).
+    - on TensorFlow, scores are laid out queries x keys and go through
+      `ops.softmax`: one kernel in TensorFlow's graph (Keras' `predict` on
+      a CPU-only machine), which runs each step of a written-out softmax as
+      a pass of its own; under XLA it is as fast as the form below;
+    - under JAX in float32, scores are laid out keys x queries: the
+      softmax's max and sum reduce along the major axis, which XLA
+      vectorises across queries, and the context is divided by the sum
+      after the second product (64 values a query instead of every score).
+      bfloat16 products (YNNPACK) run fastest as queries x keys, the usual
+      layout, and return float32 (`products.einsum`).
     `group` falls back to 1 where it does not divide the heads.
     """
     heads, head_dim = query.shape[2], query.shape[3]
     group = group if heads % group == 0 else 1
-    keys_major = keras.backend.standardize_dtype(query.dtype) == "float32"
+    softmax_kernel = keras.config.backend() == "tensorflow"
+    keys_major = (keras.backend.standardize_dtype(query.dtype) == "float32"
+                  and not softmax_kernel)
     axis = -2 if keys_major else -1
 
     def grouped(x):  # (batch * heads / group, group, tokens, head_dim)
@@ -63,6 +68,9 @@ def _attention_products(query, key, value, scale, group=2):
         else:
             scores = products.einsum("gqd,gkd->gqk", q, k)
         scores = ops.cast(scores, "float32")
+        if softmax_kernel:
+            weights = ops.softmax(scores, axis=-1)
+            return ops.matmul(ops.cast(weights, v.dtype), v)
         weights = ops.exp(scores - ops.max(scores, axis=axis, keepdims=True))
         context = products.einsum(
             "gkq,gkd->gqd" if keys_major else "gqk,gkd->gqd",
