@@ -122,11 +122,11 @@ class ASTEncoderLayer(keras.layers.Layer):
 
     `x + Attention(LayerNorm(x))`, then `x + MLP(LayerNorm(x))` with an exact
     (erf) GELU, as in `transformers`' `ASTLayer`. Attention goes through
-    `keras.ops.dot_product_attention`, so fused and flash kernels are used
-    where the backend has them (where XLA compiles for a CPU, explicit
-    products are faster: `_attention_products`, and training takes the
-    plain softmax); LayerNorm runs in float32
-    under mixed precision. Kernels start LeCun-normal (variance 1 /
+    the backend's fused kernels where it has them
+    (`keras.ops.dot_product_attention`; PyTorch's sdpa on the heads as
+    views); on a CPU under JAX and TensorFlow, explicit products are
+    faster (`_attention_products`), and training takes the plain softmax.
+    LayerNorm runs in float32 under mixed precision. Kernels start LeCun-normal (variance 1 /
     fan-in), not at `transformers`' fixed standard deviation of 0.02: that
     value suits width 768, and leaves a narrow model trained from scratch
     near uniform attention, stuck at chance for several epochs.
