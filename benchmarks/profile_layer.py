@@ -3,16 +3,17 @@
 
 Times one encoder layer at AudioSet geometry (4 clips, 1214 tokens, width
 768, 12 heads, MLP 3072) and its parts: the four 768x768 projections, the
-two MLP matrix products, the attention core (the layer's fused call:
-`encoder._dot_product_attention`, sdpa on PyTorch), the
-same attention as plain products (`encoder._attention_products`, what the
-layer runs where XLA compiles for a CPU) and the whole layer; "the rest"
-(LayerNorms, GELU, residuals, reshapes) is the whole minus the parts the
-layer runs. Each Keras backend runs in its own process, the
-parts compiled as `predict` runs them on a CPU-only machine (`jax.jit`,
-a `tf.function` graph without XLA, eager PyTorch under `no_grad`), beside `transformers`' `ASTLayer` (sdpa) and
-plain `torch.matmul` on the same shapes. Prints a Markdown table; the
-finding is written up in README.md ("Where the time goes").
+two MLP matrix products, the attention core (the layer's fused call,
+`encoder._dot_product_attention`: sdpa on PyTorch), the same attention as
+plain products (`encoder._attention_products`, what the layer runs on a
+CPU under JAX and TensorFlow) and the whole layer; "the rest" (LayerNorms,
+GELU, residuals, reshapes) is the whole minus the parts the layer runs.
+Each Keras backend runs in its own process, the parts compiled as
+`predict` runs them on a CPU-only machine (`jax.jit`, a `tf.function`
+graph without XLA, eager PyTorch under `no_grad`), beside `transformers`'
+`ASTLayer` (sdpa) and plain `torch.matmul` on the same shapes. Prints a
+Markdown table; the finding is written up in README.md ("Where the time
+goes").
 
     python benchmarks/profile_layer.py
 """

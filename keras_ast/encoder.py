@@ -126,10 +126,11 @@ class ASTEncoderLayer(keras.layers.Layer):
     (`keras.ops.dot_product_attention`; PyTorch's sdpa on the heads as
     views); on a CPU under JAX and TensorFlow, explicit products are
     faster (`_attention_products`), and training takes the plain softmax.
-    LayerNorm runs in float32 under mixed precision. Kernels start LeCun-normal (variance 1 /
-    fan-in), not at `transformers`' fixed standard deviation of 0.02: that
-    value suits width 768, and leaves a narrow model trained from scratch
-    near uniform attention, stuck at chance for several epochs.
+    LayerNorm runs in float32 under mixed precision. Kernels start
+    LeCun-normal (variance 1 / fan-in), not at `transformers`' fixed
+    standard deviation of 0.02: that value suits width 768, and leaves a
+    narrow model trained from scratch near uniform attention, stuck at
+    chance for several epochs.
 
     Args:
         hidden_dim: width of the tokens.

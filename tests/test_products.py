@@ -55,7 +55,8 @@ def test_products_give_keras_values(run):
 @pytest.mark.parametrize("use_bias", [True, False])
 @pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
 def test_dense_is_keras_dense(dtype, use_bias):
-    config = dict(units=6, activation="tanh", kernel_initializer="lecun_normal",
+    config = dict(units=6, activation="tanh",
+                  kernel_initializer="lecun_normal",
                   bias_initializer="random_normal", use_bias=use_bias,
                   dtype=dtype, name="probe")
     ours, theirs = products.Dense(**config), keras.layers.Dense(**config)
