@@ -42,12 +42,12 @@ def _attention_products(query, key, value, scale, group=2):
       `ops.softmax`: one kernel in TensorFlow's graph (Keras' `predict` on
       a CPU-only machine), which runs each step of a written-out softmax as
       a pass of its own; under XLA it is as fast as the form below;
-    - under JAX in float32, scores are laid out keys x queries: the
-      softmax's max and sum reduce along the major axis, which XLA
-      vectorises across queries, and the context is divided by the sum
-      after the second product (64 values a query instead of every score).
-      bfloat16 products (YNNPACK) run fastest as queries x keys, the usual
-      layout, and return float32 (`products.einsum`).
+    - under JAX, the softmax is written out and the context is divided by
+      its sum after the second product (64 values a query instead of
+      every score). In float32, scores are laid out keys x queries: the
+      max and sum reduce along the major axis, which XLA vectorises across
+      queries. bfloat16 products (YNNPACK) run fastest as queries x keys,
+      the usual layout, and return float32 (`products.einsum`).
     `group` falls back to 1 where it does not divide the heads.
     """
     heads, head_dim = query.shape[2], query.shape[3]
@@ -63,7 +63,7 @@ def _attention_products(query, key, value, scale, group=2):
 
     def attend(group_qkv):
         q, k, v = group_qkv
-        if keys_major:  # float32: no widening; matmul is TF's faster form
+        if keys_major:  # JAX, float32: nothing to widen
             scores = ops.matmul(k, ops.transpose(q, (0, 2, 1)))
         else:
             scores = products.einsum("gqd,gkd->gqk", q, k)

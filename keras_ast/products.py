@@ -80,7 +80,7 @@ def _addmm(x, kernel, bias):
 
 @keras.saving.register_keras_serializable(package="keras_ast")
 class Dense(keras.layers.Dense):
-    """`keras.layers.Dense` whose product is `matmul` above.
+    """`keras.layers.Dense` with this module's products.
 
     The same weights, config and quantization as Keras' layer; only the
     float product's kernel differs: widened where XLA compiles for a CPU,
