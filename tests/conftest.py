@@ -15,12 +15,14 @@ from keras_ast import speech_synthesis
 
 SAMPLING_RATE = 16000
 TOOLS = os.path.join(os.path.dirname(__file__), "..", "tools")
+TUTORIALS = os.path.join(os.path.dirname(__file__), "..", "tutorials")
 
 
-def load_tool(name):
-    """A script of `tools/` (not a package) as a module."""
+def load_tool(name, folder=TOOLS):
+    """A script of `tools/` (or another `folder`: not a package) as a
+    module."""
     spec = importlib.util.spec_from_file_location(
-        name, os.path.join(TOOLS, f"{name}.py"))
+        name, os.path.join(folder, f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
