@@ -366,8 +366,8 @@ def evaluate(preset_or_classifier, data, output=None, batch_size=32,
         num_workers: Grain decoding processes (ArrayRecord shards).
 
     Returns:
-        The report (a dict; what `evaluation.json` holds): `data`,
-        `multi_label`, `num_clips`, `skipped_records` and the figures.
+        The report (a dict; what `evaluation.json` holds): `data` (the
+        shard directory as given), `multi_label`, `num_clips`, `skipped_records` and the figures.
         Undefined figures are NaN here and null in the file.
 
     Example:
@@ -398,7 +398,7 @@ def evaluate(preset_or_classifier, data, output=None, batch_size=32,
                       "not decode); the figures leave them out.",
                       stacklevel=2)
     labels = list(info["labels"])
-    report = {"data": os.path.abspath(data),
+    report = {"data": data,
               "multi_label": bool(info["multi_label"]),
               "num_clips": int(len(scores)), "skipped_records": skipped}
     if info["multi_label"]:

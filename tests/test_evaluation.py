@@ -199,7 +199,8 @@ def clips_and_labels(classifier, path):
     return np.concatenate(waves), np.concatenate(labels)
 
 
-def test_evaluate_single_label_api_and_cli(setup, tmp_path, capsys):
+def test_evaluate_single_label_api_and_cli(setup, tmp_path, capsys,
+                                          monkeypatch):
     root, shards, presets, _ = setup
     classifier = ASTClassifier.from_preset(presets["single"])
     waves, labels = clips_and_labels(classifier, shards["tfrecord"])
@@ -223,12 +224,16 @@ def test_evaluate_single_label_api_and_cli(setup, tmp_path, capsys):
     assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
 
     # The CLI on the ArrayRecord copy of the same clips: the same figures.
+    # The report names the data as the user did (a relative path stays
+    # relative: no machine's folders in a shared report or notebook).
     out = tmp_path / "cli"
+    monkeypatch.chdir(root)
     status = cli.main(["evaluate", "--preset", presets["single"], "--data",
-                       shards["arrayrecord"], "--output", str(out),
-                       "--batch-size", "4"])
+                       os.path.basename(shards["arrayrecord"]), "--output",
+                       str(out), "--batch-size", "4"])
     assert status == 0
     printed = capsys.readouterr().out
+    assert printed.startswith("arrayrecord: 12 clips, 0 skipped\n")
     assert "accuracy" in printed and "high" in printed
     saved = json.loads((out / "evaluation.json").read_text())
     assert saved["num_clips"] == 12
