@@ -8,6 +8,7 @@ that raises, or runs past its budget, fails. The notebooks must also be
 what `tools/make_notebooks.py` writes: outputs only where they are real.
 """
 
+import re
 import time
 
 import keras
@@ -62,9 +63,44 @@ def test_notebook_is_generated(name):
         assert any("image/png" in output.get("data", {})
                    for output in outputs), "no plot in the outputs"
         assert not any(output.output_type == "error" for output in outputs)
+        noise = reader_noise("".join(output.get("text", "")
+                                     for output in outputs))
+        assert not noise, f"{name}'s outputs show {noise}"
     else:
         assert outputs == []
         assert all(cell.execution_count is None for cell in code)
+
+
+# What a reader of a notebook's outputs should never see: the C++ log
+# lines of a library (glog/absl: `I0000 00:00:...`), Python warnings with
+# their source line, and the folders of the machine that ran it.
+NOISE = {
+    "a C++ log line": re.compile(r"^[IWEF]\d{4} \d\d:\d\d:", re.M),
+    "absl's log banner": re.compile(r"before absl::InitializeLog"),
+    "a Python warning": re.compile(r"\w+Warning: "),
+    "a machine's folder": re.compile(r"(/tmp/|/home/|/work/|/root/|\.venv/)"),
+}
+
+
+def reader_noise(text):
+    """The kinds of `NOISE` in `text`, with the first line of each."""
+    found = []
+    for kind, pattern in NOISE.items():
+        match = pattern.search(text)
+        if match:
+            start = text.rfind("\n", 0, match.start()) + 1
+            end = text.find("\n", match.end())
+            found.append(f"{kind}: {text[start:end if end >= 0 else None]!r}")
+    return found
+
+
+def test_reader_noise_finds_each_kind():
+    assert reader_noise("accuracy 0.92\nshards/test: 72 clips\n") == []
+    for text in ("I0000 00:00:1795787409.053205   10851 port.cc:153] x",
+                 "WARNING: All log messages before absl::InitializeLog()",
+                 "epoch_iterator.py:164: UserWarning: Your input ran out",
+                 "/tmp/tmp_wsh049o/shards/test: 72 clips"):
+        assert len(reader_noise("ok\n" + text + "\nok")) == 1, text
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +145,6 @@ def test_notebook_runs(name, random_preset, tmp_path, monkeypatch):
     text = "".join(output.get("text", "") for cell in code
                    for output in cell.outputs)
     assert "Traceback" not in text, text[-3000:]
+    noise = [kind for kind in reader_noise(text)
+             if not kind.startswith("a machine's folder")]  # tmp_path runs
+    assert not noise, f"{name} shows {noise}"
