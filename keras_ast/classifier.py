@@ -245,11 +245,13 @@ class ASTClassifier(CompileOptionsMixin, keras.Model):
             inputs: a path, a 1-D clip, a `(batch, samples)` array, or a
                 list of paths and clips (any lengths). Files are decoded,
                 mixed to mono and resampled (`keras_ast.load_audio`).
-            top_k: labels per input (None: no limit).
+            top_k: labels per input, at least 1 (None: no limit).
             threshold: keep the labels scoring at least this instead (still
                 at most `top_k` when both are given).
             batch_size: clips per model call.
-            sampling_rate: the rate of array inputs, checked when given.
+            sampling_rate: the rate of array inputs, which must be the
+                model's (`keras_ast.resample` converts); arrays without it
+                are taken to be at the model's rate, with a warning.
 
         Returns:
             For one input, a list of `(label, score)` sorted by score; for
@@ -258,6 +260,7 @@ class ASTClassifier(CompileOptionsMixin, keras.Model):
         Example:
         >>> classifier.classify("dog.wav", top_k=3)
         [('Dog', 0.91), ('Animal', 0.88), ('Bark', 0.71)]
+        >>> classifier.classify(waveform, sampling_rate=16000)
         """
         return inference.classify(self, inputs, top_k=top_k,
                                   threshold=threshold, batch_size=batch_size,
@@ -278,13 +281,14 @@ class ASTClassifier(CompileOptionsMixin, keras.Model):
         Args:
             inputs: as `classify`.
             window_seconds: window length (at most the model's input).
-            hop_seconds: time between window starts.
-            top_k: classes per window that may vote.
+            hop_seconds: time between window starts; longer than the
+                window leaves gaps, which no event spans.
+            top_k: classes per window that may vote, at least 1.
             threshold: the lowest score that votes.
             median_filter: odd number of windows to median-filter the
                 scores over before voting (1: none).
             batch_size: windows per model call.
-            sampling_rate: the rate of array inputs, checked when given.
+            sampling_rate: as `classify`'s.
 
         Returns:
             A `keras_ast.timeline.Timeline` per input (one for one input).
@@ -300,10 +304,35 @@ class ASTClassifier(CompileOptionsMixin, keras.Model):
                              batch_size=batch_size,
                              sampling_rate=sampling_rate)
 
-    def predict_scores(self, x, sampling_rate=None, **kwargs):
-        """Probabilities: `predict` followed by sigmoid or softmax."""
-        logits = self.predict(x, sampling_rate=sampling_rate, **kwargs)
+    def predict_scores(self, x, sampling_rate=None, batch_size=None,
+                       verbose="auto", **kwargs):
+        """Probabilities: `predict` followed by sigmoid or softmax.
+
+        Takes what `predict` takes, at the model's rate, as `predict` does
+        (`classify` also takes files). `verbose="auto"` shows Keras'
+        progress bar only when `x` (an array, a list of clips or a dict of
+        them) makes more than one batch: a call on a few clips prints
+        nothing.
+        """
+        if verbose == "auto" and self._rows(x) is not None and (
+                self._rows(x) <= (batch_size or 32)):  # predict's default
+            verbose = 0
+        logits = self.predict(x, sampling_rate=sampling_rate,
+                              batch_size=batch_size, verbose=verbose,
+                              **kwargs)
         return ops.convert_to_numpy(self.scores(logits))
+
+    @staticmethod
+    def _rows(x):
+        """Clips in host inputs (None for a dataset or unknown input)."""
+        if isinstance(x, dict):
+            x = x.get("waveforms", x.get("features"))
+        if isinstance(x, (list, tuple)):
+            return 1 if len(x) and np.ndim(x[0]) == 0 else len(x)
+        shape = getattr(x, "shape", None)
+        if shape is None or len(shape) == 0:
+            return None
+        return 1 if len(shape) == 1 else int(shape[0])
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", *,
                 learning_rate=DEFAULT_LEARNING_RATE, **kwargs):

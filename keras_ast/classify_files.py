@@ -21,13 +21,15 @@ FORMATS = ("table", "json", "csv")
 
 def add_arguments(parser):
     """The `keras-ast classify` flags."""
+    from keras_ast.cli import positive_int
+
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="audio files or folders of them")
     parser.add_argument("--preset", required=True,
                         help="a built-in name, owner/repo, hf://owner/repo "
                         "or a folder")
-    parser.add_argument("--top-k", type=int, default=5, metavar="N",
-                        help="labels per file (default 5)")
+    parser.add_argument("--top-k", type=positive_int, default=5,
+                        metavar="N", help="labels per file (default 5)")
     parser.add_argument("--threshold", type=float, metavar="X",
                         help="keep the labels scoring at least X instead "
                         "(still at most --top-k)")
@@ -35,7 +37,8 @@ def add_arguments(parser):
                         help="output format (default: table)")
     parser.add_argument("--output", metavar="FILE",
                         help="write the output to FILE instead of printing it")
-    parser.add_argument("--batch-size", type=int, default=16, metavar="N",
+    parser.add_argument("--batch-size", type=positive_int, default=16,
+                        metavar="N",
                         help="clips or windows per model call (default 16)")
     parser.add_argument("--dtype", choices=["float32", "mixed_bfloat16"],
                         default="float32",
@@ -127,16 +130,49 @@ def decoded_files(files, sampling_rate, skipped, bar=None, ahead=32,
                 yield path, waveform
 
 
-def label_files(classifier, decoded, batch_size, top_k=5, threshold=None):
+def label_files(classifier, decoded, batch_size, top_k=5, threshold=None,
+                long=None):
     """`[(path, labels)]`: `classifier.classify` of `(path, waveform)`
-    pairs (`decoded_files`), `batch_size` at a time as they arrive."""
+    pairs (`decoded_files`, at the model's rate), `batch_size` at a time as
+    they arrive.
+
+    A file longer than the model's input is classified on its first
+    seconds, as `classify` does, without `classify`'s warning: its
+    `(path, seconds)` is appended to `long` instead, for the caller to
+    report.
+    """
+    converter = classifier.preprocessor
+    limit = converter.num_samples
     results = []
     for chunk in _chunks(decoded, batch_size):
+        for path, waveform in chunk:
+            if long is not None and waveform.shape[0] > limit:
+                long.append((path, waveform.shape[0]
+                             / converter.sampling_rate))
         labels = classifier.classify(
-            [waveform for _, waveform in chunk], top_k=top_k,
-            threshold=threshold, batch_size=batch_size)
+            [waveform[:limit] for _, waveform in chunk], top_k=top_k,
+            threshold=threshold, batch_size=batch_size,
+            sampling_rate=converter.sampling_rate)
         results += [(path, found) for (path, _), found in zip(chunk, labels)]
     return results
+
+
+def long_files_note(long, converter):
+    """One line on the files `label_files` cut (`long`), or None: it names
+    the first and says how many more, and points to `--timeline`."""
+    if not long:
+        return None
+    limit = converter.num_samples / converter.sampling_rate
+    (path, seconds), more = long[0], len(long) - 1
+    if not more:
+        return (f"keras-ast classify: {path} ({seconds:.2f} s) is longer "
+                f"than the model's input ({limit:.2f} s): only its first "
+                f"{limit:.2f} s were classified; --timeline tags every "
+                "window.")
+    return (f"keras-ast classify: {path} ({seconds:.2f} s) and {more} more "
+            f"file{'s' if more > 1 else ''} are longer than the model's "
+            f"input ({limit:.2f} s): only their first {limit:.2f} s were "
+            "classified; --timeline tags every window.")
 
 
 def _chunks(items, size):
@@ -215,7 +251,7 @@ def run(args):
         except ValueError as error:
             print(f"keras-ast classify: error: {error}", file=sys.stderr)
             return 2
-    skipped, results = [], []
+    skipped, results, long = [], [], []
     bar = _progress(len(files), not args.no_progress)
     # A timeline's file is a long recording: one ahead is enough to overlap,
     # and more would hold hours of audio.
@@ -227,6 +263,7 @@ def run(args):
             timeline = classifier.tag(
                 waveform, window_seconds=args.window, hop_seconds=args.hop,
                 top_k=args.top_k, batch_size=args.batch_size,
+                sampling_rate=rate,
                 **({} if args.threshold is None
                    else {"threshold": args.threshold}))
             timeline.path = path
@@ -235,7 +272,7 @@ def run(args):
         text = _timeline_output([t for t, _ in results], args.format)
     else:
         results = label_files(classifier, decoded, args.batch_size,
-                              args.top_k, args.threshold)
+                              args.top_k, args.threshold, long)
         text = _labels_output(results, args.format)
     if bar is not None:
         bar.close()
@@ -247,9 +284,16 @@ def run(args):
     if args.plot and results:
         from keras_ast import plot
 
-        timeline, waveform = results[0] if args.timeline else (
-            None, next(decoded_files(files, rate, []))[1])
-        plot.file_report(classifier, waveform, timeline).savefig(args.plot)
+        if args.timeline:
+            (timeline, waveform), path = results[0], None
+        else:
+            timeline = None
+            path, waveform = next(decoded_files(files, rate, []))
+        plot.file_report(classifier, waveform, timeline,
+                         path=path).savefig(args.plot)
+    note = long_files_note(long, classifier.preprocessor)
+    if note:
+        print(note, file=sys.stderr)
     for path, reason in skipped:
         print(f"keras-ast classify: skipped {path}: {reason}",
               file=sys.stderr)

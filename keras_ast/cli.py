@@ -21,6 +21,18 @@ def _error(command, error):
     return 1
 
 
+def positive_int(text):
+    """argparse `type=` for counts that must be at least 1 (--top-k)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 # --- make-shards ----------------------------------------------------------
 
 
@@ -269,7 +281,7 @@ def add_export_arguments(parser):
                         help="default: tf_saved_model (TF Serving)")
     parser.add_argument("--serving-version", type=int, metavar="N",
                         help="SavedModel in TF Serving's layout, OUTPUT/N/")
-    parser.add_argument("--top-k", type=int, default=5, metavar="N",
+    parser.add_argument("--top-k", type=positive_int, default=5, metavar="N",
                         help="labels of the SavedModel's classify signature")
     parser.add_argument("--quantization", choices=["float16", "dynamic_int8"],
                         help="LiteRT weights (default: float32)")

@@ -4,13 +4,16 @@ The engine behind `ASTClassifier.classify` (what is in each clip: top-k
 labels) and `ASTClassifier.tag` (what is where in a long recording: a
 `keras_ast.timeline.Timeline`). Inputs may be paths (decoded with
 `keras_ast.load_audio`: mono, resampled to the model's rate) or host arrays
-(which follow the rules of `keras_ast.waveforms`). Clips are scored in
-batches of at most `batch_size` (`batch_plan`), so memory stays bounded
-whatever the number and length of the inputs, and a compiling backend sees
-few shapes.
+(which follow the rules of `keras_ast.waveforms`); arrays are taken to be at
+the model's rate, checked when the caller gives `sampling_rate` and with a
+warning when not. Clips are scored in batches of at most `batch_size`
+(`batch_plan`), so memory stays bounded whatever the number and length of
+the inputs, and a compiling backend sees few shapes.
 """
 
+import numbers
 import os
+import warnings
 
 import numpy as np
 
@@ -22,9 +25,25 @@ from keras_ast.waveforms import check_waveforms
 from keras_ast.waveforms import rate_error
 from keras_ast.waveforms import to_float
 
+# `warnings.warn` in `as_clips` names the line that called
+# `ASTClassifier.classify` or `.tag`: the default filter then warns once per
+# such line.
+_CALLER = 4
+
 
 def _is_path(item):
     return isinstance(item, (str, bytes, os.PathLike))
+
+
+def check_top_k(top_k):
+    """Refuses a `top_k` that would keep no label: it is None or >= 1."""
+    if top_k is not None and (isinstance(top_k, bool)
+                              or not isinstance(top_k, numbers.Integral)
+                              or top_k < 1):
+        raise ValueError(
+            f"top_k must be a whole number of at least 1 (or None for every "
+            f"label), got {top_k!r}."
+        )
 
 
 def as_clips(inputs, sampling_rate, given_rate=None):
@@ -34,7 +53,10 @@ def as_clips(inputs, sampling_rate, given_rate=None):
         inputs: a path, a 1-D array, a 2-D `(batch, samples)` array, or a
             list of paths and 1-D arrays.
         sampling_rate: the model's rate; files are resampled to it.
-        given_rate: the rate of array inputs, if the caller states it.
+        given_rate: the rate of array inputs, if the caller states it; an
+            array without it is taken to be at `sampling_rate`, with a
+            `UserWarning` (shown once per calling line by Python's default
+            filter) saying so.
 
     Returns:
         A list of float32 1-D clips, the path of each (or None), and
@@ -52,6 +74,16 @@ def as_clips(inputs, sampling_rate, given_rate=None):
         inputs = list(check_waveforms(inputs))  # the rows of a batch
     if len(inputs) == 0:
         raise ValueError("Expected audio, got an empty list.")
+    if given_rate is None and not all(_is_path(item) for item in inputs):
+        # An array carries no rate: one at 44.1 kHz would give confident,
+        # wrong labels.
+        warnings.warn(
+            f"Audio arrays given without sampling_rate= are taken to be at "
+            f"the model's {int(sampling_rate)} Hz. Pass sampling_rate=<their "
+            f"rate> to have it checked (keras_ast.resample converts other "
+            "rates), or give file paths, which are decoded and resampled.",
+            UserWarning, stacklevel=_CALLER,
+        )
     clips, paths = [], []
     for index, item in enumerate(inputs):
         if _is_path(item):
@@ -163,6 +195,7 @@ def top_labels(scores, labels, top_k=5, threshold=None):
 def classify(classifier, inputs, top_k=5, threshold=None, batch_size=32,
              sampling_rate=None):
     """See `ASTClassifier.classify`."""
+    check_top_k(top_k)
     converter = _converter(classifier)
     clips, _, single = as_clips(inputs, converter.sampling_rate,
                                 sampling_rate)
@@ -203,6 +236,7 @@ def tag(classifier, inputs, window_seconds=None, hop_seconds=None, top_k=3,
         threshold=0.3, median_filter_windows=1, batch_size=32,
         sampling_rate=None):
     """See `ASTClassifier.tag`."""
+    check_top_k(top_k)
     converter = _converter(classifier)
     rate = converter.sampling_rate
     clips, paths, single = as_clips(inputs, rate, sampling_rate)

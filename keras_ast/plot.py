@@ -395,7 +395,7 @@ def attention(classifier, waveform, ax=None):
     return ax.figure
 
 
-def file_report(classifier, waveform, timeline=None):
+def file_report(classifier, waveform, timeline=None, path=None):
     """One picture of a recording: spectrogram on top, timeline below.
 
     The spectrogram covers the whole waveform (the classifier's converter,
@@ -407,6 +407,8 @@ def file_report(classifier, waveform, timeline=None):
         classifier: an `ASTClassifier`.
         waveform: the recording, 1-D, at the classifier's sampling rate.
         timeline: optional `keras_ast.timeline.Timeline` of it.
+        path: the file it came from, named in the title (default: the
+            timeline's `path`; without either the title says "recording").
 
     Returns:
         The matplotlib Figure.
@@ -440,8 +442,9 @@ def file_report(classifier, waveform, timeline=None):
     if timeline is not None:
         top.set_xlabel("")
         top.tick_params(labelbottom=False)
-    path = timeline.path if timeline is not None else None
-    name = os.path.basename(path) if path else "recording"
+    if path is None and timeline is not None:
+        path = timeline.path
+    name = os.path.basename(os.fsdecode(path)) if path else "recording"
     figure.suptitle(f"{name} ({duration:.2f} s)")
     return figure
 

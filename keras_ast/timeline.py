@@ -8,13 +8,17 @@ go, how window scores become events, and the JSON / CSV forms.
 The rules:
 - windows start at 0, `hop`, `2 * hop`, ... until one reaches the end of
   the recording; the last one may be shorter (it is scored as that shorter
-  clip alone), and a recording shorter than a window is one window;
+  clip alone), and a recording shorter than a window is one window. No
+  window starts at or past the end: with a hop longer than the window,
+  the windows leave gaps, the last starts before the end and may stop
+  short of it;
 - a window votes for a class when the class is among the window's `top_k`
   scores and its score is at least `threshold` (after the optional median
-  filter over windows); consecutive voting windows of a class merge into
-  one event from the first window's start to the last window's end, with
-  the highest window score as the event's score. Onsets and offsets
-  therefore fall on window boundaries.
+  filter over windows); consecutive voting windows of a class that touch
+  or overlap merge into one event from the first window's start to the
+  last window's end, with the highest window score as the event's score.
+  Onsets and offsets therefore fall on window boundaries, and an event
+  never spans audio that no window heard.
 """
 
 import csv
@@ -43,7 +47,7 @@ class Timeline:
     Attributes:
         starts: `(windows,)` window start times, seconds.
         ends: `(windows,)` window end times, seconds (the last window ends
-            with the recording).
+            with the recording unless the hop is longer than the window).
         scores: `(windows, classes)` float32 sigmoid or softmax scores.
         labels: the class names, one per column of `scores`.
         events: merged `Event`s, by onset then label.
@@ -75,17 +79,25 @@ class Timeline:
 def window_starts(num_samples, window, hop):
     """Start samples of the windows over a recording of `num_samples`.
 
+    Every start is below `num_samples`: the windows stop at the first that
+    reaches the end, or, with `hop > window` (gaps between windows), at the
+    last that starts before it.
+
     Example:
     >>> window_starts(100, 40, 20).tolist()
     [0, 20, 40, 60]
+    >>> window_starts(100, 10, 30).tolist()
+    [0, 30, 60, 90]
     """
     if window < 1 or hop < 1:
         raise ValueError(f"window and hop must be >= 1 sample, got "
                          f"{window} and {hop}.")
     if num_samples <= window:
         return np.zeros(1, np.int64)
-    # The first window that reaches the end is the last one.
-    count = -(-(num_samples - window) // hop) + 1
+    # The first window that reaches the end is the last one, and no window
+    # starts at or past the end (which only a hop > window could reach).
+    count = min(-(-(num_samples - window) // hop) + 1,
+                -(-num_samples // hop))
     return np.arange(count, dtype=np.int64) * hop
 
 
@@ -106,7 +118,8 @@ def merge_events(starts, ends, scores, labels, top_k=None, threshold=0.0):
     """Events from window scores (see the module doc for the rule).
 
     Args:
-        starts, ends: `(windows,)` seconds.
+        starts, ends: `(windows,)` seconds, in order; a window that starts
+            after the previous one ends (a gap) breaks every event.
         scores: `(windows, classes)`.
         labels: class names.
         top_k: classes per window that may vote (None: all).
@@ -117,9 +130,9 @@ def merge_events(starts, ends, scores, labels, top_k=None, threshold=0.0):
 
     Example:
     >>> merge_events(np.array([0., 1., 2.]), np.array([2., 3., 4.]),
-    ...              np.array([[.9, .1], [.8, .2], [.1, .7]]), ["a", "b"],
-    ...              threshold=0.5)
-    [Event(label='a', onset=0.0, offset=3.0, score=0.9), Event(label='b', onset=2.0, offset=4.0, score=0.7)]
+    ...              np.array([[.75, .25], [.5, .25], [.25, .75]]),
+    ...              ["a", "b"], threshold=0.5)
+    [Event(label='a', onset=0.0, offset=3.0, score=0.75), Event(label='b', onset=2.0, offset=4.0, score=0.75)]
     """
     scores = np.asarray(scores, np.float32)
     votes = scores >= threshold
@@ -128,16 +141,21 @@ def merge_events(starts, ends, scores, labels, top_k=None, threshold=0.0):
         in_top = np.zeros_like(votes)
         np.put_along_axis(in_top, ranks, True, axis=1)
         votes &= in_top
+    # A run of votes breaks where a window starts after the previous one
+    # ends: nothing heard the gap between them.
+    joined = np.asarray(ends[:-1]) >= np.asarray(starts[1:])
     events = []
     for column in np.flatnonzero(votes.any(axis=0)):
-        on = np.concatenate([[False], votes[:, column], [False]])
-        edges = np.flatnonzero(on[1:] != on[:-1])
-        for first, stop in zip(edges[::2], edges[1::2]):
+        voted = votes[:, column]
+        begins = voted & np.concatenate([[True], ~(voted[:-1] & joined)])
+        finishes = voted & np.concatenate([~(voted[1:] & joined), [True]])
+        for first, last in zip(np.flatnonzero(begins),
+                               np.flatnonzero(finishes)):
             events.append(Event(
                 label=str(labels[column]),
                 onset=float(starts[first]),
-                offset=float(ends[stop - 1]),
-                score=float(scores[first:stop, column].max()),
+                offset=float(ends[last]),
+                score=float(scores[first:last + 1, column].max()),
             ))
     return sorted(events, key=lambda e: (e.onset, e.label))
 

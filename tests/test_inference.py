@@ -67,7 +67,7 @@ def test_samples_channels_layout_is_refused(classifier):
                        r".*mean\(axis=-1\)"):
         classifier.predict(stereo, verbose=0)
     with pytest.raises(ValueError, match="samples, channels"):
-        classifier.classify(stereo)
+        classifier.classify(stereo, sampling_rate=RATE)
 
 
 def test_integer_pcm_is_scaled_by_full_scale(classifier):
@@ -123,6 +123,70 @@ def test_rate_error_names_the_resampler(classifier):
         classifier.classify(noise(0.5), sampling_rate=44100)
 
 
+def test_arrays_without_a_rate_warn_once_per_line(classifier, tmp_path):
+    path = write_stereo_wav(str(tmp_path / "a.wav"), seconds=0.5)
+    clip = noise(0.5)
+    message = r"without sampling_rate=.*model's 16000 Hz.*sampling_rate="
+    for call in (lambda: classifier.classify(clip),
+                 lambda: classifier.classify(np.stack([clip, clip])),
+                 lambda: classifier.classify([path, clip]),
+                 lambda: classifier.tag(clip, window_seconds=0.25)):
+        with pytest.warns(UserWarning, match=message):
+            call()
+    # Files carry their rate; a stated rate is checked: no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        classifier.classify(clip, sampling_rate=RATE)
+        classifier.classify([path, clip], sampling_rate=RATE)
+        classifier.classify(path)
+        classifier.classify([path, path])
+        classifier.tag(path, window_seconds=0.25)
+        classifier.tag(clip, window_seconds=0.25, sampling_rate=RATE)
+    # The warning names the caller's line, so Python's default filter
+    # shows it once there, not once a call.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default", UserWarning)
+        for _ in range(3):
+            classifier.classify(clip)
+    rate_warnings = [w for w in caught if "sampling_rate=" in str(w.message)]
+    assert len(rate_warnings) == 1
+    assert rate_warnings[0].filename == __file__
+
+
+def test_top_k_below_one_is_refused(classifier, preset, tmp_path, capsys):
+    clip = noise(0.5)
+    for top_k in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="top_k must be .* at least 1"):
+            classifier.classify(clip, top_k=top_k, sampling_rate=RATE)
+        with pytest.raises(ValueError, match="top_k must be .* at least 1"):
+            classifier.tag(clip, top_k=top_k, sampling_rate=RATE)
+    assert len(classifier.classify(clip, top_k=np.int64(1),
+                                   sampling_rate=RATE)) == 1
+    path = write_stereo_wav(str(tmp_path / "a.wav"), seconds=0.5)
+    for argv in (["classify", path, "--preset", preset, "--top-k", "0"],
+                 ["classify", path, "--preset", preset, "--batch-size", "0"],
+                 ["export", str(tmp_path / "out"), "--preset", preset,
+                  "--top-k", "0"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(argv)
+        assert exit_info.value.code == 2
+        assert "must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_predict_scores_draws_a_bar_only_for_several_batches(classifier,
+                                                             capsys):
+    # Keras draws a bar twice in a call (as it steps, then when it ends):
+    # on a log or a notebook a one-batch call showed two.
+    classifier.predict_scores(np.zeros((2, RATE), np.float32))
+    classifier.predict_scores([noise(0.5), noise(0.3)])
+    assert capsys.readouterr().out == ""
+    scores = classifier.predict_scores(np.zeros((5, RATE), np.float32),
+                                       batch_size=2)
+    assert scores.shape == (5, 3) and "3/3" in capsys.readouterr().out
+    classifier.predict_scores(np.zeros((2, RATE), np.float32), verbose=1)
+    assert "1/1" in capsys.readouterr().out
+
+
 # --- classify ------------------------------------------------------------
 
 
@@ -146,12 +210,14 @@ def test_classify_a_file_as_predict_scores_of_the_decoded_clip(
     np.testing.assert_allclose([score for _, score in result],
                                np.sort(expected)[::-1], atol=1e-5)
     # A list of paths and arrays of any lengths: one result each.
-    results = classifier.classify([path, clip[:5000], clip], top_k=2)
+    results = classifier.classify([path, clip[:5000], clip], top_k=2,
+                                  sampling_rate=RATE)
     assert len(results) == 3 and all(len(r) == 2 for r in results)
     np.testing.assert_allclose(results[0][0][1], result[0][1], atol=1e-5)
     # threshold keeps the labels above it, best first.
     kept = classifier.classify(clip, top_k=None,
-                               threshold=float(np.median(expected)))
+                               threshold=float(np.median(expected)),
+                               sampling_rate=RATE)
     assert [s for _, s in kept] == sorted([s for _, s in kept],
                                           reverse=True)
     assert len(kept) == 2
@@ -159,10 +225,10 @@ def test_classify_a_file_as_predict_scores_of_the_decoded_clip(
 
 def test_classify_uses_softmax_for_single_label(tmp_path):
     single = tiny(multi_label=False)
-    result = single.classify(noise(1.0), top_k=None)
+    result = single.classify(noise(1.0), top_k=None, sampling_rate=RATE)
     assert sum(score for _, score in result) == pytest.approx(1.0, abs=1e-5)
     multi = tiny(multi_label=True)
-    result = multi.classify(noise(1.0), top_k=None)
+    result = multi.classify(noise(1.0), top_k=None, sampling_rate=RATE)
     assert sum(score for _, score in result) != pytest.approx(1.0, abs=1e-2)
 
 
@@ -173,6 +239,41 @@ def test_window_starts_cover_the_recording():
     assert window_starts(100, 40, 20).tolist() == [0, 20, 40, 60]
     assert window_starts(30, 40, 20).tolist() == [0]
     assert window_starts(41, 40, 40).tolist() == [0, 40]
+
+
+def test_window_starts_never_reach_the_end():
+    # The report: 0.5 s windows every 5 s over 180 s scored an empty
+    # window at 180 s.
+    assert window_starts(180 * RATE, RATE // 2, 5 * RATE)[-1] == 175 * RATE
+    assert window_starts(90, 10, 30).tolist() == [0, 30, 60]
+    assert window_starts(91, 10, 30).tolist() == [0, 30, 60, 90]
+    for num_samples in range(1, 130):
+        for window in (1, 7, 40):
+            for hop in (1, 5, 13, 40, 60):
+                starts = window_starts(num_samples, window, hop)
+                assert starts[0] == 0 and np.all(np.diff(starts) == hop)
+                assert starts[-1] < num_samples
+                if hop <= window:  # the last window is the first to reach
+                    assert starts[-1] + window >= num_samples  # the end
+                    assert len(starts) == 1 or (
+                        starts[-2] + window < num_samples)
+                else:  # gaps: every window that starts before the end
+                    assert starts[-1] + hop >= num_samples
+
+
+def test_merge_events_never_span_a_gap():
+    labels = ["a", "b"]
+    scores = np.array([[.9, .1], [.8, .1], [.7, .1]], np.float32)
+    gaps = merge_events(np.array([0., 5., 10.]), np.array([.5, 5.5, 10.5]),
+                        scores, labels, threshold=0.5)
+    assert [(e.onset, e.offset) for e in gaps] == [
+        (0.0, 0.5), (5.0, 5.5), (10.0, 10.5)]
+    assert [e.score for e in gaps] == pytest.approx([.9, .8, .7])
+    # Windows that touch (or overlap) still merge.
+    touching = merge_events(np.array([0., 1., 2.5]), np.array([1., 2., 3.]),
+                            scores, labels, threshold=0.5)
+    assert [(e.onset, e.offset) for e in touching] == [(0.0, 2.0),
+                                                       (2.5, 3.0)]
 
 
 def test_merge_events_rule():
@@ -196,7 +297,8 @@ def test_merge_events_rule():
 
 def test_tag_scores_windows_as_predict_scores_of_the_slices(classifier):
     audio = recording(60.0)
-    timeline = classifier.tag(audio, threshold=0.5, batch_size=16)
+    timeline = classifier.tag(audio, threshold=0.5, batch_size=16,
+                              sampling_rate=RATE)
     window = classifier.preprocessor.num_samples
     starts = np.round(timeline.starts * RATE).astype(int)
     stops = np.round(timeline.ends * RATE).astype(int)
@@ -256,7 +358,8 @@ def test_tag_pads_only_where_shapes_compile(classifier, monkeypatch):
 
     monkeypatch.setattr(classifier, "predict_on_batch", recorded)
     timeline = classifier.tag(recording(10.0), window_seconds=1.0,
-                              hop_seconds=0.5, batch_size=8)
+                              hop_seconds=0.5, batch_size=8,
+                              sampling_rate=RATE)
     windows = len(timeline.starts)  # 19: 8 + 8 + 3 or 7 + 6 + 6
     assert windows == 19
     if keras.config.backend() == "torch":
@@ -265,17 +368,35 @@ def test_tag_pads_only_where_shapes_compile(classifier, monkeypatch):
         assert shapes == [8, 8, 4]
 
 
+def test_tag_with_a_hop_longer_than_the_window(classifier):
+    # 0.5 s windows every 4 s over 12 s: three windows, none at 12 s, and
+    # no event over the 3.5 s no window heard.
+    audio = recording(12.0, seed=3)
+    timeline = classifier.tag(audio, window_seconds=0.5, hop_seconds=4.0,
+                              top_k=1, threshold=0.0, sampling_rate=RATE)
+    assert timeline.starts.tolist() == [0.0, 4.0, 8.0]
+    assert timeline.ends.tolist() == [0.5, 4.5, 8.5]
+    slices = [audio[i * 4 * RATE:i * 4 * RATE + RATE // 2] for i in range(3)]
+    np.testing.assert_allclose(
+        timeline.scores, classifier.predict_scores(slices, verbose=0),
+        atol=1e-4)
+    windows = set(zip(timeline.starts.tolist(), timeline.ends.tolist()))
+    assert len(timeline.events) == 3  # each window votes for its best
+    assert all((e.onset, e.offset) in windows for e in timeline.events)
+
+
 def test_tag_short_recordings_windows_and_errors(classifier):
     short, longer = recording(0.5, seed=1), recording(4.0, seed=2)
     timelines = classifier.tag([short, longer], window_seconds=1.0,
-                               hop_seconds=0.25)
+                               hop_seconds=0.25, sampling_rate=RATE)
     assert len(timelines[0].starts) == 1
     assert timelines[0].ends[0] == pytest.approx(0.5)
     assert timelines[1].starts[:3].tolist() == [0.0, 0.25, 0.5]
-    alone = classifier.tag(longer, window_seconds=1.0, hop_seconds=0.25)
+    alone = classifier.tag(longer, window_seconds=1.0, hop_seconds=0.25,
+                           sampling_rate=RATE)
     np.testing.assert_allclose(alone.scores, timelines[1].scores, atol=1e-5)
     with pytest.raises(ValueError, match="longer than the model's input"):
-        classifier.tag(longer, window_seconds=5.0)
+        classifier.tag(longer, window_seconds=5.0, sampling_rate=RATE)
 
 
 # --- keras-ast classify --------------------------------------------------
@@ -377,6 +498,50 @@ def test_cli_timeline_to_files(preset, tmp_path, capsys):
     assert status == 0 and "long.wav (12.00 s)" in capsys.readouterr().out
 
 
+def test_cli_timeline_with_a_hop_longer_than_the_window(preset, tmp_path,
+                                                      capsys):
+    path = str(tmp_path / "long.wav")
+    soundfile.write(path, recording(12.0, seed=3), RATE)
+    status = cli.main(["classify", path, "--preset", preset, "--timeline",
+                       "--window", "0.5", "--hop", "4", "--top-k", "1",
+                       "--threshold", "0", "--format", "json"])
+    assert status == 0
+    events = json.loads(capsys.readouterr().out)[0]["events"]
+    assert sorted((e["onset"], e["offset"]) for e in events) == [
+        (0.0, 0.5), (4.0, 4.5), (8.0, 8.5)]
+
+
+def test_cli_names_the_long_files_in_one_line(preset, classifier, tmp_path,
+                                              capsys):
+    # The model hears 1.01 s: a longer file is classified on its start,
+    # said once on standard error, with no Python warning.
+    long_a, long_b, short = (str(tmp_path / name) for name in
+                             ("long_a.wav", "long_b.wav", "short.wav"))
+    soundfile.write(long_a, recording(3.0, seed=1), RATE)
+    soundfile.write(long_b, recording(2.0, seed=2), RATE)
+    soundfile.write(short, recording(1.0, seed=3), RATE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert cli.main(["classify", long_a, short, "--preset", preset,
+                         "--format", "json", "--no-progress"]) == 0
+        captured = capsys.readouterr()
+        assert captured.err == (
+            f"keras-ast classify: {long_a} (3.00 s) is longer than the "
+            "model's input (1.01 s): only its first 1.01 s were "
+            "classified; --timeline tags every window.\n")
+        assert cli.main(["classify", str(tmp_path), "--preset", preset,
+                         "--no-progress"]) == 0
+        err = capsys.readouterr().err
+    assert err.startswith(f"keras-ast classify: {long_a} (3.00 s) and 1 "
+                          "more file are longer")
+    assert len(err.splitlines()) == 1
+    # The labels of the file's start, as classify gives them.
+    start = recording(3.0, seed=1)[:classifier.preprocessor.num_samples]
+    (_, expected), = classifier.classify(start, top_k=1, sampling_rate=RATE)
+    assert json.loads(captured.out)[0]["labels"][0]["score"] == (
+        pytest.approx(expected, abs=1e-5))
+
+
 def test_cli_timeline_usage_errors_are_one_line(preset, tmp_path, capsys):
     path = str(tmp_path / "clip.wav")
     soundfile.write(path, recording(2.0, seed=7), RATE)
@@ -392,8 +557,18 @@ def test_cli_timeline_usage_errors_are_one_line(preset, tmp_path, capsys):
         assert len(err.strip().splitlines()) == 1
 
 
-def test_cli_plot_writes_the_picture(preset, tmp_path):
+def test_cli_plot_writes_the_picture(preset, tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
+    from keras_ast import plot
+
+    titles, report = [], plot.file_report
+
+    def recorded(*args, **kwargs):
+        figure = report(*args, **kwargs)
+        titles.append(figure.get_suptitle())
+        return figure
+
+    monkeypatch.setattr(plot, "file_report", recorded)
     path = str(tmp_path / "clip.wav")
     soundfile.write(path, recording(3.0, seed=6), RATE)
     for extra in ([], ["--timeline"]):
@@ -403,5 +578,6 @@ def test_cli_plot_writes_the_picture(preset, tmp_path):
                           + extra)
         assert status == 0
         assert picture.stat().st_size > 1000
+    assert titles == ["clip.wav (3.00 s)"] * 2
     assert cli.main(["classify", path, path, "--preset", preset,
                      "--plot", str(tmp_path / "x.png")]) == 2

@@ -211,6 +211,9 @@ def test_file_report(tmp_path, classifier):
     (ax,) = data_axes(alone)
     assert ax.images[0].get_array().shape == (128, frames)
     assert ax.get_xlabel() == "time (s)"
+    assert alone.get_suptitle() == "recording (3.00 s)"
+    named = plot.file_report(classifier, waveform, path="/sounds/dog.wav")
+    assert named.get_suptitle() == "dog.wav (3.00 s)"
     saved(alone, tmp_path, "report_alone")
 
 
