@@ -6,6 +6,12 @@ the outputs are `logits` and `scores` (sigmoid or softmax), both
 `(batch, num_classes)`. A clip longer than the model's window
 (`classifier.preprocessor.num_samples`) is cut to it, as in Keras.
 
+Bad input: neither runtime has an op that raises, so where Keras and the
+SavedModel refuse a clip with no samples or with a NaN or infinite sample,
+these files answer NaN logits and scores for that clip (row); the other
+clips of the batch get the scores they get alone. Check the answer
+(`np.isnan(scores).any(axis=-1)` names the bad clips) before using it.
+
 Keras' own exporters write the files (`keras.Model.export` with
 `format="onnx"` or `"litert"`); around them this module
 - computes the spectrum as a DFT matrix product instead of `ops.rfft`
@@ -108,13 +114,37 @@ def _matmul_spectrum(converter):
 
 
 def _serving_model(classifier, batch_size, num_samples):
-    """A functional model: waveforms in, `{"logits", "scores"}` out."""
+    """A functional model: waveforms in, `{"logits", "scores"}` out.
+
+    A clip with no samples, or with a NaN or infinite sample, gets NaN
+    logits and scores (neither runtime has an op that raises); the other
+    clips of its batch are scored as if it were not there.
+    """
     import keras
+    from keras import ops
 
     waveforms = keras.Input(shape=(num_samples,), batch_size=batch_size,
                             dtype="float32", name=INPUT_NAME)
-    logits = classifier(waveforms, training=False)
-    outputs = {"logits": logits, "scores": classifier.scores(logits)}
+    # x - x is 0 for a finite sample, NaN for NaN or +-inf: builtin ops of
+    # every runtime, unlike is_finite. Its mean over a clip is 0 for a
+    # usable clip, NaN for a bad one and for one with no samples (0 / 0).
+    zeros = waveforms - waveforms
+    count = ops.sum(ops.ones_like(zeros), axis=1, keepdims=True)
+    unusable = ops.sum(zeros, axis=1, keepdims=True) / count
+    # The model sees bad samples as silence, so that nothing computed
+    # across the batch (the converter's table select reads clip 0) turns
+    # the other clips' answers into confident noise. `a != a`: tf2onnx
+    # writes other float selects as products, where NaN * 0 is NaN.
+    clean = ops.where(ops.not_equal(zeros, zeros), 0.0, waveforms)
+    features = classifier.preprocessor(clean)
+    if batch_size is not None:
+        # Static again: torch.onnx infers a batch of one as unknown past
+        # the converter's pads (a 1 broadcasts), then cannot read
+        # LayerNormalization's shape.
+        features = ops.reshape(features, (batch_size,) + features.shape[1:])
+    logits = classifier({"features": features}, training=False) + unusable
+    outputs = {"logits": logits,
+               "scores": classifier.scores(logits) + unusable}
     model = keras.Model(waveforms, outputs, name="ast_waveforms")
     spec = keras.InputSpec(shape=(batch_size, num_samples), dtype="float32",
                            name=INPUT_NAME)
@@ -181,7 +211,9 @@ def export_onnx(classifier, path, batch_size=None, num_samples=None,
     `waveforms` float32 `(batch, samples)`, outputs `logits` and `scores`
     `(batch, num_classes)`. By default both the batch and the length are
     dynamic: any number of clips of one length. Run clips of different
-    lengths one by one: zeros padded to a clip are scored as audio.
+    lengths one by one: zeros padded to a clip are scored as audio. A
+    clip with no samples or a NaN or infinite sample gets NaN logits and
+    scores (ONNX cannot raise); the rest of its batch is unaffected.
 
     Backends: TensorFlow (tf2onnx), dynamic or fixed shapes. torch
     (torch.onnx) only with fixed shapes: pass both `batch_size` and
@@ -204,6 +236,7 @@ def export_onnx(classifier, path, batch_size=None, num_samples=None,
     >>> import onnxruntime
     >>> session = onnxruntime.InferenceSession("ast.onnx")
     >>> logits, scores = session.run(None, {"waveforms": waveforms})
+    >>> bad = np.isnan(scores).any(axis=-1)  # empty or non-finite clips
     """
     _check_classifier(classifier)
     batch_size, num_samples = _check_shape(batch_size, num_samples)
@@ -247,10 +280,34 @@ def export_onnx(classifier, path, batch_size=None, num_samples=None,
             warnings.filterwarnings("ignore", category=DeprecationWarning,
                                     module=r"(keras|torch)\.")
         model, spec = _serving_model(classifier, batch_size, num_samples)
-        model.export(temp, format="onnx", input_signature=[spec],
-                     verbose=verbose, **kwargs)
+        try:
+            model.export(temp, format="onnx", input_signature=[spec],
+                         verbose=verbose, **kwargs)
+        except Exception as error:
+            if backend != "torch" or not isinstance(
+                    error, torch.onnx.OnnxExporterError):
+                raise
+            # Its message runs on with the traced graph: one line here,
+            # the whole error stays in __context__.
+            raise _torch_onnx_failed(error, batch_size, num_samples) \
+                from None
         _name_onnx_graph(temp)
     return path
+
+
+def _torch_onnx_failed(error, batch_size, num_samples):
+    """A one-line error for a failed torch.onnx export."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    if len(first) > 160:
+        first = first[:160] + "..."
+    return RuntimeError(
+        f"torch.onnx could not export this classifier with batch_size="
+        f"{batch_size}, num_samples={num_samples} ({type(error).__name__}: "
+        f"{first}). Export under KERAS_BACKEND=tensorflow instead: "
+        "classifier.save_to_preset(directory), then in a process started "
+        "with KERAS_BACKEND=tensorflow, ASTClassifier.from_preset("
+        "directory).export(path, format='onnx')."
+    )
 
 
 def _litert_options(quantization):
@@ -275,7 +332,9 @@ def export_litert(classifier, path, quantization=None, batch_size=None,
     `scores` `(batch, num_classes)`. By default the batch and the length
     are dynamic (the signature runner resizes the input); accelerator
     delegates often want fixed shapes: pass `batch_size` and `num_samples`
-    (e.g. `classifier.preprocessor.num_samples`, the model's window).
+    (e.g. `classifier.preprocessor.num_samples`, the model's window). A
+    clip with no samples or a NaN or infinite sample gets NaN logits and
+    scores (LiteRT cannot raise); the rest of its batch is unaffected.
 
     Backends: TensorFlow only. From JAX or torch, export under
     KERAS_BACKEND=tensorflow.
@@ -301,7 +360,8 @@ def export_litert(classifier, path, quantization=None, batch_size=None,
     >>> export_litert(classifier, "ast.tflite", quantization="float16")
     >>> from ai_edge_litert.interpreter import Interpreter
     >>> run = Interpreter("ast.tflite").get_signature_runner()
-    >>> logits = run(waveforms=waveforms)["logits"]
+    >>> scores = run(waveforms=waveforms)["scores"]
+    >>> bad = np.isnan(scores).any(axis=-1)  # empty or non-finite clips
     """
     _check_classifier(classifier)
     batch_size, num_samples = _check_shape(batch_size, num_samples)

@@ -145,16 +145,18 @@ def test_onnx_runs_in_onnxruntime(tmp_path, speech, max_length):
                    for i, (n, s) in enumerate(SECONDS[max_length])]
         shape = ["batch", "samples"]
     else:
-        # torch exports fixed shapes.
+        # torch exports fixed shapes; a batch of one too (torch.onnx
+        # once lost its size inside the converter and failed).
         num_samples = classifier.preprocessor.num_samples
-        portable_export.export_onnx(classifier, path, batch_size=2,
+        size = 1 if max_length == 100 else 2
+        portable_export.export_onnx(classifier, path, batch_size=size,
                                     num_samples=num_samples)
         seconds = num_samples / 16000 + 1
-        long = batch_of(speech, [seconds] * 2)[:, :num_samples]
-        short = batch_of(speech, [0.5, 0.5], 1)  # zero-padded, as Keras
+        long = batch_of(speech, [seconds] * size)[:, :num_samples]
+        short = batch_of(speech, [0.5] * size, 1)  # zero-padded, as Keras
         short = np.pad(short, [(0, 0), (0, num_samples - short.shape[1])])
         batches = [long, short]
-        shape = [2, num_samples]
+        shape = [size, num_samples]
     # The export computed the spectrum as a matrix product, then switched
     # the converter back.
     assert classifier.preprocessor.spectrum_method == "fft"
@@ -179,6 +181,41 @@ def test_litert_runs_in_ai_edge_litert(tmp_path, speech, max_length):
     assert info["inputs"] == [["waveforms", [-1, -1]]]
     assert info["outputs"] == ["logits", "scores"]
     assert_outputs_match(classifier, batches, outputs)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "litert"])
+def test_bad_clips_get_nan_scores(tmp_path, speech, fmt):
+    # Neither runtime can raise: a clip with no samples or a non-finite
+    # sample gets NaN logits and scores, never a confident answer, and
+    # the good clips of its batch keep theirs.
+    if fmt == "onnx" and BACKEND == "jax":
+        pytest.skip("no ONNX export from JAX")
+    if fmt == "litert" and BACKEND != "tensorflow":
+        pytest.skip("LiteRT export needs the TensorFlow backend")
+    classifier = tiny_classifier(100)
+    num_samples = classifier.preprocessor.num_samples
+    path = tmp_path / f"model.{'onnx' if fmt == 'onnx' else 'tflite'}"
+    mixed = batch_of(speech, [2.0] * 4)[:, :num_samples]
+    mixed[0] = np.nan  # first, where a batch-wide select reads
+    mixed[2, 100] = np.inf
+    mixed[3, -1] = -np.inf
+    batches = [mixed]
+    if BACKEND == "tensorflow":
+        classifier.export(str(path), format=fmt)
+        batches.append(np.zeros((1, 0), np.float32))
+    else:
+        portable_export.export_onnx(classifier, path, batch_size=4,
+                                    num_samples=num_samples)
+    _, outputs = run_artifact(tmp_path, fmt, path, batches)
+    (logits, scores), empty = outputs[0], outputs[1:]
+    bad = [0, 2, 3]
+    assert np.isnan(logits[bad]).all() and np.isnan(scores[bad]).all()
+    want_logits, want_scores = expected(classifier, mixed[1:2])
+    np.testing.assert_allclose(logits[1:2], want_logits, atol=ATOL, rtol=0)
+    np.testing.assert_allclose(scores[1:2], want_scores, atol=ATOL, rtol=0)
+    for logits, scores in empty:
+        assert logits.shape == scores.shape == (1, 3)
+        assert np.isnan(logits).all() and np.isnan(scores).all()
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow",
@@ -244,6 +281,30 @@ def test_other_backends_name_the_backend_to_use(tmp_path):
         with pytest.raises(NotImplementedError,
                            match="KERAS_BACKEND=tensorflow"):
             classifier.export(str(tmp_path / "m.onnx"), format="onnx")
+    assert not os.listdir(tmp_path)
+    assert classifier.preprocessor.spectrum_method == "fft"
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch.onnx's errors")
+def test_torch_onnx_failure_is_one_line(tmp_path, monkeypatch):
+    # torch.onnx's errors carry the traced graph (1,270 lines for a real
+    # model): the user gets one line naming the shapes and the way out.
+    import torch
+
+    def fail(*args, **kwargs):
+        raise torch.onnx.OnnxExporterError(
+            "Failed to export a node\n" + "  %1 : Float(1) = graph\n" * 9)
+
+    monkeypatch.setattr(keras.Model, "export", fail)
+    classifier = tiny_classifier(100)
+    with pytest.raises(RuntimeError,
+                       match=r"torch.onnx could not export .* batch_size=1, "
+                             r"num_samples=16240 \(OnnxExporterError: "
+                             r"Failed to export a node\).*"
+                             r"KERAS_BACKEND=tensorflow") as caught:
+        portable_export.export_onnx(classifier, tmp_path / "m.onnx",
+                                    batch_size=1, num_samples=16240)
+    assert "\n" not in str(caught.value)
     assert not os.listdir(tmp_path)
     assert classifier.preprocessor.spectrum_method == "fft"
 
