@@ -13,6 +13,7 @@ entry; `main` builds the argparse subparsers from the table.
 
 import argparse
 import importlib
+import os
 import sys
 
 
@@ -136,7 +137,9 @@ def run_make_shards(args):
         print(f"  skipped {item['path']}: {item['reason']}")
     if len(skipped) > 10:
         print(f"  ... and {len(skipped) - 10} more (see dataset.json)")
-    return 0
+    # As classify: the shards are written, and the status tells a script
+    # that some files are not in them.
+    return 1 if skipped else 0
 
 
 # --- verify-shards ----------------------------------------------------------
@@ -162,7 +165,8 @@ def run_verify_shards(args):
         print(f"BAD {name}: {problem}")
     if bad:
         print(f"{args.directory}: {len(bad)} of {total} shards are bad. "
-              f"{remedy(args.directory, info)}", file=sys.stderr)
+              f"{remedy(args.directory, info, verify=False)}",
+              file=sys.stderr)
         return 1
     print(f"{args.directory}: all {total} shards match dataset.json "
           f"({info['num_examples']} examples).")
@@ -306,6 +310,56 @@ def run_export(args):
     return 0
 
 
+# --- presets ----------------------------------------------------------------
+
+
+def add_presets_arguments(parser):
+    parser.add_argument("--format", choices=["table", "json"],
+                        default="table",
+                        help="output format (default: table)")
+
+
+def _score_text(score):
+    """`0.4593 mAP (AudioSet)`, `98.1% accuracy (Speech Commands V2)`."""
+    value = score["value"]
+    if score["metric"] == "accuracy":
+        text = f"{value * 100:g}%"
+    else:  # at least the three decimals the authors give: 0.450
+        text = f"{value:.3f}" if round(value, 3) == value else f"{value:g}"
+    return f"{text} {score['metric']} ({score['dataset']})"
+
+
+def run_presets(args):
+    # Standard library and numpy only: no Keras, no backend.
+    from keras_ast.data.audio_io import SAMPLING_RATE
+    from keras_ast.kaldi import FRAME_SHIFT
+    from keras_ast.presets import BUILTIN_PRESETS
+
+    rows = [
+        dict(name=name, **preset, sampling_rate=SAMPLING_RATE,
+             input_seconds=preset["max_length"] * FRAME_SHIFT
+             / SAMPLING_RATE)
+        for name, preset in BUILTIN_PRESETS.items()
+    ]
+    if args.format == "json":
+        import json
+
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = [("PRESET", "HUB REPOSITORY", "INPUT", "LABELS", "REPORTED")]
+    table += [
+        (row["name"], row["hf_repo"],
+         f"{row['input_seconds']:g} s, {row['sampling_rate'] // 1000} kHz",
+         str(row["num_classes"]), _score_text(row["score"]))
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(4)]
+    for line in table:
+        print("  ".join([cell.ljust(width) for cell, width
+                         in zip(line, widths)] + [line[-1]]))
+    return 0
+
+
 # --- commands in their own modules -----------------------------------------
 
 
@@ -330,7 +384,8 @@ def _from_module(name):
 SUBCOMMANDS = {
     "make-shards": (
         "Decode a labelled audio collection into TFRecord or ArrayRecord "
-        "shards (mono float32, 16 kHz) with a dataset.json index.",
+        "shards (mono float32, 16 kHz) with a dataset.json index; exit "
+        "status 1 if a file was skipped (listed, and in dataset.json).",
         add_make_shards_arguments,
         run_make_shards,
     ),
@@ -374,14 +429,31 @@ SUBCOMMANDS = {
         "(--timeline: events with onsets and offsets), with any preset.",
         *_from_module("keras_ast.classify_files"),
     ),
+    "presets": (
+        "List the built-in presets: hub repository, input, labels and "
+        "reported score.",
+        add_presets_arguments,
+        run_presets,
+    ),
 }
+
+EXIT_STATUS = (
+    "exit status: 0 done; 1 an error, or some input files were skipped "
+    "(make-shards, classify: the others are done and the skipped ones "
+    "listed with their reason; verify-shards: bad shards); 2 a usage error."
+)
 
 
 def build_parser():
+    from keras_ast.version import __version__
+
     parser = argparse.ArgumentParser(
         prog="keras-ast",
         description="Audio Spectrogram Transformer tools for Keras 3.",
+        epilog=EXIT_STATUS,
     )
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name, (help_text, add_arguments, run) in SUBCOMMANDS.items():
@@ -394,9 +466,28 @@ def build_parser():
 
 
 def main(argv=None):
-    """The `keras-ast` entry point; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    return args._run(args)
+    """The `keras-ast` entry point; returns the exit status.
+
+    The command runs in `quiet_tensorflow()`: TensorFlow, where the command
+    starts it, logs no C++ lines unless `TF_CPP_MIN_LOG_LEVEL` asks.
+    """
+    from keras_ast.quiet_tensorflow import quiet_tensorflow
+
+    with quiet_tensorflow():
+        args = build_parser().parse_args(argv)
+        try:
+            status = args._run(args)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # The reader left (`keras-ast presets | head`): no traceback.
+            # Python's recipe: standard output to devnull, so that the
+            # flush at exit does not fail again.
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):  # not a file (a captured stdout)
+                pass
+            return 1
+        return status
 
 
 if __name__ == "__main__":

@@ -58,11 +58,12 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 def architecture_differences(stored, backbone):
     """`{argument: (stored value, backbone's value)}` where weights differ."""
-    wanted = backbone.get_config()
+    # The attributes, not get_config(): Keras' serialisation of the dtype
+    # policy imports TensorFlow, where installed, under every backend.
     return {
-        key: (stored[key], wanted[key])
+        key: (stored[key], getattr(backbone, key))
         for key in ARCHITECTURE_KEYS
-        if key in stored and stored[key] != wanted[key]
+        if key in stored and stored[key] != getattr(backbone, key)
     }
 
 

@@ -96,8 +96,8 @@ def load_audio(path, sampling_rate=SAMPLING_RATE):
         float32 array `(samples,)`.
 
     Raises:
-        AudioDecodeError: the file is missing, does not decode, holds no
-            samples, or holds NaN or infinite values.
+        AudioDecodeError: the file is missing or empty (0 bytes), does not
+            decode, holds no samples, or holds NaN or infinite values.
 
     Example:
     >>> waveform = load_audio("dog_bark.flac")
@@ -105,6 +105,9 @@ def load_audio(path, sampling_rate=SAMPLING_RATE):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise AudioDecodeError(path, "no such file")
+    if os.path.getsize(path) == 0:
+        # libsndfile says "Format not recognised": the file is simply empty.
+        raise AudioDecodeError(path, "empty file (0 bytes)")
     try:
         audio, rate = _read_soundfile(path)
     except Exception as error:  # libsndfile's errors differ by version

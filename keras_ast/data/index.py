@@ -83,8 +83,9 @@ def read_info(path, verify=False, check_files=True):
         The index, a dict (see `FORMAT.md`).
 
     Raises:
-        FileNotFoundError: no `dataset.json` (not a shard directory, or
-            `make_shards` did not finish), or a listed shard is missing.
+        FileNotFoundError: `path` does not exist, no `dataset.json` (not a
+            shard directory, or `make_shards` did not finish), or a listed
+            shard is missing.
         ValueError: a `dataset.json` that is not valid.
         DamagedShardError: (a ValueError) with `verify`, shards whose
             sha256 differs; the message names them and how to rebuild.
@@ -99,7 +100,14 @@ def read_info(path, verify=False, check_files=True):
         info_path, directory = path, os.path.dirname(path)
     else:
         info_path, directory = os.path.join(path, INFO_FILE), path
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist.")
     if not os.path.isfile(info_path):
+        if os.path.isfile(path):
+            raise FileNotFoundError(
+                f"{path} is a file, not a shard directory (give the folder "
+                f"that holds the shards and their {INFO_FILE})."
+            )
         shards, _ = leftovers(directory)
         if shards:
             raise FileNotFoundError(
@@ -184,15 +192,25 @@ class DamagedShardError(ValueError):
         )
 
 
-def remedy(directory, info):
-    """What to do about a damaged shard set: rebuild it, or check it."""
+def remedy(directory, info, verify=True):
+    """What to do about a damaged shard set: rebuild it, or check it.
+
+    Args:
+        directory: the shard directory.
+        info: its index.
+        verify: also suggest `keras-ast verify-shards` to list every bad
+            shard (False where they were just listed: in `verify-shards`).
+    """
     source = info.get("source", "SOURCE")
-    return (
+    rebuild = (
         f"Rebuild the shard set (move {directory} away, then `keras-ast "
         f"make-shards {source} {directory} --format {info['record_format']}`"
-        f"), or list every bad shard with `keras-ast verify-shards "
-        f"{directory}`."
+        ")"
     )
+    if not verify:
+        return rebuild + "."
+    return (f"{rebuild}, or list every bad shard with `keras-ast "
+            f"verify-shards {directory}`.")
 
 
 def shard_sha256(path):
