@@ -71,7 +71,7 @@ def audio_folder(tmp_path):
     return root
 
 
-# --- --version and presets --------------------------------------------------
+# --- --version and presets ---------------------------------------------------
 
 
 def test_version(capsys):
@@ -125,7 +125,7 @@ def test_a_reader_that_leaves_is_no_traceback():
     assert "BrokenPipeError" not in error and "Traceback" not in error
 
 
-# --- exit status and messages -------------------------------------------------
+# --- exit status and messages ------------------------------------------------
 
 
 def test_an_empty_file_is_said_to_be_empty(tmp_path):
@@ -185,7 +185,7 @@ def test_help_names_the_exit_status(capsys):
     assert "exit status 1 if a file was skipped" in out
 
 
-# --- TensorFlow: not imported where not needed, and quiet where it is ------
+# --- TensorFlow: not imported where not needed, and quiet where it is --------
 
 
 @pytest.fixture(scope="module")
