@@ -1,7 +1,11 @@
 """tf.data and Grain pipelines from shards into `fit`, on every backend."""
 
 import os
+import subprocess
+import sys
+import textwrap
 
+import keras
 import numpy as np
 import pytest
 import soundfile
@@ -156,6 +160,74 @@ def test_grain_worker_processes(shard_dirs):
     waves, labels = collect(dataset)
     assert waves.shape == (12, 8000)
     assert sorted(labels.tolist()) == [0] * 6 + [1] * 6
+
+
+def run_script(tmp_path, script, *args):
+    """Runs `script` as a file (spawned workers re-run a file, not `-c`)
+    on this backend; `(return code, stdout + stderr)`."""
+    path = tmp_path / "script.py"
+    path.write_text(textwrap.dedent(script))
+    env = dict(os.environ, KERAS_BACKEND=keras.config.backend())
+    result = subprocess.run([sys.executable, str(path), *args], env=env,
+                            capture_output=True, text=True, timeout=240)
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_grain_workers_load_no_backend_and_leak_nothing(shard_dirs,
+                                                        tmp_path):
+    # The README's script: the backend is imported under the main guard
+    # only; the last batch is alive when the script ends.
+    code, output = run_script(tmp_path, """
+        import multiprocessing
+        import sys
+
+        import keras_ast
+
+        if __name__ == "__main__":
+            import keras  # this backend, in this process only
+
+            dataset = keras_ast.data.grain_dataset(
+                sys.argv[1], 4, clip_seconds=0.5, num_workers=2)
+            batches = iter(dataset)
+            x, y = next(batches)
+            for worker in multiprocessing.active_children():
+                with open(f"/proc/{worker.pid}/maps") as maps:
+                    libraries = maps.read()
+                print("worker loads", [name for name in ("tensorflow",
+                      "torch") if name in libraries])
+            for x, y in batches:
+                pass
+            print("batch", type(x).__name__, x.shape)
+        """, shard_dirs["arrayrecord"])
+    assert code == 0, output
+    assert output.count("worker loads []") == 2, output
+    assert "batch ndarray" in output
+    # Shared memory blocks still held at the end are reported by
+    # multiprocessing's resource tracker, on stderr.
+    assert "leaked" not in output, output
+
+
+def test_grain_workers_need_the_main_guard(shard_dirs, tmp_path):
+    # Spawned workers re-run the script: without the guard, each calls
+    # grain_dataset again and stops with one line, not a traceback.
+    code, output = run_script(tmp_path, """
+        import sys
+
+        import keras_ast
+
+        dataset = keras_ast.data.grain_dataset(
+            sys.argv[1], 4, clip_seconds=0.5, num_workers=2)
+        for x, y in dataset:
+            pass
+        """, shard_dirs["arrayrecord"])
+    assert code != 0
+    lines = output.splitlines()
+    hint = ("keras_ast: grain_dataset(num_workers=2) was called again in "
+            "a worker process (workers re-run the script's top level): "
+            "put the script's work under `if __name__ == \"__main__\":`.")
+    assert lines.count(hint) == 2, output
+    assert "bootstrapping phase" not in output
+    assert len(lines) < 30, output
 
 
 def test_files_are_readable_by_others(shard_dirs):
