@@ -1,6 +1,5 @@
 """`ASTClassifier`: an AST backbone with a classification head."""
 
-import warnings
 
 import keras
 import numpy as np
@@ -16,6 +15,7 @@ from keras_ast.presets import BUILTIN_PRESETS
 from keras_ast.waveforms import check_waveforms
 from keras_ast.waveforms import pad_waveforms
 from keras_ast.waveforms import rate_error
+from keras_ast.waveforms import warn_caller
 from keras_ast.xla_options import CompileOptionsMixin
 
 # AdamW as the AST authors fine-tuned (betas, weight decay), with gradient
@@ -207,14 +207,12 @@ class ASTClassifier(CompileOptionsMixin, keras.Model):
             return
         self._warned_too_long = True
         rate = self.preprocessor.sampling_rate
-        warnings.warn(
+        warn_caller(
             f"A clip of {num_samples / rate:.2f} s is longer than the "
             f"model's input ({self.preprocessor.max_length} frames, "
             f"{limit / rate:.2f} s): only its first {limit / rate:.2f} s "
             "are used. For long recordings use classifier.tag(...), which "
-            "scores every window.",
-            UserWarning, stacklevel=3,
-        )
+            "scores every window.")
 
     @staticmethod
     def _batched(waveforms):

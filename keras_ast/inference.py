@@ -13,7 +13,6 @@ the inputs, and a compiling backend sees few shapes.
 
 import numbers
 import os
-import warnings
 
 import numpy as np
 
@@ -24,12 +23,7 @@ from keras_ast.timeline import window_starts
 from keras_ast.waveforms import check_waveforms
 from keras_ast.waveforms import rate_error
 from keras_ast.waveforms import to_float
-
-# `warnings.warn` in `as_clips` names the line that called
-# `ASTClassifier.classify` or `.tag`: the default filter then warns once per
-# such line.
-_CALLER = 4
-
+from keras_ast.waveforms import warn_caller
 
 def _is_path(item):
     return isinstance(item, (str, bytes, os.PathLike))
@@ -77,13 +71,11 @@ def as_clips(inputs, sampling_rate, given_rate=None):
     if given_rate is None and not all(_is_path(item) for item in inputs):
         # An array carries no rate: one at 44.1 kHz would give confident,
         # wrong labels.
-        warnings.warn(
+        warn_caller(
             f"Audio arrays given without sampling_rate= are taken to be at "
             f"the model's {int(sampling_rate)} Hz. Pass sampling_rate=<their "
             f"rate> to have it checked (keras_ast.resample converts other "
-            "rates), or give file paths, which are decoded and resampled.",
-            UserWarning, stacklevel=_CALLER,
-        )
+            "rates), or give file paths, which are decoded and resampled.")
     clips, paths = [], []
     for index, item in enumerate(inputs):
         if _is_path(item):

@@ -19,6 +19,8 @@ that no input whose meaning is ambiguous is guessed:
   infinite samples are errors.
 """
 
+import os
+import sys
 import warnings
 
 import numpy as np
@@ -40,9 +42,22 @@ def rate_error(given, expected):
     )
 
 
-def _warn_once(message):
-    # The "default" action shows a message once per place in the code.
-    warnings.warn(message, UserWarning, stacklevel=4)
+def warn_caller(message):
+    """A `UserWarning` that points at the user's line.
+
+    That is the first frame outside keras_ast, Keras and its backends,
+    however deep in them the warning starts (Keras' `predict` calls the
+    model from its own loop); Python's default filter then shows it once
+    per such line.
+    """
+    packages = tuple(
+        os.path.dirname(os.path.abspath(sys.modules[name].__file__)) + os.sep
+        for name in (__package__, "keras", "tensorflow", "jax", "torch")
+        if getattr(sys.modules.get(name), "__file__", None))
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(packages):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level)
 
 
 def to_float(audio):
@@ -74,7 +89,7 @@ def to_float(audio):
         # A NaN or inf makes the peak non-finite; `check_waveforms` names it.
         peak = max(abs(float(audio.max())), abs(float(audio.min())))
         if np.isfinite(peak) and peak > PEAK_WARNING:
-            _warn_once(
+            warn_caller(
                 f"Float audio peaks at {peak:.1f}, far above full scale "
                 "(1.0): is it integer PCM stored as floats? Divide int16 "
                 "samples by 32768, or pass the integer array itself."

@@ -109,8 +109,12 @@ def test_empty_input_is_an_error(classifier, empty):
 def test_too_long_clip_warns_once_and_points_to_tag():
     classifier = tiny()
     long_clip = recording(3.0)
-    with pytest.warns(UserWarning, match=r"only its first 1\.01 s.*tag"):
+    with pytest.warns(UserWarning, match=r"only its first 1\.01 s.*tag") as (
+            caught):
         classifier.predict(long_clip, verbose=0)
+    # It names the user's line (here), not one inside keras_ast.
+    assert {w.filename for w in caught if "first 1.01" in str(w.message)
+            } == {__file__}
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         classifier.predict(long_clip, verbose=0)  # once per classifier
@@ -131,8 +135,10 @@ def test_arrays_without_a_rate_warn_once_per_line(classifier, tmp_path):
                  lambda: classifier.classify(np.stack([clip, clip])),
                  lambda: classifier.classify([path, clip]),
                  lambda: classifier.tag(clip, window_seconds=0.25)):
-        with pytest.warns(UserWarning, match=message):
+        with pytest.warns(UserWarning, match=message) as caught:
             call()
+        assert {w.filename for w in caught
+                if "sampling_rate=" in str(w.message)} == {__file__}
     # Files carry their rate; a stated rate is checked: no warning.
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
