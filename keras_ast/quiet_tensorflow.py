@@ -24,6 +24,7 @@ and only the command line enters this context.
 
 import contextlib
 import importlib.abc
+import importlib.util
 import os
 import re
 import sys
@@ -156,3 +157,28 @@ def quiet_tensorflow():
             sys.meta_path.remove(finder)
         if not user_set:
             os.environ.pop(LEVEL_VARIABLE, None)
+
+
+def import_tensorflow():
+    """Imports TensorFlow where it is installed, without its start-up
+    lines; for notebooks.
+
+    A notebook's kernel shows a library's C++ log lines among the cells'
+    outputs, and Keras' saving imports TensorFlow on any backend. Called
+    first, this starts TensorFlow inside `quiet_tensorflow()` and sets
+    `TF_CPP_MIN_LOG_LEVEL` to 3 for the rest of the process where it is
+    unset (the caller asks for it), so later lines such as the cuInit
+    error of a machine without a GPU stay out too.
+
+    Returns:
+        The `tensorflow` module, or None where it is not installed.
+
+    Example:
+    >>> tf = import_tensorflow()
+    """
+    if importlib.util.find_spec("tensorflow") is None:
+        return None
+    os.environ.setdefault(LEVEL_VARIABLE, QUIET_LEVEL)
+    with quiet_tensorflow():
+        import tensorflow
+    return tensorflow

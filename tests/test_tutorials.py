@@ -105,14 +105,15 @@ def test_reader_noise_finds_each_kind():
 
 @pytest.fixture(scope="module")
 def random_preset(tmp_path_factory):
-    """A tiny multi-label preset with 2 s inputs, random weights."""
+    """A tiny multi-label preset with 5 s inputs (notebook 01's clip fits),
+    random weights."""
     directory = str(tmp_path_factory.mktemp("tutorial_preset") / "preset")
     keras.utils.set_random_seed(0)
     backbone = ASTBackbone(hidden_dim=32, num_layers=2, num_heads=4,
-                           intermediate_dim=64, max_length=200,
+                           intermediate_dim=64, max_length=500,
                            frequency_stride=10, time_stride=10)
     ASTClassifier(backbone, num_classes=len(LABELS),
-                  preprocessor=ASTAudioConverter(max_length=200),
+                  preprocessor=ASTAudioConverter(max_length=500),
                   labels=LABELS, multi_label=True).save_to_preset(directory)
     return directory
 

@@ -66,6 +66,13 @@ def backend_cell(default="jax"):
         "imported.",
         f"os.environ[\"KERAS_BACKEND\"] = os.environ.get(\"KERAS_BACKEND\", "
         f"\"{default}\")",
+        "",
+        "# Keras' saving starts TensorFlow on any backend: start it now, "
+        "without",
+        "# its C++ log lines among the outputs.",
+        "from keras_ast.quiet_tensorflow import import_tensorflow",
+        "",
+        "import_tensorflow()",
     ])
 
 
@@ -139,7 +146,7 @@ for label, score in classifier.classify(path, top_k=5):
 waveform = keras_ast.load_audio(path)   # mono float32 at 16 kHz
 noise = 0.1 * rng.standard_normal(16000 * 3).astype("float32")
 for name, result in zip(["speech", "noise"], classifier.classify(
-        [waveform, noise], top_k=3)):
+        [waveform, noise], sampling_rate=16000, top_k=3)):
     print(name, [(label, round(score, 3)) for label, score in result])"""),
     ("md", "What the model sees: the Kaldi-style log-mel filter banks its "
            "converter computes (128 mel bins every 10 ms)."),
@@ -632,7 +639,7 @@ from keras_ast import speech_synthesis
 
 classifier = keras_ast.ASTClassifier.from_preset("ast_speech_commands")
 clip = speech_synthesis.speak("yes", voice="en-us")
-print(classifier.classify(clip, top_k=3))"""),
+print(classifier.classify(clip, sampling_rate=16000, top_k=3))"""),
     ("md", "## Upload to the Hugging Face Hub\n\n"
            "`upload_preset` creates the repository if needed and adds a "
            "model card. It needs a write token (`HF_TOKEN`: on Colab, add "
