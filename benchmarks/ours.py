@@ -211,7 +211,8 @@ def measure_files(rec, classifier, settings):
                                               ahead=2 * batch), batch)
                 files_s = time.perf_counter() - start
         start = time.perf_counter()
-        classifier.classify(list(clips), batch_size=batch)
+        classifier.classify(list(clips), sampling_rate=SAMPLING_RATE,
+                            batch_size=batch)
         model_s = time.perf_counter() - start
     except Exception as error:
         rec.add("gpu_files", {"label": "files", "error": repr(error)[:300]})
@@ -278,8 +279,10 @@ def time_tag(rec, classifier, audio, geometry, batch_size, reference):
     timeline = rec.measure_once(
         "tagging", entry,
         lambda: classifier.tag([audio[:window]] * warm,
+                               sampling_rate=converter.sampling_rate,
                                batch_size=batch_size, **kwargs),
-        lambda: classifier.tag(audio, batch_size=batch_size, **kwargs),
+        lambda: classifier.tag(audio, sampling_rate=converter.sampling_rate,
+                               batch_size=batch_size, **kwargs),
         len(audio) / converter.sampling_rate, "audio s/s")
     if timeline is not None:
         windows = len(timeline.starts)

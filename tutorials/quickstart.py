@@ -120,7 +120,8 @@ def show_preset(preset):
     classifier = keras_ast.ASTClassifier.from_preset(preset)
     sentence = speech_synthesis.speak("Hello, this is a test of speech.")
     print(f"Top classes of {preset} for a spoken sentence:")
-    for label, score in classifier.classify(sentence, top_k=5):
+    for label, score in classifier.classify(
+            sentence, sampling_rate=speech_synthesis.SAMPLING_RATE, top_k=5):
         print(f"  {score:.3f}  {label}")
 
 
