@@ -185,7 +185,8 @@ def add_train_arguments(parser):
     parser.add_argument("--output", required=True,
                         help="checkpoints, metrics.json and the final preset")
     parser.add_argument("--overwrite", action="store_true",
-                        help="train again over a finished run in OUTPUT")
+                        help="start afresh: remove what an earlier run, "
+                        "finished or interrupted, wrote into OUTPUT")
     # One flag per TrainConfig field: same names, defaults and help.
     from keras_ast.train_config import fields
 

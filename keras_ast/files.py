@@ -30,12 +30,14 @@ def publish(path):
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, suffix=""):
     """Yields a temporary file name that replaces `path` when the block ends.
 
     The caller writes the file (with any writer that takes a path); on
     success it is synced, given normal permissions and renamed to `path`;
-    on an exception it is removed and `path` is left as it was.
+    on an exception it is removed and `path` is left as it was. `suffix`
+    ends the temporary name, for writers that check it (Keras'
+    `save_weights` wants `.weights.h5`).
 
     Example:
     >>> with atomic_path("shard-00000.tfrecord") as temp:
@@ -45,7 +47,8 @@ def atomic_path(path):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, temp = tempfile.mkstemp(
-        prefix=f"{TEMP_PREFIX}{os.path.basename(path)}-", dir=directory
+        prefix=f"{TEMP_PREFIX}{os.path.basename(path)}-", suffix=suffix,
+        dir=directory,
     )
     os.close(fd)
     try:

@@ -96,6 +96,11 @@ class TrainConfig:
     process_id: int = _setting(
         0, "this process's index, 0 to num_processes - 1", int)
     # --- outputs
+    keep_checkpoints: int = _setting(
+        1, "how many of the latest epochs' checkpoints OUTPUT/checkpoints "
+        "keeps (weights and optimizer state: about 1 GB each for the "
+        "AudioSet model; 0: none; the best epoch's model is kept apart, "
+        "see monitor)", int)
     monitor: Optional[str] = _setting(
         None, "the logged value whose best epoch is kept in "
         "OUTPUT/best_preset: val_accuracy, val_map, val_loss, accuracy, map "

@@ -2,7 +2,8 @@
 
 `train` builds a classifier from a preset, streams the shards into `fit`
 with the recipe of a `TrainConfig` (`keras_ast.train_config`), writes a
-checkpoint and `metrics.json` every epoch, resumes an interrupted run, and
+checkpoint (`EpochCheckpoints`), `metrics.json` and a backup (`Backup`)
+every epoch, resumes an interrupted run from its backup (`restore`), and
 saves the result as a preset. The optimizer, loss and metrics are
 `ASTClassifier.compile()`'s defaults, with the recipe's learning-rate
 schedule. With a validation set, the final model is evaluated on it
@@ -12,6 +13,7 @@ schedule. With a validation set, the final model is evaluated on it
 import contextlib
 import dataclasses
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -23,7 +25,10 @@ from keras_ast.data import pipelines
 from keras_ast.data.index import read_info
 from keras_ast.evaluation import REPORT_FILE as EVALUATION_FILE
 from keras_ast.evaluation import evaluate
+from keras_ast.files import TEMP_PREFIX
+from keras_ast.files import atomic_path
 from keras_ast.files import read_json
+from keras_ast.files import sha256_file
 from keras_ast.files import write_json
 from keras_ast.train_config import TrainConfig
 
@@ -52,6 +57,43 @@ class MetricsFile(keras.callbacks.Callback):
         self.history = [h for h in self.history if h["epoch"] < epoch + 1]
         self.history.append(entry)
         write_json(self.path, self.history)
+
+
+class EpochCheckpoints(keras.callbacks.Callback):
+    """Saves `DIR/epoch_NNN.weights.h5` every epoch, keeping the last `keep`.
+
+    A checkpoint holds the model's and the optimizer's weights
+    (`save_weights`); it is written under a temporary name and renamed
+    when whole, and only then are the older ones removed (those of later
+    epochs too: a resumed run's lost epochs). `keep=0` writes none.
+
+    Args:
+        directory: the checkpoint folder (`OUTPUT/checkpoints`).
+        keep: how many of the latest epochs' checkpoints to keep.
+    """
+
+    def __init__(self, directory, keep=1):
+        super().__init__()
+        self.directory = directory
+        self.keep = keep
+
+    def on_epoch_end(self, epoch, logs=None):
+        epoch += 1
+        if self.keep:
+            path = os.path.join(self.directory,
+                                f"epoch_{epoch:03d}.weights.h5")
+            with atomic_path(path, suffix=".weights.h5") as temp:
+                self.model.save_weights(temp)
+        kept = {f"epoch_{e:03d}.weights.h5"
+                for e in range(epoch - self.keep + 1, epoch + 1)}
+        if not os.path.isdir(self.directory):
+            return
+        for name in os.listdir(self.directory):
+            # Also the temporary files of a save that was killed.
+            if name not in kept and (name.startswith(TEMP_PREFIX) or
+                                     re.match(r"epoch_\d+\.weights\.h5$",
+                                              name)):
+                _remove(os.path.join(self.directory, name))
 
 
 class BestPreset(keras.callbacks.Callback):
@@ -151,15 +193,169 @@ def _initialize_processes(config):
                                   config.process_id)
 
 
-def _resumed_epoch(output):
-    """Epochs finished by an interrupted run in `output`, as its backup
-    (`keras.callbacks.BackupAndRestore`) will restore them."""
-    backup = os.path.join(output, _backup_dir())
-    for name in ("training_metadata.json.bkp", "training_metadata.json"):
-        # BackupAndRestore falls back on the .bkp of an unfinished save.
-        path = os.path.join(backup, name)
-        if os.path.exists(path):
-            return int(read_json(path)["epoch"])
+class Backup(keras.callbacks.Callback):
+    """Backs up the training state at the end of every epoch, atomically.
+
+    The state is the model's weights with the optimizer's
+    (`save_weights`) as `DIR/epoch_NNN.weights.h5`, written under a
+    temporary name and renamed when whole, then `DIR/epoch_NNN.json`
+    (the epoch, the weights file's size and sha256), written last, the
+    same way. Only then are the earlier backups removed: an interruption
+    at any moment leaves the previous good backup, or the new one, whole.
+    `restore` reads it back.
+
+    Args:
+        directory: this process's backup folder (`OUTPUT/backup`).
+    """
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = directory
+
+    def on_epoch_end(self, epoch, logs=None):
+        epoch += 1
+        name = f"epoch_{epoch:03d}"
+        weights = os.path.join(self.directory, name + ".weights.h5")
+        metadata = os.path.join(self.directory, name + ".json")
+        # A stale description of the file about to be replaced must not
+        # vouch for it.
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(metadata)
+        with atomic_path(weights, suffix=".weights.h5") as temp:
+            self.model.save_weights(temp)
+        write_json(metadata, {"epoch": epoch,
+                              "weights": os.path.basename(weights),
+                              "size": os.path.getsize(weights),
+                              "sha256": sha256_file(weights)})
+        # The new backup is whole: everything else goes (earlier epochs,
+        # an older keras-ast's files, temporary files of a killed save).
+        for other in os.listdir(self.directory):
+            if other not in (os.path.basename(weights),
+                             os.path.basename(metadata)):
+                _remove(os.path.join(self.directory, other))
+
+
+def _remove(path):
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+# What `keras.callbacks.BackupAndRestore` left (earlier versions wrote
+# the backup with it): no checksum, so it is only known to be whole once
+# it has loaded.
+LEGACY_WEIGHTS = "latest.weights.h5"
+LEGACY_METADATA = "training_metadata.json"
+
+
+def _backups(directory):
+    """The backups in `directory`, newest first: `(epoch, weights file,
+    metadata)`, with `metadata` None for a legacy backup."""
+    found = []
+    if not os.path.isdir(directory):
+        return found
+    for name in os.listdir(directory):
+        if name.startswith("epoch_") and name.endswith(".json"):
+            path = os.path.join(directory, name)
+            try:
+                metadata = read_json(path)
+                epoch = int(metadata["epoch"])
+                weights = os.path.join(directory, metadata["weights"])
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                _warn_damaged(path, f"unreadable ({error})")
+                continue
+            found.append((epoch, weights, metadata))
+    legacy = os.path.join(directory, LEGACY_WEIGHTS)
+    if os.path.exists(legacy):
+        try:
+            epoch = int(read_json(os.path.join(
+                directory, LEGACY_METADATA))["epoch"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            _warn_damaged(legacy, f"its {LEGACY_METADATA} is unreadable "
+                          f"({error})")
+        else:
+            found.append((epoch, legacy, None))
+    return sorted(found, key=lambda backup: backup[0], reverse=True)
+
+
+def _warn_damaged(path, why):
+    warnings.warn(f"The backup {path} is damaged: {why}; it is not used.",
+                  UserWarning, stacklevel=3)
+
+
+def _is_whole(weights, metadata):
+    """Whether `weights` is the file `metadata` describes (None if the
+    backup has no description to check it against)."""
+    if metadata is None:
+        return None
+    if not os.path.exists(weights):
+        _warn_damaged(weights, "the file is missing")
+        return False
+    size = os.path.getsize(weights)
+    if size != metadata.get("size"):
+        _warn_damaged(weights, f"{size} bytes, {metadata.get('size')} "
+                      "were written")
+        return False
+    if sha256_file(weights) != metadata.get("sha256"):
+        _warn_damaged(weights, "its sha256 is not the one written")
+        return False
+    return True
+
+
+def restore(model, directory):
+    """Restores the newest whole backup that `Backup` wrote to `directory`.
+
+    A damaged backup (a size or sha256 other than written, or, for a
+    legacy backup, one that fails to load) is skipped with a warning, for
+    the one before it; without any, the model is left as it was (with a
+    warning if there were damaged ones).
+
+    Args:
+        model: the compiled model, as `Backup` saw it.
+        directory: the backup folder.
+
+    Returns:
+        The number of epochs the restored state had finished (0: none).
+
+    Raises:
+        ValueError: a whole backup does not fit `model` (another model,
+            or other settings, wrote it).
+    """
+    backups = _backups(directory)
+    for epoch, weights, metadata in backups:
+        whole = _is_whole(weights, metadata)
+        if whole is False:
+            continue
+        if not model.optimizer.built:
+            # The backup holds the optimizer's state: it must exist.
+            model.optimizer.build(model.trainable_variables)
+        if whole:
+            try:
+                model.load_weights(weights)
+            except Exception as error:  # Keras raises several kinds
+                raise ValueError(
+                    f"The backup {weights} does not fit this model: it was "
+                    "written by a run with another model or other "
+                    f"settings ({error}). Rerun with that run's settings, "
+                    "or start afresh with --overwrite (overwrite=True)."
+                ) from error
+            return epoch
+        # A legacy backup: a failed load may have set some variables.
+        variables = list(model.variables) + list(model.optimizer.variables)
+        values = [keras.ops.convert_to_numpy(v) for v in variables]
+        try:
+            model.load_weights(weights)
+            return epoch
+        except Exception as error:  # a truncated file: OSError, ValueError
+            _warn_damaged(weights, f"it does not load ({error})")
+            for variable, value in zip(variables, values):
+                variable.assign(value)
+    if backups:
+        warnings.warn(f"No whole backup is left in {directory}: training "
+                      "starts afresh, from epoch 1.", UserWarning,
+                      stacklevel=2)
     return 0
 
 
@@ -260,14 +456,19 @@ def train(preset, train, output, validation=None, config=None, *,
     """Fine-tunes a preset on a shard directory and saves the result.
 
     Rerunning an interrupted run resumes it from its last finished epoch
-    (`OUTPUT/backup`): the weights, the optimizer and the epoch count are
-    restored; an ArrayRecord stream goes on where it stopped, a TFRecord
-    stream restarts at its first pass's order. With `config.monitor` (by
+    (`OUTPUT/backup`, written atomically by `Backup`): the weights, the
+    optimizer and the epoch count are restored, and the run says which
+    epoch it goes on from; a damaged backup is skipped with a warning, for
+    the one before it or a fresh start. An ArrayRecord stream goes on where
+    it stopped, a TFRecord stream restarts at its first pass's order. The
+    last `config.keep_checkpoints` epochs' weights stay in
+    `OUTPUT/checkpoints`. With `config.monitor` (by
     default the validation accuracy or mAP), the best epoch's model is
     also kept in `OUTPUT/best_preset`. With `config.num_processes` > 1
     (JAX), every process calls `train` with the same arguments but its
     `process_id`; process 0 writes the files. A run
-    that finished is not redone unless `overwrite`. Nothing global is
+    that finished is not redone unless `overwrite`, which always starts
+    afresh. Nothing global is
     changed for the caller, except the random seed (`config.seed`): the
     dtype policy goes to the model, and a distribution is scoped to the run.
 
@@ -281,7 +482,8 @@ def train(preset, train, output, validation=None, config=None, *,
         config: a `TrainConfig` (default: the recipe's defaults).
         callbacks: more Keras callbacks for `fit`.
         verbose: `fit`'s verbosity.
-        overwrite: train again over a finished run in `output`.
+        overwrite: start afresh: remove what an earlier run, finished or
+            interrupted, wrote into `output` (backup included).
         **settings: `TrainConfig` fields that replace those of `config`.
 
     Returns:
@@ -290,6 +492,8 @@ def train(preset, train, output, validation=None, config=None, *,
     Raises:
         RunFinishedError: `output` holds a finished run and not
             `overwrite`.
+        ValueError: a setting is invalid, or the backup was written by a
+            run with another model or settings.
 
     Example:
     >>> train("ast_speech_commands_v2", "shards/train", "runs/sc",
@@ -298,13 +502,16 @@ def train(preset, train, output, validation=None, config=None, *,
     config = dataclasses.replace(config or TrainConfig(), **settings)
     output = os.fspath(output)
     final = os.path.join(output, PRESET_DIR)
-    if os.path.exists(final):
-        if not overwrite:
-            raise RunFinishedError(
-                f"{output} holds a finished run ({final}); nothing to do. "
-                "Train again with overwrite=True, or choose another output."
-            )
-        _clear(output)
+    if config.keep_checkpoints < 0:
+        raise ValueError(f"keep_checkpoints={config.keep_checkpoints}: "
+                         "give 0 (none) or more.")
+    if overwrite and os.path.isdir(output):
+        _clear(output)  # an interrupted run's backup too: a fresh start
+    elif os.path.exists(final):
+        raise RunFinishedError(
+            f"{output} holds a finished run ({final}); nothing to do. "
+            "Train again with overwrite=True, or choose another output."
+        )
     info = read_info(train)
     keras.utils.set_random_seed(config.seed)
     _initialize_processes(config)
@@ -325,6 +532,10 @@ def train(preset, train, output, validation=None, config=None, *,
                 _fit(classifier, info, train, output, validation, config,
                      callbacks, verbose, files)
                 classifier.save_to_preset(os.path.join(files, PRESET_DIR))
+            # Only now that the result is safe: the backup was the run's
+            # way back.
+            shutil.rmtree(os.path.join(output, _backup_dir()),
+                          ignore_errors=True)
     except BaseException:
         # A run that failed before writing anything leaves no folder.
         if created and os.path.isdir(output) and not _holds_files(output):
@@ -380,8 +591,23 @@ def _fit(classifier, info, train, output, validation, config, callbacks,
     monitor = _monitor(config, classifier, validation)
     batch_size = _process_batch_size(config)
     steps_per_epoch = _steps_per_epoch(info, config.batch_size)
+    classifier.compile(learning_rate=_schedule(
+        config.learning_rate, steps_per_epoch * config.epochs,
+        config.warmup_fraction))
+    backup = os.path.join(output, _backup_dir())
+    initial_epoch = restore(classifier, backup)
+    if initial_epoch > config.epochs:
+        raise ValueError(
+            f"{backup} holds {initial_epoch} finished epochs, more than "
+            f"epochs={config.epochs}: rerun with the epochs of the "
+            "interrupted run, or start afresh with --overwrite "
+            "(overwrite=True).")
+    if initial_epoch and verbose and _is_chief():
+        print(f"Resuming {output} after epoch {initial_epoch} of "
+              f"{config.epochs} ({backup}): training goes on from epoch "
+              f"{initial_epoch + 1}.")
     # A resumed run's stream starts where its finished epochs stopped.
-    start_example = _resumed_epoch(output) * steps_per_epoch * batch_size
+    start_example = initial_epoch * steps_per_epoch * batch_size
     train_data = _datasets(train, batch_size, True, clip_seconds,
                            config, one_hot, start_example)
     validation_data = validation_steps = None
@@ -391,28 +617,22 @@ def _fit(classifier, info, train, output, validation, config, callbacks,
         if config.num_processes > 1:
             validation_steps = max(1, read_info(validation)["num_examples"]
                                    // config.batch_size)
-    classifier.compile(learning_rate=_schedule(
-        config.learning_rate, steps_per_epoch * config.epochs,
-        config.warmup_fraction))
 
     metrics_path = os.path.join(output, METRICS_FILE)
     previous = read_json(metrics_path) if os.path.exists(metrics_path) else []
-    os.makedirs(os.path.join(files, CHECKPOINT_DIR), exist_ok=True)
-    # Resumes an interrupted run from its last finished epoch.
-    writers = [keras.callbacks.BackupAndRestore(
-        os.path.join(output, _backup_dir()))]
+    writers = []
     if monitor:
         # Before MetricsFile: an epoch is in metrics.json only once its
         # best preset is saved, so a resumed run compares correctly.
         writers.append(BestPreset(os.path.join(files, BEST_PRESET_DIR),
                                   monitor, previous))
     writers += [
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(files, CHECKPOINT_DIR,
-                         "epoch_{epoch:03d}.weights.h5"),
-            save_weights_only=True,
-        ),
+        EpochCheckpoints(os.path.join(files, CHECKPOINT_DIR),
+                         config.keep_checkpoints),
         MetricsFile(os.path.join(files, METRICS_FILE), previous),
+        # Last: an epoch counts as finished (a rerun goes on after it)
+        # only once everything it writes is written.
+        Backup(backup),
     ]
     with warnings.catch_warnings():
         # Keras warns when a stream of unknown length ends, as the
@@ -423,6 +643,7 @@ def _fit(classifier, info, train, output, validation, config, callbacks,
                        epochs=config.epochs, callbacks=writers + list(
                            callbacks or []),
                        verbose=verbose,
+                       initial_epoch=initial_epoch,
                        steps_per_epoch=steps_per_epoch,  # see `_datasets`
                        validation_steps=validation_steps,
                        shuffle=False)  # the pipelines shuffle, with the seed

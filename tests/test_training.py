@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -59,7 +60,7 @@ def test_train_resume_and_preset(setup, tmp_path):
     root, shards, preset = setup
     output = str(tmp_path / "run")
     args = dict(validation=shards["tfrecord"], epochs=3, batch_size=4,
-                learning_rate=1e-3)
+                learning_rate=1e-3, keep_checkpoints=3)
     with pytest.raises(KeyboardInterrupt):
         train(preset, shards["tfrecord"], output, callbacks=[StopAfter(2)],
               **args)
@@ -294,14 +295,230 @@ def test_resumed_grain_stream_continues_the_order(setup):
                    for a, b in zip(whole[:3], resumed))
 
 
-def test_resumed_epoch_is_read_from_the_backup(tmp_path):
-    from keras_ast.training import _resumed_epoch
+def truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
 
-    assert _resumed_epoch(str(tmp_path)) == 0
-    (tmp_path / "backup").mkdir()
-    (tmp_path / "backup" / "training_metadata.json").write_text(
-        json.dumps({"epoch": 2}))
-    assert _resumed_epoch(str(tmp_path)) == 2
+
+def epochs_in(output):
+    metrics = json.load(open(os.path.join(output, "metrics.json")))
+    return [m["epoch"] for m in metrics]
+
+
+def test_damaged_backup_resumes_from_the_last_good_one(setup, tmp_path):
+    root, shards, preset = setup
+    output = tmp_path / "run"
+    backup = output / "backup"
+    args = dict(epochs=3, batch_size=4, verbose=0)
+    first = tmp_path / "first"
+
+    class CopyFirstBackup(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                shutil.copytree(backup, first)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(preset, shards["tfrecord"], str(output),
+              callbacks=[CopyFirstBackup(), StopAfter(2)], **args)
+    # Killed after epoch 2's backup was whole, before epoch 1's was
+    # removed: both are there. Then epoch 2's is damaged.
+    for path in first.iterdir():
+        if not (backup / path.name).exists():
+            shutil.copy(path, backup / path.name)
+    truncate(max(backup.glob("*.weights.h5")))
+    counter = CountEpochs()
+    with pytest.warns(UserWarning, match="backup .* is damaged"):
+        train(preset, shards["tfrecord"], str(output), callbacks=[counter],
+              **args)
+    assert counter.epochs == [1, 2]  # after epoch 1, the good one
+    assert epochs_in(output) == [1, 2, 3]
+    assert not backup.exists()  # finished: the backup is no longer needed
+    # Only the last epoch's checkpoint is kept (keep_checkpoints=1).
+    assert os.listdir(output / "checkpoints") == ["epoch_003.weights.h5"]
+
+    # The only backup damaged: a fresh start, with a warning.
+    output = tmp_path / "run2"
+    with pytest.raises(KeyboardInterrupt):
+        train(preset, shards["tfrecord"], str(output),
+              callbacks=[StopAfter(1)], **dict(args, epochs=2))
+    [weights] = (output / "backup").glob("*.weights.h5")
+    truncate(weights)
+    counter = CountEpochs()
+    with pytest.warns(UserWarning) as caught:
+        train(preset, shards["tfrecord"], str(output), callbacks=[counter],
+              **dict(args, epochs=2))
+    messages = " ".join(str(w.message) for w in caught)
+    assert "damaged" in messages and "afresh, from epoch 1" in messages
+    assert counter.epochs == [0, 1]
+    assert epochs_in(output) == [1, 2]
+
+
+class InitialState(keras.callbacks.Callback):
+    """The model's and the optimizer's variables as training starts."""
+
+    def on_train_begin(self, logs=None):
+        optimizer = self.model.optimizer
+        self.weights = [keras.ops.convert_to_numpy(v)
+                        for v in self.model.weights]
+        self.optimizer = [keras.ops.convert_to_numpy(v)
+                          for v in optimizer.variables] if (
+                              optimizer.built) else []
+
+
+def test_damaged_backup_of_an_earlier_version(setup, tmp_path):
+    """What keras.callbacks.BackupAndRestore left when a save was
+    interrupted: `latest.weights.h5` missing variables."""
+    import h5py
+
+    root, shards, preset = setup
+    output = tmp_path / "run"
+    backup = output / "backup"
+    args = dict(epochs=2, batch_size=4, verbose=0)
+    fresh = InitialState()
+    with pytest.raises(KeyboardInterrupt):
+        train(preset, shards["tfrecord"], str(output),
+              callbacks=[fresh, StopAfter(1)], **args)
+    # The same backup in the earlier layout: weights and metadata.
+    for path in backup.iterdir():
+        if path.name.endswith(".weights.h5"):
+            path.rename(backup / "latest.weights.h5")
+        else:
+            path.unlink()
+    (backup / "training_metadata.json").write_text(
+        json.dumps({"epoch": 1, "batch": 0}))
+    # Whole, it resumes ...
+    shutil.copytree(output, tmp_path / "whole")
+    counter = CountEpochs()
+    train(preset, shards["tfrecord"], str(tmp_path / "whole"),
+          callbacks=[counter], **args)
+    assert counter.epochs == [1]
+    # ... damaged, the run starts afresh, from the preset's weights (not
+    # from the half of the backup that did load).
+    with h5py.File(backup / "latest.weights.h5", "r+") as f:
+        groups = []
+        f.visit(lambda name: groups.append(name)
+                if name.endswith("/vars") else None)
+        del f[groups[len(groups) // 2]]
+    counter, again = CountEpochs(), InitialState()
+    with pytest.warns(UserWarning, match="does not load"):
+        train(preset, shards["tfrecord"], str(output),
+              callbacks=[counter, again], **args)
+    assert counter.epochs == [0, 1]
+    for a, b in zip(again.weights, fresh.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert again.optimizer and not any(np.any(v) for v in again.optimizer)
+
+
+def test_overwrite_starts_afresh_over_a_damaged_backup(setup, tmp_path):
+    root, shards, preset = setup
+    output = tmp_path / "run"
+    args = dict(epochs=2, batch_size=4, verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        train(preset, shards["tfrecord"], str(output),
+              callbacks=[StopAfter(1)], **args)
+    for weights in (output / "backup").glob("*.weights.h5"):
+        truncate(weights)
+    counter = CountEpochs()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(preset, shards["tfrecord"], str(output), callbacks=[counter],
+              overwrite=True, **args)
+    assert not [w for w in caught if "damaged" in str(w.message)]
+    assert counter.epochs == [0, 1]
+    assert epochs_in(output) == [1, 2]
+
+
+def test_keep_checkpoints(setup, tmp_path):
+    root, shards, preset = setup
+    output = tmp_path / "run"
+    train(preset, shards["tfrecord"], str(output), epochs=3, batch_size=4,
+          keep_checkpoints=2, verbose=0)
+    assert sorted(os.listdir(output / "checkpoints")) == [
+        "epoch_002.weights.h5", "epoch_003.weights.h5"]
+    # The last checkpoint is the final model.
+    final = ASTClassifier.from_preset(str(output / "preset"))
+    checkpoint = ASTClassifier.from_preset(str(output / "preset"))
+    checkpoint.load_weights(output / "checkpoints" / "epoch_003.weights.h5")
+    for a, b in zip(final.get_weights(), checkpoint.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    train(preset, shards["tfrecord"], str(output), epochs=1, batch_size=4,
+          keep_checkpoints=0, overwrite=True, verbose=0)
+    assert not (output / "checkpoints").exists()
+    with pytest.raises(ValueError, match="keep_checkpoints=-1"):
+        train(preset, shards["tfrecord"], str(tmp_path / "x"),
+              keep_checkpoints=-1)
+    assert not (tmp_path / "x").exists()
+
+
+# Runs `keras-ast train` and holds its second backup half-written (as a
+# large model's save is for seconds) until the test kills it.
+SLOW_BACKUP = textwrap.dedent(
+    """
+    import os, sys, time
+    import keras
+    from keras_ast import cli
+
+    real = keras.Model.save_weights
+    backups = []
+
+    def save_weights(self, filepath, *args, **kwargs):
+        real(self, filepath, *args, **kwargs)
+        if os.sep + "backup" + os.sep in str(filepath):
+            backups.append(filepath)
+            if len(backups) == 2:
+                with open(filepath, "r+b") as f:
+                    f.truncate(os.path.getsize(filepath) // 2)
+                print("SAVING", flush=True)
+                time.sleep(600)
+
+    keras.Model.save_weights = save_weights
+    sys.exit(cli.main(sys.argv[1:]))
+    """
+)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGKILL"])
+def test_run_killed_during_its_backup_resumes(setup, tmp_path, capsys,
+                                              signal_name):
+    import signal
+
+    root, shards, preset = setup
+    output = tmp_path / "run"
+    command = ["train", "--preset", preset, "--train", shards["arrayrecord"],
+               "--output", str(output), "--epochs", "3", "--batch-size",
+               "4"]
+    with open(tmp_path / "stderr", "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", SLOW_BACKUP, *command],
+            stdout=subprocess.PIPE, stderr=stderr, text=True)
+    try:
+        for line in process.stdout:
+            if "SAVING" in line:
+                break
+        else:
+            pytest.fail("no second backup: "
+                        + (tmp_path / "stderr").read_text()[-3000:])
+        process.send_signal(getattr(signal, signal_name))
+        assert process.wait(timeout=120) != 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.stdout.close()
+    counter = CountEpochs()
+    from keras_ast import training
+
+    real_train = training.train
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "train", lambda *a, **k: real_train(
+            *a, callbacks=[counter], **k))
+        assert cli.main(command) == 0
+    out = capsys.readouterr().out
+    assert "after epoch 1 of 3" in out and "from epoch 2" in out
+    assert counter.epochs == [1, 2]
+    assert epochs_in(output) == [1, 2, 3]
+    assert sorted(os.listdir(output)) == ["checkpoints", "metrics.json",
+                                          "preset"]
+    assert os.listdir(output / "checkpoints") == ["epoch_003.weights.h5"]
 
 
 @pytest.mark.skipif(keras.config.backend() == "jax",
