@@ -24,11 +24,17 @@ import argparse
 import os
 import time
 
-import keras
-import numpy as np
+from keras_ast.quiet_tensorflow import import_tensorflow
 
-import keras_ast
-from keras_ast import speech_synthesis
+# TensorFlow (the default backend; Keras' saving and the SavedModel need it
+# on any backend) starts without its C++ log lines.
+import_tensorflow()
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_ast  # noqa: E402
+from keras_ast import speech_synthesis  # noqa: E402
 
 WORDS = ["yes", "no", "up", "down"]
 SILENCE = "_silence_"  # background only: lets `tag` say "no word here"
