@@ -132,15 +132,17 @@ def test_cli_runner_beam(source, built, tmp_path, capsys):
     args = ["make-shards", source, out, "--format", "arrayrecord",
             "--shard-size-mb", "0.02", "--runner", "beam",
             "--beam-options=--runner=DirectRunner --direct_num_workers=1"]
-    assert cli.main(args) == 0
+    assert cli.main(args) == 1  # written, but a file was skipped
     printed = capsys.readouterr().out
     assert "9 examples, 3 labels," in printed and "1 skipped" in printed
     info = read_info(out)
     assert info["shards"] == built("beam", "arrayrecord")[1]["shards"]
-    # A finished output: refused, or returned as it is with --resume.
+    # A finished output: refused, or returned as it is with --resume (the
+    # same skipped file: status 1 again, as the local runner gives).
     assert cli.main(args) == 1
     assert "--resume" in capsys.readouterr().err
-    assert cli.main(args + ["--resume"]) == 0
+    assert cli.main(args + ["--resume"]) == 1
+    assert "9 examples, 3 labels," in capsys.readouterr().out
     assert read_info(out) == info
     # Beam's parallelism is a Beam option, not --num-workers.
     assert cli.main(args + ["--num-workers", "4"]) == 1
