@@ -1,6 +1,5 @@
 """`ASTClassifier`: an AST backbone with a classification head."""
 
-
 import keras
 import numpy as np
 from keras import ops
@@ -312,8 +311,9 @@ class ASTClassifier(CompileOptionsMixin, keras.Model):
         them) makes more than one batch: a call on a few clips prints
         nothing.
         """
-        if verbose == "auto" and self._rows(x) is not None and (
-                self._rows(x) <= (batch_size or 32)):  # predict's default
+        rows = self._rows(x)
+        if verbose == "auto" and rows is not None and (
+                rows <= (batch_size or 32)):  # predict's default
             verbose = 0
         logits = self.predict(x, sampling_rate=sampling_rate,
                               batch_size=batch_size, verbose=verbose,

@@ -25,6 +25,7 @@ from keras_ast.waveforms import rate_error
 from keras_ast.waveforms import to_float
 from keras_ast.waveforms import warn_caller
 
+
 def _is_path(item):
     return isinstance(item, (str, bytes, os.PathLike))
 
