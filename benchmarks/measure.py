@@ -2,7 +2,7 @@
 
 Shared by run_benchmarks.py and tagging.py (whose child processes record
 through `Recorder`) and input_pipeline.py, which like tagging.py writes its
-own section of the README (`replace_section`); stdlib and `keras_ast.files`
+own section of the README (`replace_section`); stdlib and `keras_ast.utils.files`
 only.
 """
 
@@ -11,8 +11,8 @@ import sys
 import time
 import traceback
 
-from keras_ast.files import atomic_write
-from keras_ast.files import write_json
+from keras_ast.utils.files import atomic_write
+from keras_ast.utils.files import write_json
 
 PROGRESS = "[bench]"  # run_benchmarks.py shows its children's lines with it
 

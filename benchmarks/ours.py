@@ -191,7 +191,7 @@ def measure_files(rec, classifier, settings):
     import soundfile
     from machine import gpu_utilisation
 
-    from keras_ast.classify_files import decoded_files, label_files
+    from keras_ast.cli.classify import decoded_files, label_files
 
     batch = settings["gpu_batch_size"]
     clips = make_waveforms(settings, 4 * batch)
@@ -254,16 +254,16 @@ def time_tag(rec, classifier, audio, geometry, batch_size, reference):
     """Warms up `tag`, then times it on `audio`.
 
     The warm-up runs batches of the shapes the timed call will use
-    (`keras_ast.inference.batch_plan`), so the timed call compiles nothing.
+    (`keras_ast.inference.classify.batch_plan`), so the timed call compiles nothing.
     Records the windows, the windows scored (with padding rows) and, when
     `reference` scores are given, the largest difference from them.
     """
     import numpy as np
 
-    from keras_ast.inference import batch_plan
-    from keras_ast.inference import compiles_per_shape
-    from keras_ast.inference import window_geometry
-    from keras_ast.timeline import window_starts
+    from keras_ast.inference.classify import batch_plan
+    from keras_ast.inference.classify import compiles_per_shape
+    from keras_ast.inference.classify import window_geometry
+    from keras_ast.inference.timeline import window_starts
 
     label, kind, how, kwargs = geometry
     converter = classifier.preprocessor

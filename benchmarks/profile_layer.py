@@ -49,9 +49,9 @@ def keras_parts():
     from keras import ops
 
     from keras_ast import ASTEncoderLayer
-    from keras_ast.encoder import _attention_products
-    from keras_ast.encoder import _dot_product_attention
-    from keras_ast.encoder import _fused_attention
+    from keras_ast.models.encoder import _attention_products
+    from keras_ast.models.encoder import _dot_product_attention
+    from keras_ast.models.encoder import _fused_attention
 
     backend = keras.config.backend()
     rng = np.random.default_rng(0)
@@ -67,7 +67,7 @@ def keras_parts():
     def compile_(fn):
         if backend == "jax":
             # With the compile options `predict` gets (YNNPACK dots off).
-            from keras_ast import xla_options
+            from keras_ast.ops import compiler as xla_options
 
             return xla_options.jit(fn)
         if backend == "tensorflow":

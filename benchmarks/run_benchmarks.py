@@ -40,7 +40,7 @@ import threading
 import time
 from pathlib import Path
 
-from keras_ast.files import atomic_write
+from keras_ast.utils.files import atomic_write
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the modules beside this file

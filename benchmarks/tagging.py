@@ -36,8 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from keras_ast.files import atomic_path
-from keras_ast.files import write_json
+from keras_ast.utils.files import atomic_path
+from keras_ast.utils.files import write_json
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the modules beside this file
@@ -218,7 +218,7 @@ keras_ast / reference compares figures from the same run.
   input, hop half a window): **about twice the windows**, so twice the
   work for the same audio; its ratio is not like for like. `tag` scores the
   windows in batches of at most B through `predict_on_batch`
-  (`keras_ast.inference.batch_plan`: on PyTorch, even batches and no
+  (`keras_ast.inference.classify.batch_plan`: on PyTorch, even batches and no
   padding; on JAX and TensorFlow, which compile each shape, full batches
   and a last one padded to a power of two), then merges events (`top_k=3`,
   `threshold=0.3`). Each batch size of `--batch-sizes` is timed with

@@ -152,7 +152,7 @@ def _speech_scene(rng, samples):
     """espeak-ng sentences with pauses, over faint room noise."""
     import numpy as np
 
-    from keras_ast import speech_synthesis
+    from keras_ast.datasets import spoken_keywords as speech_synthesis
 
     out = np.zeros(samples)
     t = int(rng.uniform(0.1, 0.8) * SAMPLING_RATE)
@@ -175,7 +175,7 @@ def make_recording(seconds, seed=0, speech=None):
     Scenes of 3 to 20 s follow each other, cross-faded over 50 ms: speech
     (espeak-ng sentences in several voices and speeds over faint room
     noise; only when espeak-ng and sox are installed, see
-    `keras_ast.speech_synthesis`), coloured noise (white, pink or red)
+    `keras_ast.datasets.spoken_keywords`), coloured noise (white, pink or red)
     whose loudness drifts between -45 and -18 dBFS, gliding harmonic
     notes, or near silence; a noise floor at -65 dBFS runs under all.
     The same `seed` and tools give the same recording.
@@ -184,7 +184,7 @@ def make_recording(seconds, seed=0, speech=None):
     """
     import numpy as np
 
-    from keras_ast import speech_synthesis
+    from keras_ast.datasets import spoken_keywords as speech_synthesis
 
     if speech is None:
         speech = speech_synthesis.available()

@@ -4,7 +4,7 @@ Five functions draw with matplotlib (the `plot` extra,
 `pip install keras-ast[plot]`) and return a `matplotlib.figure.Figure`:
 - `spectrogram`: the log-mel features of a waveform (or features) over
   time in seconds;
-- `timeline`: a `keras_ast.timeline.Timeline` as a class-by-time heat map
+- `timeline`: a `keras_ast.inference.timeline.Timeline` as a class-by-time heat map
   of window scores, with the merged events outlined;
 - `attention`: the last layer's [CLS] attention over the patch grid, laid
   over the spectrogram;
@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from keras_ast import kaldi
+from keras_ast.ops import kaldi
 
 INSTALL_HINT = ("keras_ast.plot needs matplotlib: "
                 "pip install keras-ast[plot] (or pip install matplotlib).")
@@ -141,7 +141,7 @@ def _features_of(x, converter):
         x = x[0]
     if x.ndim == 1:
         if converter is None:
-            from keras_ast.audio_converter import ASTAudioConverter
+            from keras_ast.models.audio_converter import ASTAudioConverter
 
             converter = ASTAudioConverter()
         label = ("log-mel, normalised" if converter.do_normalize
@@ -269,7 +269,7 @@ def timeline(timeline, top_k=10, ax=None):
     overlapping windows its outline reaches past its cells.
 
     Args:
-        timeline: a `keras_ast.timeline.Timeline` (from
+        timeline: a `keras_ast.inference.timeline.Timeline` (from
             `ASTClassifier.tag`).
         top_k: how many classes to show, those with the highest score in
             any window (None: all), plus every class that has an event.
@@ -406,7 +406,7 @@ def file_report(classifier, waveform, timeline=None, path=None):
     Args:
         classifier: an `ASTClassifier`.
         waveform: the recording, 1-D, at the classifier's sampling rate.
-        timeline: optional `keras_ast.timeline.Timeline` of it.
+        timeline: optional `keras_ast.inference.timeline.Timeline` of it.
         path: the file it came from, named in the title (default: the
             timeline's `path`; without either the title says "recording").
 
@@ -420,7 +420,7 @@ def file_report(classifier, waveform, timeline=None, path=None):
     _require_matplotlib()
     converter = classifier.preprocessor
     if converter is None:
-        from keras_ast.audio_converter import ASTAudioConverter
+        from keras_ast.models.audio_converter import ASTAudioConverter
 
         converter = ASTAudioConverter(
             max_length=classifier.backbone.max_length,
@@ -459,7 +459,7 @@ def confusion_matrix(counts, labels, ax=None, title=None):
     Args:
         counts: `(num_classes, num_classes)` counts, row `i` column `j` the
             clips of class `i` predicted as `j`
-            (`keras_ast.evaluation.confusion_matrix`).
+            (`keras_ast.training.evaluate.confusion_matrix`).
         labels: the class names.
         ax: a matplotlib Axes to draw on; by default a new Figure.
         title: the Axes title (default: the accuracy and clip count).
@@ -468,7 +468,7 @@ def confusion_matrix(counts, labels, ax=None, title=None):
         The matplotlib Figure.
 
     Example:
-    >>> report = keras_ast.evaluation.evaluate(classifier, "shards/test")
+    >>> report = keras_ast.training.evaluate.evaluate(classifier, "shards/test")
     >>> matrix = report["confusion_matrix"]
     >>> confusion_matrix(matrix["counts"], matrix["labels"]).savefig("cm.png")
     """

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_ast import speech_synthesis
+from keras_ast.datasets import spoken_keywords as speech_synthesis
 
 SAMPLING_RATE = 16000
 TOOLS = os.path.join(os.path.dirname(__file__), "..", "tools")

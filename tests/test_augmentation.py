@@ -16,7 +16,7 @@ from conftest import to_numpy
 
 from keras_ast.data import balance
 from keras_ast.data import pipelines
-from keras_ast.data.index import read_info
+from keras_ast.data.info import read_info
 from keras_ast.data.shards import make_shards
 from keras_ast.data.spec_augment import SpecAugment
 

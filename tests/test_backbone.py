@@ -204,7 +204,7 @@ def test_eager_call_frees_each_layer_output():
 def test_attention_products_match_fused_attention(dtype):
     # XLA on a CPU runs attention as two explicit products (faster there);
     # both ways must give the same context.
-    from keras_ast.encoder import _attention_products
+    from keras_ast.models.encoder import _attention_products
 
     rng = np.random.default_rng(0)
     q, k, v = (keras.ops.convert_to_tensor(
@@ -223,7 +223,7 @@ def test_attention_products_match_fused_attention(dtype):
 def test_dot_product_attention_is_softmax_attention(dtype):
     # The layer's fused path (PyTorch: sdpa on strided head views, not
     # Keras' copies) against softmax(q k^T * scale) v in numpy.
-    from keras_ast.encoder import _dot_product_attention
+    from keras_ast.models.encoder import _dot_product_attention
 
     rng = np.random.default_rng(3)
     q, k, v = (rng.standard_normal((2, 23, 3, 8)).astype("float32")
@@ -246,7 +246,7 @@ def test_dot_product_attention_is_softmax_attention(dtype):
 def test_attention_products_by_head_groups(heads, group):
     # Any group of heads (3 heads cannot pair up: one at a time), eager and
     # compiled, gives the fused op's context.
-    from keras_ast.encoder import _attention_products
+    from keras_ast.models.encoder import _attention_products
 
     rng = np.random.default_rng(1)
     q, k, v = (keras.ops.convert_to_tensor(
@@ -269,7 +269,7 @@ def test_attention_products_batch_unknown_until_run():
         pytest.skip("only TensorFlow traces with an unknown batch here")
     import tensorflow as tf
 
-    from keras_ast.encoder import _attention_products
+    from keras_ast.models.encoder import _attention_products
 
     spec = tf.TensorSpec((None, 11, 4, 8), "float32")
     function = tf.function(

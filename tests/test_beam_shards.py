@@ -16,10 +16,10 @@ import pytest
 import soundfile
 from test_shards import read_records
 
-from keras_ast import cli
+from keras_ast.cli import main as cli
 from keras_ast.data import pipelines
 from keras_ast.data.beam_shards import make_shards_beam
-from keras_ast.data.index import read_info
+from keras_ast.data.info import read_info
 from keras_ast.data.shards import make_shards
 
 pytestmark = pytest.mark.skipif(

@@ -14,8 +14,8 @@ from conftest import tiny_backbone
 from keras_ast import ASTAudioConverter
 from keras_ast import ASTBackbone
 from keras_ast import ASTClassifier
-from keras_ast.objectives import SoftmaxAccuracy
-from keras_ast.objectives import SoftmaxCrossentropy
+from keras_ast.models.losses import SoftmaxAccuracy
+from keras_ast.models.losses import SoftmaxCrossentropy
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import soundfile
 
-from keras_ast import cli
+from keras_ast.cli import main as cli
 from keras_ast.data import audio_io
 from keras_ast.data.shards import make_shards
-from keras_ast.presets import BUILTIN_PRESETS
-from keras_ast.quiet_tensorflow import LOG_LINE
-from keras_ast.quiet_tensorflow import filter_log
+from keras_ast.presets.builtin import BUILTIN_PRESETS
+from keras_ast.utils.quiet_tensorflow import LOG_LINE
+from keras_ast.utils.quiet_tensorflow import filter_log
 from keras_ast.version import __version__
 
 RATE = 16000
@@ -42,7 +42,7 @@ def loaded_after(argv):
     it imported."""
     return (
         "import sys\n"
-        "from keras_ast import cli\n"
+        "from keras_ast.cli import main as cli\n"
         "try:\n"
         f"    status = cli.main({argv!r})\n"
         "except SystemExit as exit:\n"
@@ -117,7 +117,7 @@ def test_presets_json_loads_no_framework():
 def test_a_reader_that_leaves_is_no_traceback():
     """`keras-ast presets | head -1`: no BrokenPipeError traceback."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "keras_ast.cli", "presets", "--format",
+        [sys.executable, "-m", "keras_ast.cli.main", "presets", "--format",
          "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     process.stdout.close()  # before the command writes
     error = process.stderr.read().decode()
@@ -216,7 +216,7 @@ def test_commands_without_tensorflow_do_not_import_it(tiny_preset, backend):
     preset, clip, shards = tiny_preset
     script = (
         "import sys\n"
-        "from keras_ast import cli\n"
+        "from keras_ast.cli import main as cli\n"
         f"assert cli.main(['verify-shards', {shards!r}]) == 0\n"
         f"assert cli.main(['classify', {clip!r}, '--preset', {preset!r}, "
         "'--no-progress']) == 0\n"
@@ -233,7 +233,7 @@ def test_tensorflow_starts_quietly(tiny_preset):
     preset, clip, _ = tiny_preset
     script = (
         "import os, sys\n"
-        "from keras_ast import cli\n"
+        "from keras_ast.cli import main as cli\n"
         f"status = cli.main(['classify', {clip!r}, '--preset', {preset!r}, "
         "'--no-progress'])\n"
         "print('STATUS', status, 'tensorflow' in sys.modules,\n"
@@ -267,7 +267,7 @@ def test_filter_log_keeps_what_the_level_asks():
 def test_quiet_tensorflow_keeps_the_users_level():
     script = (
         "import os, sys\n"
-        "from keras_ast.quiet_tensorflow import quiet_tensorflow\n"
+        "from keras_ast.utils.quiet_tensorflow import quiet_tensorflow\n"
         "hooks = len(sys.meta_path)\n"
         "with quiet_tensorflow():\n"
         "    print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))\n"

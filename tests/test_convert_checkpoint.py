@@ -1,4 +1,4 @@
-"""`keras-ast convert` (keras_ast.convert_checkpoint): hub-format and
+"""`keras-ast convert` (keras_ast.porting.convert): hub-format and
 original `.pth` sources, through the CLI, the Python function and the
 `tools/convert_checkpoint.py` wrapper."""
 
@@ -14,13 +14,13 @@ from conftest import TOOLS
 from conftest import make_reference
 
 from keras_ast import ASTClassifier
-from keras_ast import cli
-from keras_ast.convert_checkpoint import ConversionError
-from keras_ast.convert_checkpoint import SourceError
-from keras_ast.convert_checkpoint import VerificationError
-from keras_ast.convert_checkpoint import convert_checkpoint
-from keras_ast.convert_original import geometry_from_file_name
-from keras_ast.files import sha256_file
+from keras_ast.cli import main as cli
+from keras_ast.porting.convert import ConversionError
+from keras_ast.porting.convert import SourceError
+from keras_ast.porting.convert import VerificationError
+from keras_ast.porting.convert import convert_checkpoint
+from keras_ast.presets.original import geometry_from_file_name
+from keras_ast.utils.files import sha256_file
 
 HEAVY = ("keras", "tensorflow", "jax", "torch", "transformers",
          "huggingface_hub")
@@ -262,7 +262,7 @@ def test_help_loads_no_framework(argv):
     """`keras-ast [convert|upload] --help` answer without Keras & co."""
     script = (
         "import sys\n"
-        "from keras_ast import cli\n"
+        "from keras_ast.cli import main as cli\n"
         "try:\n"
         f"    cli.main({argv!r})\n"
         "except SystemExit:\n"

@@ -27,7 +27,7 @@ import json, sys
 import keras_ast.data
 import keras_ast.data.pipelines
 import keras_ast.data.shards
-import keras_ast.data.index
+import keras_ast.data.info
 import keras_ast.data.sources
 import keras_ast.data.mixing
 import keras_ast.data.records
@@ -44,7 +44,7 @@ def test_public_names_resolve():
     names = run_python("""
 import json, sys
 import keras_ast.data as data
-from keras_ast.data import index, mixing, pipelines, shards, spec_augment
+from keras_ast.data import info as index, mixing, pipelines, shards, spec_augment
 same = {
     "tf_dataset": data.tf_dataset is pipelines.tf_dataset,
     "grain_dataset": data.grain_dataset is pipelines.grain_dataset,

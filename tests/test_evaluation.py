@@ -10,8 +10,8 @@ from test_pipelines import write_tone_source
 
 from conftest import tiny_backbone
 from keras_ast import ASTClassifier
-from keras_ast import cli
-from keras_ast import evaluation
+from keras_ast.cli import main as cli
+from keras_ast.training import evaluate as evaluation
 from keras_ast.data import pipelines
 from keras_ast.data.shards import make_shards
 
@@ -269,7 +269,7 @@ def test_evaluate_refuses_other_labels(setup, capsys):
 
 
 def test_train_writes_evaluation(setup, tmp_path):
-    from keras_ast.training import train
+    from keras_ast.training.train import train
 
     root, shards, _, backbone = setup
     output = tmp_path / "run"

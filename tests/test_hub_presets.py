@@ -17,8 +17,8 @@ from conftest import reference_logits
 from keras_ast import ASTAudioConverter
 from keras_ast import ASTBackbone
 from keras_ast import ASTClassifier
-from keras_ast.embedding import adapt_position_embedding
-from keras_ast.presets import BUILTIN_PRESETS
+from keras_ast.models.embedding import adapt_position_embedding
+from keras_ast.presets.builtin import BUILTIN_PRESETS
 
 NAMES = [
     "ast_audioset_10_10_0.4593", "ast_audioset_10_10_0.450",

@@ -17,12 +17,12 @@ import keras_ast
 from keras_ast import ASTAudioConverter
 from keras_ast import ASTBackbone
 from keras_ast import ASTClassifier
-from keras_ast import cli
-from keras_ast.inference import batch_plan
-from keras_ast.timeline import events_csv
-from keras_ast.timeline import median_filter
-from keras_ast.timeline import merge_events
-from keras_ast.timeline import window_starts
+from keras_ast.cli import main as cli
+from keras_ast.inference.classify import batch_plan
+from keras_ast.inference.timeline import events_csv
+from keras_ast.inference.timeline import median_filter
+from keras_ast.inference.timeline import merge_events
+from keras_ast.inference.timeline import window_starts
 
 RATE = 16000
 LABELS = ["speech", "music", "noise"]
@@ -81,7 +81,7 @@ def test_integer_pcm_is_scaled_by_full_scale(classifier):
                                expected, atol=1e-4)
     uint8 = np.round(clip * 128 + 128).clip(0, 255).astype(np.uint8)
     np.testing.assert_allclose(
-        keras_ast.waveforms.to_float(uint8), (uint8 - 128.0) / 128.0)
+        keras_ast.inference.waveforms.to_float(uint8), (uint8 - 128.0) / 128.0)
     # Integer clips in a list are scaled too.
     np.testing.assert_allclose(classifier.predict([int16], verbose=0),
                                expected, atol=1e-3)
@@ -89,13 +89,13 @@ def test_integer_pcm_is_scaled_by_full_scale(classifier):
 
 def test_float_audio_far_above_full_scale_warns():
     with pytest.warns(UserWarning, match="far above full scale"):
-        keras_ast.waveforms.to_float(np.array([0.0, 3000.0], np.float32))
+        keras_ast.inference.waveforms.to_float(np.array([0.0, 3000.0], np.float32))
     with pytest.warns(UserWarning, match="peaks at 2500.0"):  # negative
-        keras_ast.waveforms.to_float(np.array([-2500.0, 0.5], np.float32))
+        keras_ast.inference.waveforms.to_float(np.array([-2500.0, 0.5], np.float32))
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        keras_ast.waveforms.to_float(np.array([0.0, 1.2], np.float32))
-        keras_ast.waveforms.to_float(np.array([-1.1, 0.9], np.float32))
+        keras_ast.inference.waveforms.to_float(np.array([0.0, 1.2], np.float32))
+        keras_ast.inference.waveforms.to_float(np.array([-1.1, 0.9], np.float32))
 
 
 @pytest.mark.parametrize("empty", [np.zeros(0, np.float32), [],
@@ -413,7 +413,7 @@ def test_files_decode_ahead_in_order_and_bad_ones_are_counted(
     # Threads decode a bounded number of files ahead of the consumer; the
     # order stays the files' and a file that does not decode is listed in
     # `skipped`, not fatal.
-    from keras_ast.classify_files import decoded_files
+    from keras_ast.cli.classify import decoded_files
     from keras_ast.data import audio_io
 
     files = [write_stereo_wav(str(tmp_path / f"{i}.wav"), seconds=0.2,

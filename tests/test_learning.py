@@ -2,7 +2,7 @@
 
 The keyword set of `tools/make_keyword_dataset.py` (10 words, espeak-ng
 voices) is sharded, a random-weight backbone is trained by
-`keras_ast.training.train` with its default recipe (AdamW, warm-up and
+`keras_ast.training.train.train` with its default recipe (AdamW, warm-up and
 cosine decay, feature noise and time roll, mixup), and the result must
 recognise the words spoken by voices it never heard: the defaults reached
 0.94-0.95 on JAX with two seeds (README, "Data sets and training"); the
@@ -20,7 +20,7 @@ from keras_ast import ASTBackbone
 from keras_ast import ASTClassifier
 from keras_ast.data import pipelines
 from keras_ast.data.shards import make_shards
-from keras_ast.training import train
+from keras_ast.training.train import train
 
 # Minutes per backend on 2 CPU cores: deselect with `-m "not slow"`.
 pytestmark = pytest.mark.slow

@@ -25,7 +25,7 @@ import soundfile
 
 from conftest import tiny_backbone
 from keras_ast.data.shards import make_shards
-from keras_ast.training import train
+from keras_ast.training.train import train
 
 pytestmark = pytest.mark.skipif(
     keras.config.backend() != "jax",
@@ -38,7 +38,7 @@ SETTINGS = dict(epochs=3, batch_size=4, learning_rate=3e-2,
 WORKER = textwrap.dedent(
     """
     import json, sys
-    from keras_ast.training import train
+    from keras_ast.training.train import train
     preset, shards, output, port, index, settings = sys.argv[1:]
     train(preset, shards, output, coordinator=f"127.0.0.1:{port}",
           num_processes=2, process_id=int(index), **json.loads(settings))

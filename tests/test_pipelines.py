@@ -13,7 +13,7 @@ import soundfile
 from conftest import tiny_backbone
 from keras_ast import ASTClassifier
 from keras_ast.data import pipelines
-from keras_ast.data.index import read_info
+from keras_ast.data.info import read_info
 from keras_ast.data.shards import make_shards
 
 RATE = 16000

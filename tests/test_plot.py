@@ -13,8 +13,8 @@ from keras_ast import ASTAudioConverter  # noqa: E402
 from keras_ast import ASTBackbone  # noqa: E402
 from keras_ast import ASTClassifier  # noqa: E402
 from keras_ast import plot  # noqa: E402
-from keras_ast.timeline import Timeline  # noqa: E402
-from keras_ast.timeline import merge_events  # noqa: E402
+from keras_ast.inference.timeline import Timeline  # noqa: E402
+from keras_ast.inference.timeline import merge_events  # noqa: E402
 
 MAX_LENGTH = 100
 

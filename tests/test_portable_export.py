@@ -16,7 +16,7 @@ from conftest import to_numpy
 from keras_ast import ASTAudioConverter
 from keras_ast import ASTBackbone
 from keras_ast import ASTClassifier
-from keras_ast import portable_export
+from keras_ast.export import portable as portable_export
 
 # Clips longer than the tiny model's window are cut, on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore:A clip of .* is longer")

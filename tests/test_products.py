@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_ast import products
-from keras_ast import xla_options
+from keras_ast.ops import dense as products
+from keras_ast.ops import compiler as xla_options
 
 from conftest import compiled
 from conftest import to_numpy

@@ -18,7 +18,7 @@ import soundfile
 from keras_ast import ASTAudioConverter
 from keras_ast import ASTBackbone
 from keras_ast import ASTClassifier
-from keras_ast import cli
+from keras_ast.cli import main as cli
 
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
 LABELS = ["yes", "no", "up"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_ast import ASTBackbone
-from keras_ast import cli
+from keras_ast.cli import main as cli
 
 CONFIG = dict(hidden_dim=32, num_layers=2, num_heads=4, intermediate_dim=64,
               max_length=48, num_mel_bins=32, frequency_stride=16,

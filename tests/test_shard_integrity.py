@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import soundfile
 
-from keras_ast import cli
-from keras_ast.data import index
+from keras_ast.cli import main as cli
+from keras_ast.data import info as index
 from keras_ast.data import pipelines
 from keras_ast.data import verify_shards
-from keras_ast.data.index import DamagedShardError
-from keras_ast.data.index import read_info
+from keras_ast.data.info import DamagedShardError
+from keras_ast.data.info import read_info
 from keras_ast.data.shards import make_shards
 
 RATE = 16000

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 import soundfile
 
-from keras_ast import cli
+from keras_ast.cli import main as cli
 from keras_ast.data import audio_io
 from keras_ast.data import records
 from keras_ast.data import shards
-from keras_ast.data.index import leftovers
-from keras_ast.data.index import read_info
+from keras_ast.data.info import leftovers
+from keras_ast.data.info import read_info
 from keras_ast.data.shards import make_shards
-from keras_ast.files import atomic_path
+from keras_ast.utils.files import atomic_path
 
 RATE = 16000
 FORMATS = ["tfrecord", "arrayrecord"]

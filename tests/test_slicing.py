@@ -7,9 +7,9 @@ from conftest import compiled
 from conftest import tiny_backbone
 from conftest import to_numpy
 
-from keras_ast import backbone as backbone_module
-from keras_ast.classifier import ASTClassifier
-from keras_ast.slicing import map_slices
+from keras_ast.models import backbone as backbone_module
+from keras_ast.models.classifier import ASTClassifier
+from keras_ast.ops.slicing import map_slices
 
 
 def test_map_slices_eager_and_compiled():

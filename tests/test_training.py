@@ -15,9 +15,9 @@ from test_pipelines import write_tone_source
 
 from conftest import tiny_backbone
 from keras_ast import ASTClassifier
-from keras_ast import cli
+from keras_ast.cli import main as cli
 from keras_ast.data.shards import make_shards
-from keras_ast.training import train
+from keras_ast.training.train import train
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +142,7 @@ def test_train_cli_interrupt_finished_run_and_overwrite(setup, tmp_path,
     output = str(tmp_path / "run")
     command = ["train", "--preset", preset, "--train", shards["tfrecord"],
                "--output", output, "--epochs", "1", "--batch-size", "4"]
-    from keras_ast import training
+    from keras_ast.training import train as training
 
     real_train = training.train
     with monkeypatch.context() as patch:
@@ -191,7 +191,7 @@ DATA_PARALLEL = textwrap.dedent(
     """
     import json, sys
     import keras
-    from keras_ast.training import train
+    from keras_ast.training.train import train
     assert len(keras.distribution.list_devices()) == 2
 
     class Record(keras.callbacks.Callback):
@@ -235,7 +235,7 @@ class FakeModel:
 
 
 def test_best_preset_keeps_the_best_over_a_resume():
-    from keras_ast.training import BestPreset
+    from keras_ast.training.train import BestPreset
 
     # A run resumed after epoch 2; epoch 3 of the first try was lost.
     history = [{"epoch": 1, "val_accuracy": 0.9},
@@ -456,7 +456,7 @@ SLOW_BACKUP = textwrap.dedent(
     """
     import os, sys, time
     import keras
-    from keras_ast import cli
+    from keras_ast.cli import main as cli
 
     real = keras.Model.save_weights
     backups = []
@@ -505,7 +505,7 @@ def test_run_killed_during_its_backup_resumes(setup, tmp_path, capsys,
             process.kill()
         process.stdout.close()
     counter = CountEpochs()
-    from keras_ast import training
+    from keras_ast.training import train as training
 
     real_train = training.train
     with pytest.MonkeyPatch.context() as patch:

@@ -15,8 +15,8 @@ from conftest import tiny_backbone
 import keras_ast
 from keras_ast import ASTAudioConverter
 from keras_ast import ASTClassifier
-from keras_ast import cli
-from keras_ast import upload
+from keras_ast.cli import main as cli
+from keras_ast.presets import upload
 
 
 class FakeApi:

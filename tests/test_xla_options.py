@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_ast import xla_options
-from keras_ast.classifier import ASTClassifier
+from keras_ast.ops import compiler as xla_options
+from keras_ast.models.classifier import ASTClassifier
 
 from conftest import tiny_backbone
 from conftest import to_numpy

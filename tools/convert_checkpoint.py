@@ -1,6 +1,6 @@
 """Converts an AST checkpoint into a keras_ast preset directory.
 
-The same command as `keras-ast convert` (see `keras_ast.convert_checkpoint`
+The same command as `keras-ast convert` (see `keras_ast.porting.convert`
 and `--help`), kept under this documented name:
 
     python tools/convert_checkpoint.py \\
@@ -9,7 +9,7 @@ and `--help`), kept under this documented name:
 
 import sys
 
-from keras_ast.convert_checkpoint import main
+from keras_ast.porting.convert import main
 
 if __name__ == "__main__":
     sys.exit(main())

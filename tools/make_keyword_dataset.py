@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from keras_ast import speech_synthesis
-from keras_ast.files import atomic_path
+from keras_ast.datasets import spoken_keywords as speech_synthesis
+from keras_ast.utils.files import atomic_path
 
 WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop",
          "go"]

@@ -70,7 +70,7 @@ def backend_cell(default="jax"):
         "# Keras' saving starts TensorFlow on any backend: start it now, "
         "without",
         "# its C++ log lines among the outputs.",
-        "from keras_ast.quiet_tensorflow import import_tensorflow",
+        "from keras_ast.utils.quiet_tensorflow import import_tensorflow",
         "",
         "import_tensorflow()",
     ])
@@ -122,7 +122,7 @@ print(f"{classifier.count_params():,} parameters, "
     ("code", """\
 import numpy as np
 import soundfile
-from keras_ast import speech_synthesis
+from keras_ast.datasets import spoken_keywords as speech_synthesis
 
 speech = speech_synthesis.speak(
     "Hello! This is a short test of the audio spectrogram transformer.")
@@ -192,7 +192,7 @@ print(f"The model's window: {window:.2f} s")"""),
     ("code", """\
 import numpy as np
 import soundfile
-from keras_ast import speech_synthesis
+from keras_ast.datasets import spoken_keywords as speech_synthesis
 
 RATE = 16000
 rng = np.random.default_rng(0)
@@ -255,7 +255,7 @@ for event in timeline.events:
     ("md", "The same events as CSV, what `keras-ast classify --timeline "
            "--format csv` writes; `timeline.to_dict()` gives JSON."),
     ("code", """\
-from keras_ast.timeline import events_csv
+from keras_ast.inference.timeline import events_csv
 
 csv_text = events_csv([timeline])
 with open("events.csv", "w") as f:
@@ -300,7 +300,7 @@ print(f"EPOCHS = {EPOCHS}")"""),
     ("code", """\
 import numpy as np
 import soundfile
-from keras_ast import speech_synthesis
+from keras_ast.datasets import spoken_keywords as speech_synthesis
 
 AUDIO = "keywords"
 WORDS = ["yes", "no", "up", "down"]
@@ -352,7 +352,7 @@ keras_ast.ASTBackbone(
     hidden_dim=96, num_layers=3, num_heads=4, intermediate_dim=192,
     max_length=100, frequency_stride=16, time_stride=10,
 ).save_to_preset("scratch")"""),
-    ("md", "`keras_ast.training.train` is `keras-ast train`: from scratch on "
+    ("md", "`keras_ast.training.train.train` is `keras-ast train`: from scratch on "
            "a few clips a larger rate and no augmentation learn fastest. "
            "It writes a checkpoint and `metrics.json` every epoch, the best "
            "epoch's model in `runs/keywords/best_preset` and the last one "
@@ -363,7 +363,7 @@ keras_ast.ASTBackbone(
            "--no-spec-augment\n```"),
     ("code", """\
 import time
-from keras_ast.training import train
+from keras_ast.training.train import train
 
 start = time.time()
 classifier = train("scratch", "shards/train", "runs/keywords",
@@ -397,7 +397,7 @@ plt.show()"""),
            "```bash\nkeras-ast evaluate --preset runs/keywords/best_preset "
            "--data shards/test --output runs/keywords/test\n```"),
     ("code", """\
-from keras_ast.evaluation import evaluate, format_report
+from keras_ast.training.evaluate import evaluate, format_report
 
 report = evaluate("runs/keywords/best_preset", "shards/test",
                   output="runs/keywords/test")
@@ -456,7 +456,7 @@ print(f"{classifier.count_params():,} parameters, "
            "input, and the labels Keras gives them."),
     ("code", """\
 import numpy as np
-from keras_ast import speech_synthesis
+from keras_ast.datasets import spoken_keywords as speech_synthesis
 
 num_samples = classifier.preprocessor.num_samples
 clips = np.zeros((4, num_samples), "float32")
@@ -635,7 +635,7 @@ print({k: metadata[k] for k in ("source", "parameter_count",
            "the words it hears are random too.)"),
     ("code", """\
 import keras_ast
-from keras_ast import speech_synthesis
+from keras_ast.datasets import spoken_keywords as speech_synthesis
 
 classifier = keras_ast.ASTClassifier.from_preset("ast_speech_commands")
 clip = speech_synthesis.speak("yes", voice="en-us")

@@ -24,7 +24,7 @@ import argparse
 import os
 import time
 
-from keras_ast.quiet_tensorflow import import_tensorflow
+from keras_ast.utils.quiet_tensorflow import import_tensorflow
 
 # TensorFlow (the default backend; Keras' saving and the SavedModel need it
 # on any backend) starts without its C++ log lines.
@@ -34,7 +34,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_ast  # noqa: E402
-from keras_ast import speech_synthesis  # noqa: E402
+from keras_ast.datasets import spoken_keywords as speech_synthesis  # noqa: E402
 
 WORDS = ["yes", "no", "up", "down"]
 SILENCE = "_silence_"  # background only: lets `tag` say "no word here"

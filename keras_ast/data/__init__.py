@@ -13,12 +13,12 @@ Example:
 ...                            clip_seconds=1.0, mixup_alpha=10.0)
 """
 
-from keras_ast.lazy import lazy_attributes
+from keras_ast.utils.lazy import lazy_attributes
 
 _EXPORTS = {
     "make_shards": "keras_ast.data.shards",
-    "read_info": "keras_ast.data.index",
-    "verify_shards": "keras_ast.data.index",
+    "read_info": "keras_ast.data.info",
+    "verify_shards": "keras_ast.data.info",
     "tf_dataset": "keras_ast.data.pipelines",
     "grain_dataset": "keras_ast.data.pipelines",
     "mixup": "keras_ast.data.mixing",

@@ -33,12 +33,12 @@ import os
 import shlex
 
 from keras_ast.data import shards
-from keras_ast.data.index import INFO_FILE
-from keras_ast.data.index import shard_file
-from keras_ast.files import TEMP_PREFIX
-from keras_ast.files import atomic_write
-from keras_ast.files import read_json
-from keras_ast.files import write_json
+from keras_ast.data.info import INFO_FILE
+from keras_ast.data.info import shard_file
+from keras_ast.utils.files import TEMP_PREFIX
+from keras_ast.utils.files import atomic_write
+from keras_ast.utils.files import read_json
+from keras_ast.utils.files import write_json
 
 # Temporary files of a run, in OUTPUT; their `.tmp-shard-` prefix makes
 # `index.leftovers` (and so `resume`) find them after a crash.

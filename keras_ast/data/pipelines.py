@@ -34,10 +34,10 @@ import numpy as np
 
 from keras_ast.data import balance
 from keras_ast.data import records
-from keras_ast.data.index import DamagedShardError
-from keras_ast.data.index import read_info
-from keras_ast.data.index import remedy
-from keras_ast.data.index import shard_problems
+from keras_ast.data.info import DamagedShardError
+from keras_ast.data.info import read_info
+from keras_ast.data.info import remedy
+from keras_ast.data.info import shard_problems
 from keras_ast.data.mixing import mixup
 from keras_ast.data.skip_count import SkipCount
 

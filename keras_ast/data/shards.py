@@ -20,18 +20,18 @@ import numpy as np
 
 from keras_ast.data import audio_io
 from keras_ast.data import records
-from keras_ast.data.index import FORMAT_NAME
-from keras_ast.data.index import FORMAT_VERSION
-from keras_ast.data.index import INFO_FILE
-from keras_ast.data.index import RECORD_FORMATS
-from keras_ast.data.index import leftovers
-from keras_ast.data.index import read_info
-from keras_ast.data.index import shard_file
-from keras_ast.data.index import write_info
+from keras_ast.data.info import FORMAT_NAME
+from keras_ast.data.info import FORMAT_VERSION
+from keras_ast.data.info import INFO_FILE
+from keras_ast.data.info import RECORD_FORMATS
+from keras_ast.data.info import leftovers
+from keras_ast.data.info import read_info
+from keras_ast.data.info import shard_file
+from keras_ast.data.info import write_info
 from keras_ast.data.sources import list_source
 from keras_ast.data.sources import source_fingerprint
-from keras_ast.files import atomic_path
-from keras_ast.files import sha256_file
+from keras_ast.utils.files import atomic_path
+from keras_ast.utils.files import sha256_file
 
 SAMPLING_RATE = audio_io.SAMPLING_RATE
 MEGABYTE = 10**6

@@ -50,7 +50,7 @@ import shutil
 import tempfile
 import warnings
 
-from keras_ast.files import atomic_path
+from keras_ast.utils.files import atomic_path
 
 INPUT_NAME = "waveforms"
 OUTPUT_NAMES = ("logits", "scores")
@@ -79,7 +79,7 @@ def _move_to_tensorflow(format_name, backend, reason):
 def _check_classifier(classifier):
     if getattr(classifier, "preprocessor", None) is None:
         raise ValueError(
-            "keras_ast.portable_export writes audio-in models: give the "
+            "keras_ast.export.portable writes audio-in models: give the "
             "classifier a preprocessor (an ASTAudioConverter), or export a "
             "features-in model with keras.Model.export."
         )

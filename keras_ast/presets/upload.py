@@ -16,7 +16,7 @@ import re
 import sys
 
 HF_PREFIX = "hf://"
-# The names `keras_ast.preset_io` writes; repeated here because importing
+# The names `keras_ast.presets.io` writes; repeated here because importing
 # preset_io imports Keras.
 CONFIG_FILE = "config.json"
 FORMAT_NAME = "keras_ast"

@@ -1,13 +1,13 @@
 """Fine-tuning AST on shards: the `keras-ast train` recipe.
 
 `train` builds a classifier from a preset, streams the shards into `fit`
-with the recipe of a `TrainConfig` (`keras_ast.train_config`), writes a
+with the recipe of a `TrainConfig` (`keras_ast.training.config`), writes a
 checkpoint (`EpochCheckpoints`), `metrics.json` and a backup (`Backup`)
 every epoch, resumes an interrupted run from its backup (`restore`), and
 saves the result as a preset. The optimizer, loss and metrics are
 `ASTClassifier.compile()`'s defaults, with the recipe's learning-rate
 schedule. With a validation set, the final model is evaluated on it
-(`evaluate`, from `keras_ast.evaluation`) into `OUTPUT/evaluation.json`.
+(`evaluate`, from `keras_ast.training.evaluate`) into `OUTPUT/evaluation.json`.
 """
 
 import contextlib
@@ -20,17 +20,17 @@ import warnings
 
 import keras
 
-from keras_ast.classifier import ASTClassifier
+from keras_ast.models.classifier import ASTClassifier
 from keras_ast.data import pipelines
-from keras_ast.data.index import read_info
-from keras_ast.evaluation import REPORT_FILE as EVALUATION_FILE
-from keras_ast.evaluation import evaluate
-from keras_ast.files import TEMP_PREFIX
-from keras_ast.files import atomic_path
-from keras_ast.files import read_json
-from keras_ast.files import sha256_file
-from keras_ast.files import write_json
-from keras_ast.train_config import TrainConfig
+from keras_ast.data.info import read_info
+from keras_ast.training.evaluate import REPORT_FILE as EVALUATION_FILE
+from keras_ast.training.evaluate import evaluate
+from keras_ast.utils.files import TEMP_PREFIX
+from keras_ast.utils.files import atomic_path
+from keras_ast.utils.files import read_json
+from keras_ast.utils.files import sha256_file
+from keras_ast.utils.files import write_json
+from keras_ast.training.config import TrainConfig
 
 METRICS_FILE = "metrics.json"
 PRESET_DIR = "preset"

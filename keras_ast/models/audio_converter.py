@@ -4,14 +4,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_ast import kaldi
-from keras_ast import preset_io
-from keras_ast import xla_options
-from keras_ast.presets import BUILTIN_PRESETS
-from keras_ast.slicing import is_traced
-from keras_ast.waveforms import check_waveforms
-from keras_ast.waveforms import pad_waveforms
-from keras_ast.waveforms import rate_error
+from keras_ast.ops import kaldi
+from keras_ast.presets import io as preset_io
+from keras_ast.ops import compiler as xla_options
+from keras_ast.presets.builtin import BUILTIN_PRESETS
+from keras_ast.ops.slicing import is_traced
+from keras_ast.inference.waveforms import check_waveforms
+from keras_ast.inference.waveforms import pad_waveforms
+from keras_ast.inference.waveforms import rate_error
 
 AUDIOSET_MEAN = -4.2677393
 AUDIOSET_STD = 4.5689974
@@ -65,7 +65,7 @@ class ASTAudioConverter(keras.layers.Layer):
     Call arguments:
         waveforms: float waveforms in [-1, 1] (or integer PCM, scaled by
             full scale), `(batch, samples)` or `(samples,)`, or a list of
-            1-D clips of any lengths; see `keras_ast.waveforms` for the
+            1-D clips of any lengths; see `keras_ast.inference.waveforms` for the
             rules host arrays follow.
         lengths: optional int `(batch,)`, the number of valid samples of
             each row; samples past it are ignored. Defaults to all samples.
@@ -116,7 +116,7 @@ class ASTAudioConverter(keras.layers.Layer):
         self._dft = kaldi.windowed_dft_matrix()
         # How the spectrum is computed: "fft" (`ops.rfft`, the fastest on
         # CPU) or "matmul" (a DFT matrix product: ONNX and LiteRT have no
-        # usable FFT op, so `keras_ast.portable_export` switches to it).
+        # usable FFT op, so `keras_ast.export.portable` switches to it).
         # Both give the same features within float32 rounding.
         self.spectrum_method = "fft"
         self._filters = kaldi.mel_filter_bank(self.num_mel_bins,

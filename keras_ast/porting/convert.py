@@ -109,7 +109,7 @@ def _pth_to_transformers(source, directory, geometry, num_heads, labels,
     """Writes a `.pth` checkpoint, mapped, as a transformers directory."""
     from safetensors.numpy import save_file
 
-    from keras_ast import convert_original
+    from keras_ast.presets import original as convert_original
 
     guessed = convert_original.geometry_from_file_name(source) or {}
     geometry = {key: geometry[key] if geometry[key] is not None
@@ -152,7 +152,7 @@ def _pth_to_transformers(source, directory, geometry, num_heads, labels,
 
 def _hub_format_directory(source):
     """The local directory of a hub id or folder, and its weight files."""
-    from keras_ast import preset_io
+    from keras_ast.presets import io as preset_io
 
     if not os.path.isdir(source) and not source.startswith(HF_PREFIX):
         source = HF_PREFIX + source  # a bare hub repository id
@@ -176,7 +176,7 @@ def _verification_audio(verify_audio, max_length):
         if rate != 16000:
             raise ConversionError(f"{verify_audio} is {rate} Hz, not 16000.")
         return [audio.mean(axis=1)]
-    from keras_ast import speech_synthesis
+    from keras_ast.datasets import spoken_keywords as speech_synthesis
 
     speech = speech_synthesis.speak(
         "Audio spectrogram transformers listen to speech, music and noise.")
@@ -277,12 +277,12 @@ def convert_checkpoint(source, output, *, frequency_stride=None,
     >>> result.classifier.num_classes
     35
     """
-    from keras_ast.files import sha256_file
+    from keras_ast.utils.files import sha256_file
 
     source = os.fspath(source)
     output = os.fspath(output)
     if upload is not None:
-        from keras_ast.upload import parse_uri
+        from keras_ast.presets.upload import parse_uri
 
         if "://" not in upload:
             upload = HF_PREFIX + upload  # a bare hub repository id
@@ -291,7 +291,7 @@ def convert_checkpoint(source, output, *, frequency_stride=None,
         except ValueError as error:
             raise ConversionError(str(error)) from None
     with tempfile.TemporaryDirectory() as scratch:
-        from keras_ast.classifier import ASTClassifier
+        from keras_ast.models.classifier import ASTClassifier
 
         try:
             if source.endswith(".pth"):
@@ -330,13 +330,13 @@ def convert_checkpoint(source, output, *, frequency_stride=None,
             if difference > tolerance:
                 raise VerificationError(difference, tolerance, classifier,
                                         output)
-        from keras_ast import preset_io
+        from keras_ast.presets import io as preset_io
 
         preset_io.save_preset(output, classifier.backbone, classifier,
                               metadata=metadata)
     uploaded_to = None
     if upload is not None:
-        from keras_ast.upload import upload_preset
+        from keras_ast.presets.upload import upload_preset
 
         uploaded_to = upload_preset(upload, output)
     return Conversion(classifier, output, difference, uploaded_to)

@@ -151,9 +151,9 @@ def add_verify_shards_arguments(parser):
 
 
 def run_verify_shards(args):
-    from keras_ast.data.index import read_info
-    from keras_ast.data.index import remedy
-    from keras_ast.data.index import verify_shards
+    from keras_ast.data.info import read_info
+    from keras_ast.data.info import remedy
+    from keras_ast.data.info import verify_shards
 
     try:
         bad = verify_shards(args.directory)
@@ -188,7 +188,7 @@ def add_train_arguments(parser):
                         help="start afresh: remove what an earlier run, "
                         "finished or interrupted, wrote into OUTPUT")
     # One flag per TrainConfig field: same names, defaults and help.
-    from keras_ast.train_config import fields
+    from keras_ast.training.config import fields
 
     for field in fields():
         flag = "--" + field.name.replace("_", "-")
@@ -210,12 +210,12 @@ def add_train_arguments(parser):
 
 
 def run_train(args):
-    from keras_ast.train_config import fields
+    from keras_ast.training.config import fields
 
     settings = {field.name: getattr(args, field.name) for field in fields()
                 if getattr(args, field.name) is not None}
-    from keras_ast.training import RunFinishedError
-    from keras_ast.training import train
+    from keras_ast.training.train import RunFinishedError
+    from keras_ast.training.train import train
 
     try:
         train(args.preset, args.train, args.output,
@@ -257,8 +257,8 @@ def add_evaluate_arguments(parser):
 
 
 def run_evaluate(args):
-    from keras_ast.evaluation import evaluate
-    from keras_ast.evaluation import format_report
+    from keras_ast.training.evaluate import evaluate
+    from keras_ast.training.evaluate import format_report
 
     try:
         report = evaluate(args.preset, args.data, output=args.output,
@@ -293,7 +293,7 @@ def add_export_arguments(parser):
 
 
 def run_export(args):
-    from keras_ast.classifier import ASTClassifier
+    from keras_ast.models.classifier import ASTClassifier
 
     options = {}
     if args.format == "tf_saved_model":
@@ -333,8 +333,8 @@ def _score_text(score):
 def run_presets(args):
     # Standard library and numpy only: no Keras, no backend.
     from keras_ast.data.audio_io import SAMPLING_RATE
-    from keras_ast.kaldi import FRAME_SHIFT
-    from keras_ast.presets import BUILTIN_PRESETS
+    from keras_ast.ops.kaldi import FRAME_SHIFT
+    from keras_ast.presets.builtin import BUILTIN_PRESETS
 
     rows = [
         dict(name=name, **preset, sampling_rate=SAMPLING_RATE,
@@ -406,12 +406,12 @@ SUBCOMMANDS = {
         "Convert an AST checkpoint (hub id, hf://owner/repo, Hugging Face "
         "folder or the authors' .pth) into a keras_ast preset, optionally "
         "verified against transformers and uploaded.",
-        *_from_module("keras_ast.convert_checkpoint"),
+        *_from_module("keras_ast.porting.convert"),
     ),
     "upload": (
         "Upload a keras_ast preset directory to the Hugging Face Hub "
         "(hf://owner/repo, created if needed).",
-        *_from_module("keras_ast.upload"),
+        *_from_module("keras_ast.presets.upload"),
     ),
     "export": (
         "Export a preset with the spectrogram inside: a SavedModel for TF "
@@ -428,7 +428,7 @@ SUBCOMMANDS = {
     "classify": (
         "Classify audio files (top-k labels), or tag long recordings "
         "(--timeline: events with onsets and offsets), with any preset.",
-        *_from_module("keras_ast.classify_files"),
+        *_from_module("keras_ast.cli.classify"),
     ),
     "presets": (
         "List the built-in presets: hub repository, input, labels and "
@@ -472,7 +472,7 @@ def main(argv=None):
     The command runs in `quiet_tensorflow()`: TensorFlow, where the command
     starts it, logs no C++ lines unless `TF_CPP_MIN_LOG_LEVEL` asks.
     """
-    from keras_ast.quiet_tensorflow import quiet_tensorflow
+    from keras_ast.utils.quiet_tensorflow import quiet_tensorflow
 
     with quiet_tensorflow():
         args = build_parser().parse_args(argv)

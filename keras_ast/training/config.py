@@ -1,6 +1,6 @@
 """The settings of the training recipe, in one place (no Keras import).
 
-`keras_ast.training.train` takes a `TrainConfig`; `keras-ast train` makes
+`keras_ast.training.train.train` takes a `TrainConfig`; `keras-ast train` makes
 one flag per field (`batch_size` -> `--batch-size`, a boolean that is on by
 default -> `--no-...`), so the API and the command line share names,
 defaults and help texts, and `keras-ast train --help` stays instant.

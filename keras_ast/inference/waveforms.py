@@ -52,7 +52,8 @@ def warn_caller(message):
     """
     packages = tuple(
         os.path.dirname(os.path.abspath(sys.modules[name].__file__)) + os.sep
-        for name in (__package__, "keras", "tensorflow", "jax", "torch")
+        for name in (__name__.partition(".")[0], "keras", "tensorflow",
+                     "jax", "torch")
         if getattr(sys.modules.get(name), "__file__", None))
     frame, level = sys._getframe(1), 2
     while frame is not None and frame.f_code.co_filename.startswith(packages):

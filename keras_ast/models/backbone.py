@@ -3,12 +3,12 @@
 import keras
 from keras import ops
 
-from keras_ast import preset_io
-from keras_ast.embedding import ASTEmbedding
-from keras_ast.encoder import ASTEncoderLayer
-from keras_ast.presets import BUILTIN_PRESETS
-from keras_ast.slicing import map_slices
-from keras_ast.xla_options import CompileOptionsMixin
+from keras_ast.presets import io as preset_io
+from keras_ast.models.embedding import ASTEmbedding
+from keras_ast.models.encoder import ASTEncoderLayer
+from keras_ast.presets.builtin import BUILTIN_PRESETS
+from keras_ast.ops.slicing import map_slices
+from keras_ast.ops.compiler import CompileOptionsMixin
 
 
 # Tokens per slice of an inference batch (`ASTBackbone.pooled_output`), by
@@ -239,7 +239,7 @@ class ASTBackbone(CompileOptionsMixin, keras.Model):
         a 12-layer model. `ASTClassifier` runs this.
 
         Outside training, a batch of more than `inference_slice` clips runs
-        that many clips at a time (`keras_ast.slicing`): the same outputs,
+        that many clips at a time (`keras_ast.ops.slicing`): the same outputs,
         with the activation memory of one slice, not of the whole batch.
         """
         def pooled(x):

@@ -17,7 +17,7 @@ Elsewhere these are `keras.ops`' products unchanged.
 import keras
 from keras import ops
 
-from keras_ast.xla_options import jax_on_cpu
+from keras_ast.ops.compiler import jax_on_cpu
 
 
 def _widened(operands):

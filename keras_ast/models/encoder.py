@@ -5,8 +5,8 @@ import functools
 import keras
 from keras import ops
 
-from keras_ast import products
-from keras_ast import xla_options
+from keras_ast.ops import dense as products
+from keras_ast.ops import compiler as xla_options
 
 
 @functools.lru_cache(maxsize=None)

@@ -29,7 +29,7 @@ Macro F1 averages the classes that occur in the labels or the predictions
 predicted, or no support) counts as 0.
 
 Example:
->>> from keras_ast.evaluation import evaluate
+>>> from keras_ast.training.evaluate import evaluate
 >>> report = evaluate("runs/sc/preset", "shards/test", output="runs/sc")
 >>> report["accuracy"], report["macro_f1"]
 """
@@ -41,8 +41,8 @@ import warnings
 
 import numpy as np
 
-from keras_ast.data.index import read_info
-from keras_ast.files import write_json
+from keras_ast.data.info import read_info
+from keras_ast.utils.files import write_json
 
 REPORT_FILE = "evaluation.json"
 PLOT_FILE = "confusion_matrix.png"
@@ -300,7 +300,7 @@ def _dataset(data, info, batch_size, clip_seconds, num_workers):
 
 
 def _classifier(preset_or_classifier):
-    from keras_ast.classifier import ASTClassifier
+    from keras_ast.models.classifier import ASTClassifier
 
     if isinstance(preset_or_classifier, ASTClassifier):
         return preset_or_classifier
@@ -429,7 +429,7 @@ def write_report(report, output):
         figure = plot.confusion_matrix(matrix["counts"], matrix["labels"])
     except ImportError:
         return
-    from keras_ast.files import atomic_path
+    from keras_ast.utils.files import atomic_path
 
     with atomic_path(os.path.join(output, PLOT_FILE)) as temp:
         figure.savefig(temp, format="png", dpi=100)

@@ -12,10 +12,10 @@ import os
 import re
 import threading
 
-from keras_ast.files import TEMP_PREFIX
-from keras_ast.files import read_json
-from keras_ast.files import sha256_file
-from keras_ast.files import write_json
+from keras_ast.utils.files import TEMP_PREFIX
+from keras_ast.utils.files import read_json
+from keras_ast.utils.files import sha256_file
+from keras_ast.utils.files import write_json
 
 FORMAT_NAME = "keras_ast.shards"
 FORMAT_VERSION = 1

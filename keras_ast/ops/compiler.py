@@ -5,7 +5,7 @@ measured x86 CPU (AVX-512), XLA's own kernels ran AST's float32 forward
 pass 1.25-1.3x as fast, with logits within 2e-6 (benchmarks/README.md,
 "Where the time goes"), so float32 compiles turn YNNPACK off. bfloat16
 compiles keep it: its bfloat16 products (AMX, AVX512-BF16) run 2-3x XLA's
-own, which compute them at float32's rate (`keras_ast.products`). The
+own, which compute them at float32's rate (`keras_ast.ops.dense`). The
 option goes to each compile of this package's models and converter
 (`jax.jit(..., compiler_options=...)`), never to the process: the user's
 other JAX code keeps XLA's defaults, and a setting of the same option in

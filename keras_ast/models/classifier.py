@@ -4,18 +4,18 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_ast import inference
-from keras_ast import preset_io
-from keras_ast.audio_converter import ASTAudioConverter
-from keras_ast.backbone import ASTBackbone
-from keras_ast.objectives import SoftmaxAccuracy
-from keras_ast.objectives import SoftmaxCrossentropy
-from keras_ast.presets import BUILTIN_PRESETS
-from keras_ast.waveforms import check_waveforms
-from keras_ast.waveforms import pad_waveforms
-from keras_ast.waveforms import rate_error
-from keras_ast.waveforms import warn_caller
-from keras_ast.xla_options import CompileOptionsMixin
+from keras_ast.inference import classify as inference
+from keras_ast.presets import io as preset_io
+from keras_ast.models.audio_converter import ASTAudioConverter
+from keras_ast.models.backbone import ASTBackbone
+from keras_ast.models.losses import SoftmaxAccuracy
+from keras_ast.models.losses import SoftmaxCrossentropy
+from keras_ast.presets.builtin import BUILTIN_PRESETS
+from keras_ast.inference.waveforms import check_waveforms
+from keras_ast.inference.waveforms import pad_waveforms
+from keras_ast.inference.waveforms import rate_error
+from keras_ast.inference.waveforms import warn_caller
+from keras_ast.ops.compiler import CompileOptionsMixin
 
 # AdamW as the AST authors fine-tuned (betas, weight decay), with gradient
 # clipping, which keeps training from scratch stable too.
@@ -221,7 +221,7 @@ class ASTClassifier(CompileOptionsMixin, keras.Model):
                 callbacks=None, sampling_rate=None):
         """Logits for waveforms: an array, a list of clips or a dataset.
 
-        Host arrays follow the rules of `keras_ast.waveforms` (mono,
+        Host arrays follow the rules of `keras_ast.inference.waveforms` (mono,
         integer PCM scaled, finite, not empty; `sampling_rate` checked when
         given); a list of 1-D clips of different lengths is padded and each
         clip scored as if alone. A clip longer than the model's input is
@@ -272,7 +272,7 @@ class ASTClassifier(CompileOptionsMixin, keras.Model):
         default) every `hop_seconds` (half a window by default); all
         windows of all recordings are scored in batches. A window votes for
         a class among its `top_k` that scores at least `threshold`;
-        consecutive votes merge into an event (see `keras_ast.timeline`).
+        consecutive votes merge into an event (see `keras_ast.inference.timeline`).
         Tagging N seconds costs about N / hop windows.
 
         Args:
@@ -288,7 +288,7 @@ class ASTClassifier(CompileOptionsMixin, keras.Model):
             sampling_rate: as `classify`'s.
 
         Returns:
-            A `keras_ast.timeline.Timeline` per input (one for one input).
+            A `keras_ast.inference.timeline.Timeline` per input (one for one input).
 
         Example:
         >>> timeline = classifier.tag("street.flac")
@@ -344,7 +344,7 @@ class ASTClassifier(CompileOptionsMixin, keras.Model):
           global norm of 1;
         - loss: binary cross-entropy on logits (multi-label), or softmax
           cross-entropy that takes integer class ids or soft one-hot rows
-          (single-label, `keras_ast.objectives`);
+          (single-label, `keras_ast.models.losses`);
         - metrics: multi-label AUC-PR named `map` (mAP-like), or accuracy.
 
         Args:
@@ -391,10 +391,10 @@ class ASTClassifier(CompileOptionsMixin, keras.Model):
         - `"tf_saved_model"` (TensorFlow and JAX backends): the signatures
           `serve`, `serve_with_lengths`, `scores`, `classify` (top-k label
           strings) and `serve_wav` (encoded WAV bytes), with named outputs;
-          see `keras_ast.saved_model`. `serving_version=1` writes TF
+          see `keras_ast.export.saved_model`. `serving_version=1` writes TF
           Serving's layout (`filepath/1/`); `top_k` sets what `classify`
           returns.
-        - `"onnx"` and `"litert"`: see `keras_ast.portable_export`.
+        - `"onnx"` and `"litert"`: see `keras_ast.export.portable`.
         An explicit `input_signature` (or a features-in model) goes to
         `keras.Model.export` unchanged.
 
@@ -409,12 +409,12 @@ class ASTClassifier(CompileOptionsMixin, keras.Model):
             return super().export(filepath, format=format, verbose=verbose,
                                   input_signature=input_signature, **kwargs)
         if format == "tf_saved_model":
-            from keras_ast.saved_model import export_saved_model
+            from keras_ast.export.saved_model import export_saved_model
 
             return export_saved_model(self, filepath, top_k=top_k,
                                       serving_version=serving_version)
         if format in ("onnx", "litert"):
-            from keras_ast import portable_export
+            from keras_ast.export import portable as portable_export
 
             export = getattr(portable_export, f"export_{format}")
             return export(self, filepath, verbose=bool(verbose), **kwargs)

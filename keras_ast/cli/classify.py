@@ -21,7 +21,7 @@ FORMATS = ("table", "json", "csv")
 
 def add_arguments(parser):
     """The `keras-ast classify` flags."""
-    from keras_ast.cli import positive_int
+    from keras_ast.cli.main import positive_int
 
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="audio files or folders of them")
@@ -212,7 +212,7 @@ def _labels_output(results, output_format):
 
 
 def _timeline_output(timelines, output_format):
-    from keras_ast.timeline import events_csv
+    from keras_ast.inference.timeline import events_csv
 
     if output_format == "json":
         return json.dumps([t.to_dict() for t in timelines], indent=2,
@@ -238,13 +238,13 @@ def run(args):
         print("keras-ast classify: error: no audio files in "
               f"{', '.join(args.paths)}.", file=sys.stderr)
         return 2
-    from keras_ast.classifier import ASTClassifier
-    from keras_ast.files import atomic_write
+    from keras_ast.models.classifier import ASTClassifier
+    from keras_ast.utils.files import atomic_write
 
     classifier = ASTClassifier.from_preset(args.preset, dtype=args.dtype)
     rate = classifier.preprocessor.sampling_rate
     if args.timeline:
-        from keras_ast.inference import window_geometry
+        from keras_ast.inference.classify import window_geometry
 
         try:  # before any file is decoded: a usage error, not a traceback
             window_geometry(classifier.preprocessor, args.window, args.hop)

@@ -2,9 +2,9 @@
 
 The engine behind `ASTClassifier.classify` (what is in each clip: top-k
 labels) and `ASTClassifier.tag` (what is where in a long recording: a
-`keras_ast.timeline.Timeline`). Inputs may be paths (decoded with
+`keras_ast.inference.timeline.Timeline`). Inputs may be paths (decoded with
 `keras_ast.load_audio`: mono, resampled to the model's rate) or host arrays
-(which follow the rules of `keras_ast.waveforms`); arrays are taken to be at
+(which follow the rules of `keras_ast.inference.waveforms`); arrays are taken to be at
 the model's rate, checked when the caller gives `sampling_rate` and with a
 warning when not. Clips are scored in batches of at most `batch_size`
 (`batch_plan`), so memory stays bounded whatever the number and length of
@@ -16,14 +16,14 @@ import os
 
 import numpy as np
 
-from keras_ast.timeline import Timeline
-from keras_ast.timeline import median_filter
-from keras_ast.timeline import merge_events
-from keras_ast.timeline import window_starts
-from keras_ast.waveforms import check_waveforms
-from keras_ast.waveforms import rate_error
-from keras_ast.waveforms import to_float
-from keras_ast.waveforms import warn_caller
+from keras_ast.inference.timeline import Timeline
+from keras_ast.inference.timeline import median_filter
+from keras_ast.inference.timeline import merge_events
+from keras_ast.inference.timeline import window_starts
+from keras_ast.inference.waveforms import check_waveforms
+from keras_ast.inference.waveforms import rate_error
+from keras_ast.inference.waveforms import to_float
+from keras_ast.inference.waveforms import warn_caller
 
 
 def _is_path(item):

@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 
-from keras_ast.files import atomic_directory
+from keras_ast.utils.files import atomic_directory
 
 
 def _core_archive(classifier, path):

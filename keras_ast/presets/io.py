@@ -1,6 +1,6 @@
 """Finding, reading and writing preset directories.
 
-A preset is named by a built-in name (`keras_ast.presets`), a hub
+A preset is named by a built-in name (`keras_ast.presets.builtin`), a hub
 repository (`hf://owner/repo` or a bare `owner/repo`) or a local
 directory, in one of two formats:
 - the Hugging Face `transformers` format (`config.json` with
@@ -29,11 +29,11 @@ import tempfile
 
 import keras
 
-from keras_ast import convert_transformers
-from keras_ast.embedding import patch_grid
-from keras_ast.files import atomic_directory
-from keras_ast.files import read_json
-from keras_ast.files import write_json
+from keras_ast.presets import transformers as convert_transformers
+from keras_ast.models.embedding import patch_grid
+from keras_ast.utils.files import atomic_directory
+from keras_ast.utils.files import read_json
+from keras_ast.utils.files import write_json
 from keras_ast.version import __version__
 
 FORMAT_NAME = "keras_ast"
@@ -109,7 +109,7 @@ class PresetLoader:
 
         `kwargs` override them; another `max_length` or other strides get
         the stored position embeddings adapted to the new patch grid
-        (`keras_ast.embedding.adapt_position_embedding`).
+        (`keras_ast.models.embedding.adapt_position_embedding`).
         """
         config = self.backbone_config()
         config.update(kwargs)
@@ -334,7 +334,7 @@ def resolve(preset):
 
     A local directory wins over a hub id of the same spelling.
     """
-    from keras_ast.presets import BUILTIN_PRESETS
+    from keras_ast.presets.builtin import BUILTIN_PRESETS
 
     preset = os.fspath(preset)
     if preset in BUILTIN_PRESETS:
@@ -356,7 +356,7 @@ def load_preset(preset):
     """Opens a preset of either format (see the module doc).
 
     Args:
-        preset: a built-in name (`keras_ast.presets.BUILTIN_PRESETS`),
+        preset: a built-in name (`keras_ast.presets.builtin.BUILTIN_PRESETS`),
             `hf://owner/repo`, `owner/repo`, or a local directory.
 
     Returns:

@@ -1,0 +1,1 @@
+"""The `keras-ast` command: one module per command."""

@@ -1,0 +1,1 @@
+"""Ready-made data sets for tutorials and tests."""

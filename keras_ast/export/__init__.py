@@ -1,0 +1,1 @@
+"""Exports with the spectrogram inside: SavedModel, ONNX, LiteRT."""

@@ -1,0 +1,1 @@
+"""From host audio to labels: waveform rules, classification, tagging, timelines."""

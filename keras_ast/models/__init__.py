@@ -1,0 +1,1 @@
+"""The Keras layers and models of AST."""

@@ -1,0 +1,1 @@
+"""Checkpoints converted to presets, verified against `transformers`."""

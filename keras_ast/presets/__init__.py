@@ -1,0 +1,1 @@
+"""Preset directories: the published checkpoints, reading, writing, converting, uploading."""

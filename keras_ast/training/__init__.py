@@ -1,0 +1,1 @@
+"""Training and evaluation runs on shard directories."""

@@ -1,0 +1,1 @@
+"""Helpers with no model in them: atomic files, lazy imports, TensorFlow's logs."""
