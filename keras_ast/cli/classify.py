@@ -21,7 +21,7 @@ FORMATS = ("table", "json", "csv")
 
 def add_arguments(parser):
     """The `keras-ast classify` flags."""
-    from keras_ast.cli.main import positive_int
+    from keras_ast.cli.common import positive_int
 
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="audio files or folders of them")
