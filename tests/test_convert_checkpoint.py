@@ -1,6 +1,7 @@
-"""`keras-ast convert` (keras_ast.porting.convert): hub-format and
-original `.pth` sources, through the CLI, the Python function and the
-`tools/convert_checkpoint.py` wrapper."""
+"""`keras-ast convert` (`keras_ast.cli.convert` over
+`keras_ast.porting.convert`): hub-format and original `.pth` sources,
+through the CLI, the Python function and the `tools/convert_checkpoint.py`
+wrapper."""
 
 import json
 import os

@@ -1,7 +1,7 @@
 """Converts an AST checkpoint into a keras_ast preset directory.
 
-The same command as `keras-ast convert` (see `keras_ast.porting.convert`
-and `--help`), kept under this documented name:
+The same command as `keras-ast convert` (`keras_ast.cli.convert`; `--help`
+lists the options), kept under this documented name:
 
     python tools/convert_checkpoint.py \\
         --source MIT/ast-finetuned-speech-commands-v2 --output ast_sc --verify
@@ -9,7 +9,7 @@ and `--help`), kept under this documented name:
 
 import sys
 
-from keras_ast.porting.convert import main
+from keras_ast.cli.main import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["convert", *sys.argv[1:]]))

@@ -56,12 +56,12 @@ SUBCOMMANDS = {
         "Convert an AST checkpoint (hub id, hf://owner/repo, Hugging Face "
         "folder or the authors' .pth) into a keras_ast preset, optionally "
         "verified against transformers and uploaded.",
-        *_from_module("keras_ast.porting.convert"),
+        *_from_module("keras_ast.cli.convert"),
     ),
     "upload": (
         "Upload a keras_ast preset directory to the Hugging Face Hub "
         "(hf://owner/repo, created if needed).",
-        *_from_module("keras_ast.presets.upload"),
+        *_from_module("keras_ast.cli.upload"),
     ),
     "export": (
         "Export a preset with the spectrogram inside: a SavedModel for TF "

@@ -1,19 +1,18 @@
 """Publishing a keras_ast preset directory on the Hugging Face Hub.
 
 `upload_preset("hf://owner/repo", "my_preset")` creates the repository if
-needed and uploads the folder; `keras-ast upload hf://owner/repo my_preset`
-does the same from the shell. The result loads anywhere with
+needed and uploads the folder (`keras-ast upload` is the command). The
+result loads anywhere with
 `keras_ast.ASTClassifier.from_preset("hf://owner/repo")`.
 
-Only the standard library is imported here: `keras-ast upload --help`
-loads no Keras, backend or `huggingface_hub`, and uploading itself never
-needs Keras (the preset is checked by reading its JSON).
+Only the standard library is imported at module level, and uploading never
+needs Keras (the preset is checked by reading its JSON); `huggingface_hub`
+loads when an upload runs.
 """
 
 import json
 import os
 import re
-import sys
 
 HF_PREFIX = "hf://"
 # The names `keras_ast.presets.io` writes; repeated here because importing
@@ -206,23 +205,3 @@ def upload_preset(uri, preset_dir):
         )
     return HF_PREFIX + repo_id
 
-
-def add_arguments(parser):
-    """Adds `keras-ast upload`'s arguments to an argparse parser."""
-    parser.add_argument("uri", metavar="hf://owner/repo",
-                        help="the Hugging Face Hub repository (created if "
-                        "needed; log in with `hf auth login` or HF_TOKEN)")
-    parser.add_argument("preset_dir", metavar="PRESET_DIR",
-                        help="a keras_ast preset directory (written by "
-                        "save_to_preset or keras-ast convert)")
-
-
-def run(args):
-    """Runs `keras-ast upload` on parsed arguments; returns the exit status."""
-    try:
-        uri = upload_preset(args.uri, args.preset_dir)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"keras-ast upload: error: {error}", file=sys.stderr)
-        return 1
-    print(f"{args.preset_dir} -> {uri}")
-    return 0
