@@ -15,7 +15,6 @@ from keras_ast.inference.waveforms import check_waveforms
 from keras_ast.inference.waveforms import pad_waveforms
 from keras_ast.inference.waveforms import rate_error
 from keras_ast.inference.waveforms import warn_caller
-from keras_ast.ops.compiler import CompileOptionsMixin
 
 # AdamW as the AST authors fine-tuned (betas, weight decay), with gradient
 # clipping, which keeps training from scratch stable too.
@@ -23,7 +22,7 @@ DEFAULT_LEARNING_RATE = 5e-5
 
 
 @keras.saving.register_keras_serializable(package="keras_ast")
-class ASTClassifier(CompileOptionsMixin, keras.Model):
+class ASTClassifier(keras.Model):
     """Audio classifier: optional feature converter, AST backbone, head.
 
     The head is the reference's: LayerNorm then Dense on the pooled output
