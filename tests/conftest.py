@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_ast.datasets import spoken_keywords as speech_synthesis
+from keras_ast.datasets import spoken_keywords
 
 SAMPLING_RATE = 16000
 TOOLS = os.path.join(os.path.dirname(__file__), "..", "tools")
@@ -51,7 +51,7 @@ def compiled(fn):
 
 def require_speech_synthesis():
     """Skips the test without espeak-ng and sox; fails in CI."""
-    if not speech_synthesis.available():
+    if not spoken_keywords.available():
         if os.environ.get("CI"):
             pytest.fail("espeak-ng and sox are required in CI")
         pytest.skip("espeak-ng or sox is not installed")
@@ -150,7 +150,7 @@ def speech():
         ("Audio spectrogram transformers classify sounds.", "en-us", 200),
         ("Yes. No. Up. Down. Left. Right. On. Off. Stop. Go.", "en", 140),
     ]
-    return [speech_synthesis.speak(text, voice=voice, speed=speed)
+    return [spoken_keywords.speak(text, voice=voice, speed=speed)
             for text, voice, speed in texts]
 
 

@@ -1,7 +1,7 @@
 """Learning: a small AST trained from scratch with the `train` defaults.
 
-The keyword set of `tools/make_keyword_dataset.py` (10 words, espeak-ng
-voices) is sharded, a random-weight backbone is trained by
+The keyword set of `keras_ast.datasets.make_keyword_dataset` (10 words,
+espeak-ng voices) is sharded, a random-weight backbone is trained by
 `keras_ast.training.train.train` with its default recipe (AdamW, warm-up and
 cosine decay, feature noise and time roll, mixup), and the result must
 recognise the words spoken by voices it never heard: the defaults reached
@@ -13,13 +13,13 @@ bar leaves a margin for seeds and backends. The slowest test of the suite
 import keras
 import numpy as np
 import pytest
-from conftest import load_tool
 from conftest import require_speech_synthesis
 
 from keras_ast import ASTBackbone
 from keras_ast import ASTClassifier
 from keras_ast.data import pipelines
 from keras_ast.data.shards import make_shards
+from keras_ast.datasets import spoken_keywords
 from keras_ast.training.train import train
 
 # Minutes per backend on 2 CPU cores: deselect with `-m "not slow"`.
@@ -29,15 +29,15 @@ pytestmark = pytest.mark.slow
 def keyword_shards(tmp_path_factory):
     require_speech_synthesis()
     root = tmp_path_factory.mktemp("keywords")
-    tool = load_tool("make_keyword_dataset")
-    counts = tool.make(str(root / "audio"), workers=4)
+    counts = spoken_keywords.make_keyword_dataset(str(root / "audio"),
+                                                  workers=4)
     assert counts == {"train": 1200, "validation": 240, "test": 360}
     shards = {}
     for split in ("train", "test"):
         shards[split] = str(root / split)
         make_shards(str(root / "audio" / split), shards[split],
                     format="tfrecord", num_workers=1, progress=False)
-    return root, shards, tool.WORDS
+    return root, shards, spoken_keywords.WORDS
 
 
 def accuracy(classifier, shards):

@@ -161,9 +161,9 @@ def _verification_audio(verify_audio, max_length):
         if rate != 16000:
             raise ConversionError(f"{verify_audio} is {rate} Hz, not 16000.")
         return [audio.mean(axis=1)]
-    from keras_ast.datasets import spoken_keywords as speech_synthesis
+    from keras_ast.datasets.spoken_keywords import speak
 
-    speech = speech_synthesis.speak(
+    speech = speak(
         "Audio spectrogram transformers listen to speech, music and noise.")
     seconds = max_length / 100
     full = np.tile(speech, int(np.ceil(seconds * 16000 / len(speech))))
