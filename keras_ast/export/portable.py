@@ -15,8 +15,9 @@ clips of the batch get the scores they get alone. Check the answer
 Keras' own exporters write the files (`keras.Model.export` with
 `format="onnx"` or `"litert"`); around them this module
 - computes the spectrum as a DFT matrix product instead of `ops.rfft`
-  (`ASTAudioConverter.spectrum_method = "matmul"`, during the export only):
-  tf2onnx writes an `RFFT` node that onnxruntime rejects, torch.onnx has no
+  (a copy of the classifier's converter built with
+  `spectrum_method="matmul"`; the classifier is left as it is): tf2onnx
+  writes an `RFFT` node that onnxruntime rejects, torch.onnx has no
   `fft_rfft`, and LiteRT's builtins have no real FFT of this shape;
 - teaches tf2onnx the `Erfc` op of TensorFlow's exact GELU (as `1 - Erf`);
 - names the inputs, outputs and dynamic dimensions (`batch`, `samples`);
@@ -26,8 +27,7 @@ Keras' own exporters write the files (`keras.Model.export` with
 LiteRT files can carry float16 or int8 (dynamic-range) weights. The DFT
 and mel tables stay float32 under int8, behind a select the converter
 cannot fold (`ASTAudioConverter._mel_energies`): quantized with the
-weights, they and the power spectrum went to 8 bits, which cost 13 to 22 times
-the logit error of the quantized transformer.
+weights, they and the power spectrum would go to 8 bits.
 
 What works from which backend (Keras 3.15):
 
@@ -44,7 +44,6 @@ A model built or trained on another backend moves with its preset:
 `ASTClassifier.from_preset(dir).export(path, format="onnx")`.
 """
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -55,8 +54,6 @@ from keras_ast.utils.files import atomic_path
 INPUT_NAME = "waveforms"
 OUTPUT_NAMES = ("logits", "scores")
 QUANTIZATIONS = (None, "float16", "dynamic_int8")
-
-_ERFC_REGISTERED = False
 
 
 def _backend():
@@ -102,15 +99,11 @@ def _check_shape(batch_size, num_samples):
             None if num_samples is None else int(num_samples))
 
 
-@contextlib.contextmanager
-def _matmul_spectrum(converter):
-    """The converter computes its spectrum as a matrix product meanwhile."""
-    previous = converter.spectrum_method
-    converter.spectrum_method = "matmul"
-    try:
-        yield
-    finally:
-        converter.spectrum_method = previous
+def _matmul_converter(converter):
+    """A converter equal to `converter` but for its spectrum, computed as
+    a matrix product (it holds no weights: its config is all of it)."""
+    config = dict(converter.get_config(), spectrum_method="matmul")
+    return type(converter).from_config(config)
 
 
 def _serving_model(classifier, batch_size, num_samples):
@@ -136,7 +129,7 @@ def _serving_model(classifier, batch_size, num_samples):
     # the other clips' answers into confident noise. `a != a`: tf2onnx
     # writes other float selects as products, where NaN * 0 is NaN.
     clean = ops.where(ops.not_equal(zeros, zeros), 0.0, waveforms)
-    features = classifier.preprocessor(clean)
+    features = _matmul_converter(classifier.preprocessor)(clean)
     if batch_size is not None:
         # Static again: torch.onnx infers a batch of one as unknown past
         # the converter's pads (a 1 broadcasts), then cannot read
@@ -152,13 +145,16 @@ def _serving_model(classifier, batch_size, num_samples):
 
 
 def _register_tf2onnx_erfc():
-    """tf2onnx lacks `Erfc`, which TensorFlow's exact GELU uses."""
-    global _ERFC_REGISTERED
-    if _ERFC_REGISTERED:
-        return
+    """Teaches tf2onnx `Erfc` (TensorFlow's exact GELU uses it), once:
+    tf2onnx's own registry says whether it is there already."""
     import numpy as np
+    from tf2onnx import constants
     from tf2onnx import utils
     from tf2onnx.handler import tf_op
+
+    opsets = tf_op.get_opsets().get(constants.ONNX_DOMAIN, [])
+    if any("Erfc" in handlers for handlers in opsets):
+        return
 
     @tf_op("Erfc")
     class Erfc:  # noqa: F841 (registered by the decorator)
@@ -171,8 +167,6 @@ def _register_tf2onnx_erfc():
                                 op_name_scope=node.name)
             node.type = "Sub"
             ctx.replace_inputs(node, [one.output[0], erf.output[0]])
-
-    _ERFC_REGISTERED = True
 
 
 def _name_onnx_graph(path):
@@ -262,8 +256,7 @@ def export_onnx(classifier, path, batch_size=None, num_samples=None,
     if backend == "tensorflow":
         _register_tf2onnx_erfc()
     path = os.fspath(path)
-    with _matmul_spectrum(classifier.preprocessor), \
-            warnings.catch_warnings(), atomic_path(path) as temp:
+    with warnings.catch_warnings(), atomic_path(path) as temp:
         # Keras' tf2onnx shim probes a NumPy alias NumPy 2 warns about.
         warnings.filterwarnings("ignore", message=".*np.object",
                                 category=FutureWarning)
@@ -386,8 +379,7 @@ def export_litert(classifier, path, quantization=None, batch_size=None,
         raise ValueError(f"{', '.join(clash)}: set by export_litert (see "
                          "quantization); pass other converter attributes.")
     options.update(kwargs)
-    with _matmul_spectrum(classifier.preprocessor), \
-            atomic_path(path) as temp:
+    with atomic_path(path) as temp:
         scratch = tempfile.mkdtemp(dir=os.path.dirname(temp))
         try:
             written = os.path.join(scratch, "model.tflite")

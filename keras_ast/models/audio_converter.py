@@ -4,33 +4,17 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_ast.ops import kaldi
-from keras_ast.presets import io as preset_io
-from keras_ast.ops import compiler as xla_options
-from keras_ast.presets.builtin import BUILTIN_PRESETS
-from keras_ast.ops.slicing import is_traced
 from keras_ast.inference.waveforms import check_waveforms
 from keras_ast.inference.waveforms import pad_waveforms
 from keras_ast.inference.waveforms import rate_error
+from keras_ast.ops import compiler
+from keras_ast.ops import kaldi
+from keras_ast.ops.slicing import is_traced
+from keras_ast.presets import io as preset_io
+from keras_ast.presets.builtin import BUILTIN_PRESETS
 
-AUDIOSET_MEAN = -4.2677393
-AUDIOSET_STD = 4.5689974
 _NUM_BINS = kaldi.FFT_LENGTH // 2 + 1
-
-
-# Backends whose eager calls run compiled (`_compile`). PyTorch stays
-# eager: `torch.compile` takes tens of seconds per shape on a CPU, more
-# than a whole data set's features cost op by op.
-_COMPILED_BACKENDS = ("jax", "tensorflow")
-
-
-def _compile(function):
-    """`function` compiled by the backend: `jax.jit` or XLA `tf.function`."""
-    if keras.config.backend() == "jax":
-        return xla_options.jit(function)
-    import tensorflow as tf
-
-    return tf.function(function, jit_compile=True, reduce_retracing=True)
+SPECTRUM_METHODS = ("fft", "matmul")
 
 
 @keras.saving.register_keras_serializable(package="keras_ast")
@@ -61,6 +45,10 @@ class ASTAudioConverter(keras.layers.Layer):
         mean: normalisation mean (AudioSet's by default).
         std: normalisation standard deviation (AudioSet's by default).
         do_normalize: whether to apply `(x - mean) / (2 * std)`.
+        spectrum_method: how the power spectrum is computed: `"fft"`
+            (`ops.rfft`) or `"matmul"` (one product with a DFT table,
+            which ONNX and LiteRT exporters can write). Both give the same
+            features within float32 rounding.
 
     Call arguments:
         waveforms: float waveforms in [-1, 1] (or integer PCM, scaled by
@@ -90,9 +78,10 @@ class ASTAudioConverter(keras.layers.Layer):
         sampling_rate=16000,
         num_mel_bins=128,
         max_length=1024,
-        mean=AUDIOSET_MEAN,
-        std=AUDIOSET_STD,
+        mean=kaldi.AUDIOSET_MEAN,
+        std=kaldi.AUDIOSET_STD,
         do_normalize=True,
+        spectrum_method="fft",
         **kwargs,
     ):
         # Features stay float32 under mixed precision: log-mel values
@@ -104,6 +93,11 @@ class ASTAudioConverter(keras.layers.Layer):
             raise ValueError(f"max_length must be >= 1, got {max_length}.")
         if float(std) <= 0:
             raise ValueError(f"std must be positive, got {std}.")
+        if spectrum_method not in SPECTRUM_METHODS:
+            raise ValueError(
+                "spectrum_method must be 'fft' or 'matmul', got "
+                f"{spectrum_method!r}."
+            )
         self.sampling_rate = int(sampling_rate)
         self.num_mel_bins = int(num_mel_bins)
         self.max_length = int(max_length)
@@ -114,11 +108,8 @@ class ASTAudioConverter(keras.layers.Layer):
         self._fft_window = np.pad(
             kaldi.hann_window(), (0, kaldi.FFT_LENGTH - kaldi.FRAME_LENGTH))
         self._dft = kaldi.windowed_dft_matrix()
-        # How the spectrum is computed: "fft" (`ops.rfft`, the fastest on
-        # CPU) or "matmul" (a DFT matrix product: ONNX and LiteRT have no
-        # usable FFT op, so `keras_ast.export.portable` switches to it).
-        # Both give the same features within float32 rounding.
-        self.spectrum_method = "fft"
+        self.spectrum_method = spectrum_method
+        self._compiled_fn = None  # made by the first compiled call
         self._filters = kaldi.mel_filter_bank(self.num_mel_bins,
                                               self.sampling_rate)
         self.built = True
@@ -153,11 +144,12 @@ class ASTAudioConverter(keras.layers.Layer):
             return super().__call__(waveforms, lengths=lengths, **kwargs)
         else:
             self._check_tensor(waveforms)
-        if keras.config.backend() in _COMPILED_BACKENDS:
-            return self._compiled_call(waveforms, lengths)
+        compile_function = compiler.compiler()
+        if compile_function is not None:
+            return self._compiled_call(compile_function, waveforms, lengths)
         return super().__call__(waveforms, lengths=lengths, **kwargs)
 
-    def _compiled_call(self, waveforms, lengths):
+    def _compiled_call(self, compile_function, waveforms, lengths):
         """An eager call, run as one compiled computation.
 
         Op-by-op dispatch costs JAX and TensorFlow most of the time of a
@@ -183,11 +175,8 @@ class ASTAudioConverter(keras.layers.Layer):
                 waveforms = np.pad(waveforms, [(0, 0), (0, used - samples)])
             lengths = np.minimum(np.asarray(lengths, np.int64), used)
             lengths = lengths.astype(np.int32)
-        key = (self.spectrum_method, self.max_length, self.do_normalize,
-               self.mean, self.std)
-        if getattr(self, "_compiled_key", None) != key:
-            self._compiled_fn = _compile(self.call)
-            self._compiled_key = key
+        if self._compiled_fn is None:
+            self._compiled_fn = compile_function(self.call)
         if lengths is None:
             return self._compiled_fn(waveforms)
         return self._compiled_fn(waveforms, lengths)
@@ -303,16 +292,11 @@ class ASTAudioConverter(keras.layers.Layer):
             filters = ops.where(keep, filters, 0.0)
             spectrum = ops.matmul(frames, dft)
             real, imag = spectrum[..., :_NUM_BINS], spectrum[..., _NUM_BINS:]
-        elif self.spectrum_method == "fft":
+        else:
             # Frames come zero-padded to the FFT's length; so is the window
             # (which also zeroes what the DC removal put in the padding).
             frames = frames * ops.convert_to_tensor(self._fft_window)
             real, imag = ops.rfft(frames, fft_length=kaldi.FFT_LENGTH)
-        else:
-            raise ValueError(
-                "spectrum_method must be 'fft' or 'matmul', got "
-                f"{self.spectrum_method!r}."
-            )
         return ops.matmul(real * real + imag * imag, filters)
 
     def compute_output_shape(self, waveforms_shape, lengths_shape=None):
@@ -333,6 +317,7 @@ class ASTAudioConverter(keras.layers.Layer):
                 "mean": self.mean,
                 "std": self.std,
                 "do_normalize": self.do_normalize,
+                "spectrum_method": self.spectrum_method,
             }
         )
         return config

@@ -3,19 +3,11 @@
 import keras
 from keras import ops
 
-from keras_ast.presets import io as preset_io
 from keras_ast.models.embedding import ASTEmbedding
 from keras_ast.models.encoder import ASTEncoderLayer
+from keras_ast.ops import slicing
+from keras_ast.presets import io as preset_io
 from keras_ast.presets.builtin import BUILTIN_PRESETS
-from keras_ast.ops.slicing import map_slices
-from keras_ast.ops.compiler import CompileOptionsMixin
-
-
-# Tokens per slice of an inference batch (`ASTBackbone.pooled_output`), by
-# backend. XLA's buffers for 32 AudioSet clips at once took 2.5 GB, for 4
-# clips (4856 tokens) 315 MB, as fast; PyTorch's eager forward ran 10-20%
-# faster on slices of 2 clips than of 4 (2-core Xeon, median of 5).
-SLICE_TOKENS = {"jax": 8192, "tensorflow": 8192, "torch": 4096}
 
 
 def _encode(embedding, encoder_layers, final_norm, features, training=None,
@@ -78,7 +70,7 @@ def _rematerialized(layer, training, num_queries):
 
 
 @keras.saving.register_keras_serializable(package="keras_ast")
-class ASTBackbone(CompileOptionsMixin, keras.Model):
+class ASTBackbone(keras.Model):
     """Audio Spectrogram Transformer (Gong, Chung and Glass, 2021).
 
     Patch embedding of the log-mel spectrogram, [CLS] and distillation
@@ -248,17 +240,15 @@ class ASTBackbone(CompileOptionsMixin, keras.Model):
 
         if training:
             return pooled(features)
-        return map_slices(pooled, features, self.inference_slice)
+        return slicing.map_slices(pooled, features, self.inference_slice)
 
     @property
     def inference_slice(self):
         """Clips per slice of an inference batch: the largest power of two
-        whose tokens fit in `SLICE_TOKENS` (for AudioSet, 4 clips of 10 s;
-        2 on PyTorch)."""
+        whose tokens fit the backend's budget
+        (`keras_ast.ops.slicing.examples_per_slice`)."""
         frequency, time = self.token_grid
-        tokens = frequency * time + 2
-        budget = SLICE_TOKENS.get(keras.config.backend(), 8192)
-        return 1 << max(0, (budget // tokens).bit_length() - 1)
+        return slicing.examples_per_slice(frequency * time + 2)
 
     @property
     def token_grid(self):

@@ -1,18 +1,21 @@
-"""XLA compile options for this package's compiled JAX functions.
+"""Compiling the functions this package compiles itself, per backend.
 
-jaxlib 0.10 hands dot products on the CPU to YNNPACK by default. On the
-measured x86 CPU (AVX-512), XLA's own kernels ran AST's float32 forward
-pass 1.25-1.3x as fast, with logits within 2e-6 (benchmarks/README.md,
-"Where the time goes"), so float32 compiles turn YNNPACK off. bfloat16
-compiles keep it: its bfloat16 products (AMX, AVX512-BF16) run 2-3x XLA's
-own, which compute them at float32's rate (`keras_ast.ops.dense`). The
-option goes to each compile of this package's models and converter
-(`jax.jit(..., compiler_options=...)`), never to the process: the user's
-other JAX code keeps XLA's defaults, and a setting of the same option in
-`XLA_FLAGS` wins.
+`COMPILERS` maps a Keras backend to the way an eager call of one of the
+package's own functions (the audio converter's) runs compiled: `jit`
+(`jax.jit` with `compiler_options`) on JAX, an XLA `tf.function` on
+TensorFlow, and none on PyTorch, where `torch.compile` takes longer per
+shape than the op-by-op call it would save.
+
+On an x86-64 CPU, jaxlib 0.10 and later hand dot products to YNNPACK by
+default; for float32 compiles `compiler_options` turns that off (XLA's own
+kernels run AST's float32 products faster there), and bfloat16 compiles
+keep it (YNNPACK's bfloat16 kernels are the fast ones). The option goes
+to each `jit` of this module, never to the process, and a setting of the
+same option in `XLA_FLAGS` wins. Keras compiles `fit`, `evaluate` and
+`predict` steps itself and has no public argument for compile options:
+those steps run with XLA's defaults (or the user's `XLA_FLAGS`).
 """
 
-import contextlib
 import functools
 import os
 import platform
@@ -20,7 +23,7 @@ import platform
 import keras
 
 YNN_SETTING = "xla_cpu_experimental_ynn_fusion_type"
-# Measured on x86-64 only; YNNPACK may be the better kernel elsewhere (Arm).
+# Machines where XLA's own kernels were the faster float32 ones.
 _MEASURED_MACHINES = ("x86_64", "amd64")
 
 
@@ -34,8 +37,11 @@ def cpu_options(platform_name, machine, jaxlib_version, xla_flags,
         jaxlib_version: the installed jaxlib, e.g. `"0.10.2"`; before 0.10
             the option does not exist (XLA refuses unknown options).
         xla_flags: the `XLA_FLAGS` environment variable, or `None`.
-        compute_dtype: the compiled model's compute dtype; only float32
+        compute_dtype: the compiled function's compute dtype; only float32
             compiles take the products off YNNPACK.
+
+    Returns:
+        A dict for `jax.jit(..., compiler_options=...)`, or `None`.
 
     Example:
     >>> cpu_options("cpu", "x86_64", "0.10.2", None)
@@ -56,8 +62,8 @@ def cpu_options(platform_name, machine, jaxlib_version, xla_flags,
 
 @functools.lru_cache(maxsize=None)
 def jax_on_cpu():
-    """Whether Keras runs on JAX and JAX's default platform is the CPU,
-    where XLA compiles for a CPU (fixed for the process)."""
+    """Whether Keras runs on JAX and JAX's default platform is the CPU
+    (fixed for the process)."""
     if keras.config.backend() != "jax":
         return False
     import jax
@@ -85,48 +91,26 @@ def jit(function, compute_dtype="float32"):
     return jax.jit(function, compiler_options=compiler_options(compute_dtype))
 
 
-@contextlib.contextmanager
-def keras_step_compiles(compute_dtype="float32"):
-    """While open, Keras' JAX trainer compiles its steps with the options.
+def tensorflow_jit(function):
+    """`tf.function(function)` compiled by XLA, retracing loosely."""
+    import tensorflow as tf
 
-    Keras' trainer jits `train_step`, `test_step` and `predict_step` through
-    its module's `jit` and has no argument for compile options, so the name
-    is swapped for the span of a `make_*_function` call. Where Keras has no
-    such name, or no option applies, this does nothing.
+    return tf.function(function, jit_compile=True, reduce_retracing=True)
+
+
+# Keras backend -> a compiler of eager calls, or None to run them eagerly.
+COMPILERS = {
+    "jax": jit,
+    "tensorflow": tensorflow_jit,
+    "torch": None,
+}
+
+
+def compiler():
+    """The current backend's entry of `COMPILERS` (None: run eagerly).
+
+    Example:
+    >>> compile_fn = compiler()
+    >>> square = compile_fn(lambda x: x * x) if compile_fn else None
     """
-    options = compiler_options(compute_dtype)
-    if not options:
-        yield
-        return
-    from keras.src.backend.jax import trainer
-
-    original = getattr(trainer, "jit", None)
-    if original is None:
-        yield
-        return
-    trainer.jit = functools.partial(original, compiler_options=options)
-    try:
-        yield
-    finally:
-        trainer.jit = original
-
-
-class CompileOptionsMixin:
-    """A `keras.Model` mixin: `fit`, `evaluate` and `predict` compile their
-    steps with `compiler_options()` for the model's compute dtype (nothing
-    changes off JAX)."""
-
-    def _step_compiles(self):
-        return keras_step_compiles(self.dtype_policy.compute_dtype)
-
-    def make_train_function(self, force=False):
-        with self._step_compiles():
-            return super().make_train_function(force)
-
-    def make_test_function(self, force=False):
-        with self._step_compiles():
-            return super().make_test_function(force)
-
-    def make_predict_function(self, force=False):
-        with self._step_compiles():
-            return super().make_predict_function(force)
+    return COMPILERS.get(keras.config.backend())

@@ -1,17 +1,17 @@
-"""Matrix products as the fastest kernels on each backend take them.
+"""Matrix products, each backend's kernel from one table per op.
 
-- Under `mixed_bfloat16`, Keras multiplies bfloat16 by bfloat16 into
-  bfloat16. XLA on a CPU (jaxlib 0.10) computes such a product with its own
-  kernels at float32's rate; asked for a float32 result
-  (`preferred_element_type`), it hands the product to YNNPACK's bfloat16
-  kernels (AMX, AVX512-BF16): 55 against 159 ms for (4856 x 768) @
-  (768 x 3072) on the measured Xeon (benchmarks/README.md). Both accumulate
-  in float32, so rounding the float32 result to bfloat16 gives what the
-  bfloat16 product gives.
-- On PyTorch, `Dense` adds its bias inside the product (`torch.addmm`, as
-  `nn.Linear` does) instead of in a second pass over the output.
+- JAX (`EINSUM_FUNCTIONS`, `MATMUL_FUNCTIONS`, `DENSE_FUNCTIONS`): where
+  XLA compiles for a CPU and both operands are bfloat16, the product asks
+  for a float32 result (`preferred_element_type`), which XLA hands to
+  YNNPACK's bfloat16 kernels instead of computing it with its own at
+  float32's rate. Both accumulate in float32, so rounding the float32
+  result to bfloat16 gives what the bfloat16 product gives.
+- PyTorch (`DENSE_FUNCTIONS`): `x @ kernel + bias` is one `torch.addmm`,
+  the bias written into the product's output, as `nn.Linear` does.
+- Elsewhere, and for other dtypes: `keras.ops`' products unchanged.
 
-Elsewhere these are `keras.ops`' products unchanged.
+Each table maps a Keras backend to its function; a backend outside a
+table uses the plain `keras.ops` form.
 """
 
 import keras
@@ -26,17 +26,13 @@ def _widened(operands):
         for x in operands)
 
 
-def einsum(subscripts, *operands):
-    """`ops.einsum`; float32 out where bfloat16 operands meet XLA on a CPU.
+def plain_einsum(subscripts, *operands):
+    """`ops.einsum`."""
+    return ops.einsum(subscripts, *operands)
 
-    The result's dtype is therefore float32 or the operands' dtype: callers
-    cast it to what they need.
 
-    Example:
-    >>> x = np.ones((2, 3), "float32")
-    >>> tuple(einsum("ij,jk->ik", x, np.ones((3, 4), "float32")).shape)
-    (2, 4)
-    """
+def jax_einsum(subscripts, *operands):
+    """`ops.einsum`; float32 out where bfloat16 meets XLA on a CPU."""
     operands = [ops.convert_to_tensor(x) for x in operands]
     if not _widened(operands):
         return ops.einsum(subscripts, *operands)
@@ -46,15 +42,14 @@ def einsum(subscripts, *operands):
                       preferred_element_type=jnp.float32)
 
 
-def matmul(x, y):
-    """`ops.matmul(x, y)` in `x`'s dtype, through a float32 result where
-    bfloat16 operands meet XLA on a CPU.
+def plain_matmul(x, y):
+    """`ops.matmul`."""
+    return ops.matmul(x, y)
 
-    Example:
-    >>> x = np.ones((2, 3), "float32")
-    >>> tuple(matmul(x, np.ones((3, 4), "float32")).shape)
-    (2, 4)
-    """
+
+def jax_matmul(x, y):
+    """`ops.matmul` in `x`'s dtype, through a float32 result where
+    bfloat16 meets XLA on a CPU."""
     x, y = ops.convert_to_tensor(x), ops.convert_to_tensor(y)
     if not _widened((x, y)):
         return ops.matmul(x, y)
@@ -64,13 +59,22 @@ def matmul(x, y):
     return product.astype(x.dtype)
 
 
-def _addmm(x, kernel, bias):
-    """`x @ kernel + bias` on PyTorch as one `torch.addmm`.
+def plain_dense(x, kernel, bias=None):
+    """`x @ kernel (+ bias)` in `keras.ops`."""
+    y = ops.matmul(x, kernel)
+    return y if bias is None else ops.add(y, bias)
 
-    The bias goes into the product's output buffer, as in `nn.Linear`: a
-    separate addition writes a second output, 15 ms on 4 AudioSet clips'
-    (4856 x 3072) MLP activations, where fresh pages are mapped for it.
-    """
+
+def jax_dense(x, kernel, bias=None):
+    """`plain_dense` with `jax_matmul`'s product."""
+    y = jax_matmul(x, kernel)
+    return y if bias is None else ops.add(y, bias)
+
+
+def torch_dense(x, kernel, bias=None):
+    """`x @ kernel + bias` as one `torch.addmm` (PyTorch backend only)."""
+    if bias is None:
+        return ops.matmul(x, kernel)
     import torch
 
     x, kernel, bias = (ops.convert_to_tensor(t) for t in (x, kernel, bias))
@@ -78,13 +82,69 @@ def _addmm(x, kernel, bias):
     return flat.reshape(x.shape[:-1] + (flat.shape[-1],))
 
 
+EINSUM_FUNCTIONS = {
+    "jax": jax_einsum,
+    "tensorflow": plain_einsum,
+    "torch": plain_einsum,
+}
+MATMUL_FUNCTIONS = {
+    "jax": jax_matmul,
+    "tensorflow": plain_matmul,
+    "torch": plain_matmul,
+}
+DENSE_FUNCTIONS = {
+    "jax": jax_dense,
+    "tensorflow": plain_dense,
+    "torch": torch_dense,
+}
+
+
+def einsum(subscripts, *operands):
+    """The current backend's `ops.einsum` (`EINSUM_FUNCTIONS`).
+
+    The result's dtype is the operands' or float32 (a widened product):
+    callers cast it to what they need.
+
+    Example:
+    >>> x = np.ones((2, 3), "float32")
+    >>> tuple(einsum("ij,jk->ik", x, np.ones((3, 4), "float32")).shape)
+    (2, 4)
+    """
+    function = EINSUM_FUNCTIONS.get(keras.config.backend(), plain_einsum)
+    return function(subscripts, *operands)
+
+
+def matmul(x, y):
+    """The current backend's `ops.matmul(x, y)` (`MATMUL_FUNCTIONS`), in
+    `x`'s dtype.
+
+    Example:
+    >>> x = np.ones((2, 3), "float32")
+    >>> tuple(matmul(x, np.ones((3, 4), "float32")).shape)
+    (2, 4)
+    """
+    function = MATMUL_FUNCTIONS.get(keras.config.backend(), plain_matmul)
+    return function(x, y)
+
+
+def dense(x, kernel, bias=None):
+    """The current backend's `x @ kernel + bias` (`DENSE_FUNCTIONS`).
+
+    Example:
+    >>> x = np.ones((2, 3), "float32")
+    >>> tuple(dense(x, np.ones((3, 4), "float32"), np.zeros(4)).shape)
+    (2, 4)
+    """
+    function = DENSE_FUNCTIONS.get(keras.config.backend(), plain_dense)
+    return function(x, kernel, bias)
+
+
 @keras.saving.register_keras_serializable(package="keras_ast")
 class Dense(keras.layers.Dense):
-    """`keras.layers.Dense` with this module's products.
+    """`keras.layers.Dense` whose float product is `dense`'s.
 
     The same weights, config and quantization as Keras' layer; only the
-    float product's kernel differs: widened where XLA compiles for a CPU,
-    one `torch.addmm` with the bias on PyTorch.
+    kernel of the float product differs (see the module doc).
 
     Example:
     >>> layer = Dense(4, dtype="mixed_bfloat16")
@@ -94,12 +154,7 @@ class Dense(keras.layers.Dense):
     """
 
     def call(self, inputs, training=None):
-        if self.bias is not None and keras.config.backend() == "torch":
-            x = _addmm(inputs, self.kernel, self.bias)
-        else:
-            x = matmul(inputs, self.kernel)
-            if self.bias is not None:
-                x = ops.add(x, self.bias)
+        x = dense(inputs, self.kernel, self.bias)
         if self.activation is not None:
             x = self.activation(x)
         return x

@@ -16,6 +16,10 @@ FFT_LENGTH = 512  # next power of two above FRAME_LENGTH
 PREEMPHASIS = 0.97
 LOW_FREQUENCY = 20.0
 LOG_FLOOR = float(np.finfo(np.float32).eps)
+# Mean and standard deviation of AudioSet's log-mel features, with which
+# the AST authors normalised them.
+AUDIOSET_MEAN = -4.2677393
+AUDIOSET_STD = 4.5689974
 
 
 def kaldi_mel_scale(hertz):
@@ -61,7 +65,6 @@ def hann_window():
     window = window.astype(np.float32)
     window.setflags(write=False)  # shared by the cache
     return window
-
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,33 +1,72 @@
 """A function over a batch, run in slices of a few examples at a time.
 
 Inference on a large batch needs the memory of the whole batch's
-activations at once; run in slices, it needs one slice's. Compiled (`jit`,
-`tf.function`), the slices are one loop (`ops.map`), whose buffers XLA
-reuses from one slice to the next; eager (and on PyTorch), a Python loop.
+activations at once; run in slices, it needs one slice's. Traced on a
+backend with a compiled loop (`COMPILED_LOOPS`), the slices are one
+`ops.map`, whose buffers the compiler reuses from one slice to the next;
+eager, and on PyTorch (whose `ops.map` is a Python loop that TorchDynamo
+unrolls slowly), a Python loop. `SLICE_TOKENS` sets each backend's slice
+size, and `IS_TRACED` how each backend tells a traced tensor.
 """
 
 import keras
 from keras import ops
 
 
+def _jax_is_traced(x):
+    import jax
+
+    return isinstance(x, jax.core.Tracer)
+
+
+def _tensorflow_is_traced(x):
+    import tensorflow as tf
+
+    return not tf.executing_eagerly()
+
+
+def _torch_is_traced(x):
+    import torch
+
+    return torch.compiler.is_compiling()
+
+
+# Keras backend -> whether a (non-Keras) tensor is being traced.
+IS_TRACED = {
+    "jax": _jax_is_traced,
+    "tensorflow": _tensorflow_is_traced,
+    "torch": _torch_is_traced,
+}
+# Backends whose traced `ops.map` is one compiled loop.
+COMPILED_LOOPS = {"jax": True, "tensorflow": True, "torch": False}
+# Keras backend -> tokens per slice of an inference batch.
+SLICE_TOKENS = {"jax": 8192, "tensorflow": 8192, "torch": 4096}
+DEFAULT_SLICE_TOKENS = 8192
+
+
 def is_traced(x):
-    """True where `x` is symbolic (jit, tf.function, functional graphs)."""
+    """True where `x` is symbolic (jit, tf.function, functional graphs).
+
+    Example:
+    >>> is_traced(keras.KerasTensor((2, 3)))
+    True
+    """
     if isinstance(x, keras.KerasTensor):
         return True
-    backend = keras.config.backend()
-    if backend == "jax":
-        import jax
+    function = IS_TRACED.get(keras.config.backend())
+    return bool(function and function(x))
 
-        return isinstance(x, jax.core.Tracer)
-    if backend == "tensorflow":
-        import tensorflow as tf
 
-        return not tf.executing_eagerly()
-    if backend == "torch":
-        import torch
+def examples_per_slice(tokens_per_example):
+    """The largest power of two of examples whose tokens fit the current
+    backend's `SLICE_TOKENS` (at least 1).
 
-        return torch.compiler.is_compiling()
-    return False
+    Example:
+    >>> examples_per_slice(8192 // 4)  # on JAX or TensorFlow
+    4
+    """
+    budget = SLICE_TOKENS.get(keras.config.backend(), DEFAULT_SLICE_TOKENS)
+    return 1 << max(0, (budget // tokens_per_example).bit_length() - 1)
 
 
 def map_slices(function, x, size):
@@ -45,9 +84,7 @@ def map_slices(function, x, size):
     if not isinstance(batch, int) or batch <= size:
         return function(x)
     whole = batch // size * size
-    # PyTorch has no compiled loop: its `ops.map` is a Python loop too,
-    # which TorchDynamo unrolls (slowly, through `ops.scan`).
-    if is_traced(x) and keras.config.backend() != "torch":
+    if is_traced(x) and COMPILED_LOOPS.get(keras.config.backend(), False):
         grouped = ops.reshape(x[:whole], (batch // size, size) + tuple(
             x.shape[1:]))
         mapped = ops.map(function, grouped)

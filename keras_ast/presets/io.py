@@ -14,7 +14,7 @@ directory, in one of two formats:
 Format versions of keras_ast presets:
 - 2 (written now): backbone and head weights in separate files, so a
   backbone loads alone and a new head skips the stored one.
-- 1 (stop 6 and earlier): one `model.weights.h5` holding the classifier
+- 1: one `model.weights.h5` holding the classifier
   (or the backbone alone). Still read: the backbone's part is copied out of
   it into a temporary file, and the head is read from it with the backbone
   skipped.
@@ -29,8 +29,9 @@ import tempfile
 
 import keras
 
+from keras_ast.ops.patches import adapt_position_embedding
+from keras_ast.ops.patches import patch_grid
 from keras_ast.presets import transformers as convert_transformers
-from keras_ast.models.embedding import patch_grid
 from keras_ast.utils.files import atomic_directory
 from keras_ast.utils.files import read_json
 from keras_ast.utils.files import write_json
@@ -75,7 +76,7 @@ def _grid(config):
 
 def _not_task_weights(classifier):
     """What `task.weights.h5` leaves out: the backbone and training state."""
-    skipped = list(classifier.backbone._flatten_layers())
+    skipped = [classifier.backbone]  # and, with it, all it holds
     if classifier.optimizer is not None:
         skipped.append(classifier.optimizer)
     return skipped
@@ -109,7 +110,7 @@ class PresetLoader:
 
         `kwargs` override them; another `max_length` or other strides get
         the stored position embeddings adapted to the new patch grid
-        (`keras_ast.models.embedding.adapt_position_embedding`).
+        (`keras_ast.ops.patches.adapt_position_embedding`).
         """
         config = self.backbone_config()
         config.update(kwargs)
@@ -259,13 +260,13 @@ class KerasPresetLoader(PresetLoader):
                 "saved for " + ", ".join(differing) + "."
             )
         path = self._backbone_weights_path()
-        backbone.embedding.stored_grid = stored_grid
         try:
-            backbone.load_weights(path)
+            if stored_grid is None:
+                backbone.load_weights(path)
+            else:
+                _load_adapted(backbone, self.backbone_config(), path)
         except (ValueError, KeyError) as error:
             raise self._weights_error(path, error) from error
-        finally:
-            backbone.embedding.stored_grid = None
 
     def _load_head_weights(self, classifier):
         name = TASK_WEIGHTS_FILE if self.format_version >= 2 else (
@@ -283,6 +284,25 @@ class KerasPresetLoader(PresetLoader):
             )
         except (ValueError, KeyError) as error:
             raise self._weights_error(path, error) from error
+
+
+def _load_adapted(backbone, stored_config, path):
+    """Loads weights saved for another patch grid into `backbone`.
+
+    The weights load into a backbone of the stored geometry, then move
+    over, the position embeddings fitted to `backbone`'s grid
+    (`keras_ast.ops.patches.adapt_position_embedding`).
+    """
+    config = dict(stored_config, dtype=backbone.dtype_policy)
+    stored = type(backbone).from_config(config)
+    stored.load_weights(path)
+    position = backbone.embedding.position_embedding
+    for target, source in zip(backbone.weights, stored.weights):
+        value = keras.ops.convert_to_numpy(source)
+        if target is position:
+            value = adapt_position_embedding(value, _grid(stored_config),
+                                             backbone.token_grid)
+        target.assign(value)
 
 
 class PresetNotFoundError(FileNotFoundError):

@@ -11,8 +11,9 @@ import re
 
 import numpy as np
 
-from keras_ast.models.audio_converter import AUDIOSET_MEAN
-from keras_ast.models.audio_converter import AUDIOSET_STD
+from keras_ast.ops.kaldi import AUDIOSET_MEAN
+from keras_ast.ops.kaldi import AUDIOSET_STD
+from keras_ast.ops.patches import patch_grid
 
 # Input length and feature statistics of the datasets the authors used.
 DATASETS = {
@@ -143,7 +144,6 @@ def transformers_config(state_dict, frequency_stride, time_stride,
     Width, depth, patch size and label count come from the tensors; the
     geometry from the arguments, checked against the position embeddings.
     """
-    from keras_ast.models.embedding import patch_grid
 
     projection = state_dict[
         HF + "embeddings.patch_embeddings.projection.weight"]

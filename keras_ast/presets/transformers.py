@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from keras_ast.models.embedding import adapt_position_embedding
+from keras_ast.ops.patches import adapt_position_embedding
 
 PREFIX = "audio_spectrogram_transformer."
 AUDIOSET_NUM_CLASSES = 527
