@@ -70,7 +70,7 @@ def backend_cell(default="jax"):
         "# Keras' saving starts TensorFlow on any backend: start it now, "
         "without",
         "# its C++ log lines among the outputs.",
-        "from keras_ast.utils.quiet_tensorflow import import_tensorflow",
+        "from keras_ast import import_tensorflow",
         "",
         "import_tensorflow()",
     ])
@@ -122,9 +122,9 @@ print(f"{classifier.count_params():,} parameters, "
     ("code", """\
 import numpy as np
 import soundfile
-from keras_ast.datasets import spoken_keywords as speech_synthesis
+from keras_ast.datasets import speak
 
-speech = speech_synthesis.speak(
+speech = speak(
     "Hello! This is a short test of the audio spectrogram transformer.")
 rng = np.random.default_rng(0)
 audio = np.concatenate([np.zeros(4000, "float32"), speech])
@@ -192,7 +192,7 @@ print(f"The model's window: {window:.2f} s")"""),
     ("code", """\
 import numpy as np
 import soundfile
-from keras_ast.datasets import spoken_keywords as speech_synthesis
+from keras_ast.datasets import speak
 
 RATE = 16000
 rng = np.random.default_rng(0)
@@ -206,7 +206,7 @@ def beeps(seconds):
     return (0.3 * np.sin(2 * np.pi * 1000 * t) * on).astype("float32")
 
 def speech(text, voice):
-    return speech_synthesis.speak(text, voice=voice, speed=150)
+    return speak(text, voice=voice, speed=150)
 
 parts = [
     ("quiet", quiet(5)),
@@ -255,9 +255,7 @@ for event in timeline.events:
     ("md", "The same events as CSV, what `keras-ast classify --timeline "
            "--format csv` writes; `timeline.to_dict()` gives JSON."),
     ("code", """\
-from keras_ast.inference.timeline import events_csv
-
-csv_text = events_csv([timeline])
+csv_text = keras_ast.events_csv([timeline])
 with open("events.csv", "w") as f:
     f.write(csv_text)
 print(csv_text)"""),
@@ -295,41 +293,24 @@ print(f"EPOCHS = {EPOCHS}")"""),
            "keywords/test/yes/...\n```\n\n"
            "To use your own sounds, lay them out like this (any format "
            "soundfile reads, any rate) and set `AUDIO` to the top folder; "
-           "skip the next cell. Here we synthesise the words, each voice in "
-           "one split only, so the test voices are unheard."),
+           "skip the next cell. Here `make_keyword_dataset` synthesises the "
+           "words, each voice in one split only, so the test voices are "
+           "unheard."),
     ("code", """\
-import numpy as np
-import soundfile
-from keras_ast.datasets import spoken_keywords as speech_synthesis
+from keras_ast.datasets import make_keyword_dataset
 
 AUDIO = "keywords"
 WORDS = ["yes", "no", "up", "down"]
 VOICES = {"train": ["en", "en-us", "en+m3", "en+f2", "en-us+m5", "en+f4"],
           "validation": ["en+m7", "en-us+f4"],
           "test": ["en-gb-x-rp", "en-us+f3", "en+m4"]}
-
-def one_second(word, voice, speed, pitch, rng):
-    \"\"\"The word at a random place in 1 s, with noise.\"\"\"
-    clip = np.zeros(16000, "float32")
-    speech = speech_synthesis.speak(word, voice=voice, speed=speed,
-                                    pitch=pitch)[:16000]
-    start = rng.integers(0, 16000 - len(speech) + 1)
-    clip[start:start + len(speech)] = speech
-    return clip + 0.005 * rng.standard_normal(16000).astype("float32")
-
-rng = np.random.default_rng(0)
-for split, voices in VOICES.items():
-    for word in WORDS:
-        os.makedirs(f"{AUDIO}/{split}/{word}", exist_ok=True)
-        for voice in voices:
-            for speed in (120, 160, 200):
-                for pitch in (35, 65):
-                    name = f"{voice}_{speed}_{pitch}.wav".replace("+", "-")
-                    soundfile.write(f"{AUDIO}/{split}/{word}/{name}",
-                                    one_second(word, voice, speed, pitch, rng),
-                                    16000)
-    print(split, sum(len(files) for _, _, files in os.walk(f"{AUDIO}/{split}")),
-          "files")"""),
+# Every word by every voice at 3 speeds and 2 pitches, at a random place
+# in 1 s, over white noise 20 to 40 dB below the speech.
+counts = make_keyword_dataset(AUDIO, words=WORDS, voices=VOICES,
+                              speeds=[120, 160, 200], pitches=[35, 65],
+                              snr_db=(20.0, 40.0))
+for split, count in counts.items():
+    print(f"{AUDIO}/{split}: {count} files")"""),
     ("md", "## 2. Shards\n\n"
            "`keras-ast make-shards` decodes every file once (mono, 16 kHz), "
            "stores the audio losslessly in TFRecord shards, and writes "
@@ -352,7 +333,7 @@ keras_ast.ASTBackbone(
     hidden_dim=96, num_layers=3, num_heads=4, intermediate_dim=192,
     max_length=100, frequency_stride=16, time_stride=10,
 ).save_to_preset("scratch")"""),
-    ("md", "`keras_ast.training.train.train` is `keras-ast train`: from scratch on "
+    ("md", "`keras_ast.train` is `keras-ast train`: from scratch on "
            "a few clips a larger rate and no augmentation learn fastest. "
            "It writes a checkpoint and `metrics.json` every epoch, the best "
            "epoch's model in `runs/keywords/best_preset` and the last one "
@@ -363,13 +344,13 @@ keras_ast.ASTBackbone(
            "--no-spec-augment\n```"),
     ("code", """\
 import time
-from keras_ast.training.train import train
 
 start = time.time()
-classifier = train("scratch", "shards/train", "runs/keywords",
-                   validation="shards/validation", epochs=EPOCHS,
-                   learning_rate=1e-3, mixup=False, spec_augment=False,
-                   overwrite=True, verbose=0)
+classifier = keras_ast.train("scratch", "shards/train", "runs/keywords",
+                             validation="shards/validation",
+                             epochs=EPOCHS, learning_rate=1e-3,
+                             mixup=False, spec_augment=False,
+                             overwrite=True, verbose=0)
 print(f"Trained {EPOCHS} epochs in {time.time() - start:.0f} s; "
       f"labels {classifier.labels}")"""),
     ("md", "The learning curves, from `metrics.json`."),
@@ -397,11 +378,9 @@ plt.show()"""),
            "```bash\nkeras-ast evaluate --preset runs/keywords/best_preset "
            "--data shards/test --output runs/keywords/test\n```"),
     ("code", """\
-from keras_ast.training.evaluate import evaluate, format_report
-
-report = evaluate("runs/keywords/best_preset", "shards/test",
-                  output="runs/keywords/test")
-print(format_report(report))"""),
+report = keras_ast.evaluate("runs/keywords/best_preset", "shards/test",
+                            output="runs/keywords/test")
+print(keras_ast.format_report(report))"""),
     ("code", """\
 from IPython.display import Image
 
@@ -411,9 +390,12 @@ Image("runs/keywords/test/confusion_matrix.png")"""),
            "classifies files of any length and rate: here, words by an "
            "unheard voice at 44.1 kHz."),
     ("code", """\
+import soundfile
+from keras_ast.datasets import speak
+
 classifier = keras_ast.ASTClassifier.from_preset("runs/keywords/best_preset")
 for word in WORDS:
-    audio = speech_synthesis.speak(word, voice="en-us+m3", speed=150)
+    audio = speak(word, voice="en-us+m3", speed=150)
     soundfile.write(f"new_{word}.wav",
                     keras_ast.resample(audio, 16000, 44100), 44100)
 results = classifier.classify([f"new_{word}.wav" for word in WORDS], top_k=2)
@@ -456,12 +438,12 @@ print(f"{classifier.count_params():,} parameters, "
            "input, and the labels Keras gives them."),
     ("code", """\
 import numpy as np
-from keras_ast.datasets import spoken_keywords as speech_synthesis
+from keras_ast.datasets import speak
 
 num_samples = classifier.preprocessor.num_samples
 clips = np.zeros((4, num_samples), "float32")
 for row, word in enumerate(["yes", "no", "up", "down"]):
-    speech = speech_synthesis.speak(word, voice="en-us", speed=150)
+    speech = speak(word, voice="en-us", speed=150)
     clips[row, :len(speech)] = speech[:num_samples]
 keras_top = classifier.predict_scores(clips).argmax(-1)
 keras_labels = [classifier.labels[i] for i in keras_top]
@@ -635,10 +617,10 @@ print({k: metadata[k] for k in ("source", "parameter_count",
            "the words it hears are random too.)"),
     ("code", """\
 import keras_ast
-from keras_ast.datasets import spoken_keywords as speech_synthesis
+from keras_ast.datasets import speak
 
 classifier = keras_ast.ASTClassifier.from_preset("ast_speech_commands")
-clip = speech_synthesis.speak("yes", voice="en-us")
+clip = speak("yes", voice="en-us")
 print(classifier.classify(clip, sampling_rate=16000, top_k=3))"""),
     ("md", "## Upload to the Hugging Face Hub\n\n"
            "`upload_preset` creates the repository if needed and adds a "
