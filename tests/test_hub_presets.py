@@ -17,7 +17,7 @@ from conftest import reference_logits
 from keras_ast import ASTAudioConverter
 from keras_ast import ASTBackbone
 from keras_ast import ASTClassifier
-from keras_ast.models.embedding import adapt_position_embedding
+from keras_ast.ops.patches import adapt_position_embedding
 from keras_ast.presets.builtin import BUILTIN_PRESETS
 
 NAMES = [

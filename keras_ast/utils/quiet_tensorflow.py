@@ -1,4 +1,4 @@
-"""Starting TensorFlow quietly, for the `keras-ast` command line.
+"""Starting TensorFlow quietly: for `keras-ast` and for notebooks.
 
 TensorFlow's C++ libraries write log lines to standard error while they
 load (oneDNN, "Could not find cuda drivers", absl's "All log messages
@@ -6,10 +6,11 @@ before absl::InitializeLog() ..."), before they read `TF_CPP_MIN_LOG_LEVEL`,
 so the variable does not hide them; later lines (`E0000 ... failed call to
 cuInit` on a machine without a GPU) it does hide, at level 3.
 
-`quiet_tensorflow()` is the context `keras-ast` runs a command in. It
-imports nothing: TensorFlow starts only where the command needs it (a
-TensorFlow backend, TFRecord shards, a SavedModel, Keras' serialisation).
-Inside it,
+`quiet_tensorflow()` is the context `keras-ast` runs a command in, and
+`import_tensorflow()` (`keras_ast.import_tensorflow`) the call a notebook
+starts with. The context imports nothing: TensorFlow starts only where
+the command needs it (a TensorFlow backend, TFRecord shards, a SavedModel,
+Keras' serialisation). Inside it,
 
 - `TF_CPP_MIN_LOG_LEVEL` is 3 (errors surface as Python exceptions) where
   the user did not set it; a value the user set is kept;
@@ -18,8 +19,9 @@ Inside it,
   to standard error without the C++ log lines below that level, as
   TensorFlow would have filtered them had it read the variable in time.
 
-Both are undone on exit: a library import changes no process-wide setting,
-and only the command line enters this context.
+Both are undone on exit: a library import changes no process-wide setting;
+only the command line enters this context, and only a caller of
+`import_tensorflow` keeps the level set.
 """
 
 import contextlib
