@@ -1,1 +1,2 @@
-"""Helpers with no model in them: atomic files, lazy imports, TensorFlow's logs."""
+"""Helpers with no model in them: atomic files, lazy imports, TensorFlow's
+start-up logs."""
