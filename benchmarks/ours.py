@@ -178,9 +178,9 @@ def measure_gpu(rec, backend, settings):
 def measure_files(rec, classifier, settings):
     """`keras-ast classify`'s path on encoded files, against the model alone.
 
-    FLAC files of the benchmark's clips go through `decoded_files` and
-    `label_files` (decoding ahead on threads) with the GPU's batch size;
-    the same clips, already decoded, through `classifier.classify`. The
+    FLAC files of the benchmark's clips go through `classifier.classify`
+    (decoding ahead on threads, `keras_ast.inference.files`) with the GPU's
+    batch size; the same clips, already decoded, through it too. The
     model's share of the wall time says whether decoding keeps up;
     `nvidia-smi`'s utilisation samples are recorded where it runs.
     """
@@ -191,8 +191,6 @@ def measure_files(rec, classifier, settings):
     import soundfile
     from machine import gpu_utilisation
 
-    from keras_ast.cli.classify import decoded_files, label_files
-
     batch = settings["gpu_batch_size"]
     clips = make_waveforms(settings, 4 * batch)
     try:
@@ -201,15 +199,13 @@ def measure_files(rec, classifier, settings):
                      for i in range(len(clips))]
             for path, clip in zip(paths, clips):
                 soundfile.write(path, clip, SAMPLING_RATE)
-            label_files(classifier, decoded_files(paths[:batch],
-                                                  SAMPLING_RATE, []), batch)
-            skipped = []
+            classifier.classify(paths[:batch], batch_size=batch)
             with gpu_utilisation() as samples:
                 start = time.perf_counter()
-                results = label_files(
-                    classifier, decoded_files(paths, SAMPLING_RATE, skipped,
-                                              ahead=2 * batch), batch)
+                labels, skipped = classifier.classify(
+                    paths, batch_size=batch, skip_errors=True)
                 files_s = time.perf_counter() - start
+            results = [found for found in labels if found is not None]
         start = time.perf_counter()
         classifier.classify(list(clips), sampling_rate=SAMPLING_RATE,
                             batch_size=batch)

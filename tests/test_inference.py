@@ -411,10 +411,10 @@ def test_tag_short_recordings_windows_and_errors(classifier):
 def test_files_decode_ahead_in_order_and_bad_ones_are_counted(
         tmp_path, monkeypatch):
     # Threads decode a bounded number of files ahead of the consumer; the
-    # order stays the files' and a file that does not decode is listed in
-    # `skipped`, not fatal.
-    from keras_ast.cli.classify import decoded_files
+    # order stays the files' and a file that does not decode comes with
+    # its error, for the caller to raise or skip.
     from keras_ast.data import audio_io
+    from keras_ast.inference.files import decoded_files
 
     files = [write_stereo_wav(str(tmp_path / f"{i}.wav"), seconds=0.2,
                               seed=i) for i in range(6)]
@@ -429,9 +429,9 @@ def test_files_decode_ahead_in_order_and_bad_ones_are_counted(
         return load(path, rate)
 
     monkeypatch.setattr(audio_io, "load_audio", recording_load)
-    skipped = []
-    stream = decoded_files(files, RATE, skipped, ahead=2, workers=2)
-    first_path, first = next(stream)
+    stream = decoded_files(files, RATE, ahead=2, workers=2)
+    first_path, first, error = next(stream)
+    assert error is None
     deadline = time.monotonic() + 10
     while len(started) < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -439,10 +439,13 @@ def test_files_decode_ahead_in_order_and_bad_ones_are_counted(
     assert started[:3] == files[:3]  # two past the one yielded, no more
     assert len(started) == 3
     rest = list(stream)
-    assert [first_path] + [path for path, _ in rest] == (
-        files[:2] + files[3:])
+    assert [first_path] + [path for path, _, _ in rest] == files
     np.testing.assert_array_equal(first, load(files[0], RATE))
-    assert skipped == [(files[2], skipped[0][1])] and skipped[0][1]
+    errors = [(path, error) for path, waveform, error in rest
+              if error is not None]
+    assert [path for path, _ in errors] == [files[2]]
+    assert isinstance(errors[0][1], audio_io.AudioDecodeError)
+    assert errors[0][1].reason and rest[1][1] is None
 
 
 def test_cli_classify_json_and_a_corrupt_file(preset, classifier, tmp_path,

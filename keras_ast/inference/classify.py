@@ -1,37 +1,47 @@
 """Files and arrays in, labels and timelines out: `classify` and `tag`.
 
-The engine behind `ASTClassifier.classify` (what is in each clip: top-k
-labels) and `ASTClassifier.tag` (what is where in a long recording: a
-`keras_ast.inference.timeline.Timeline`). Inputs may be paths (decoded with
-`keras_ast.load_audio`: mono, resampled to the model's rate) or host arrays
-(which follow the rules of `keras_ast.inference.waveforms`); arrays are taken to be at
-the model's rate, checked when the caller gives `sampling_rate` and with a
-warning when not. Clips are scored in batches of at most `batch_size`
-(`batch_plan`), so memory stays bounded whatever the number and length of
-the inputs, and a compiling backend sees few shapes.
+The one way host audio goes through a classifier: inputs are checked
+(`keras_ast.inference.waveforms`), files decoded ahead on threads
+(`keras_ast.inference.files`), clips (or windows of them) scored in
+batches by the model's `predict_on_batch`, and the scores turned into
+labels or a `keras_ast.inference.timeline.Timeline`.
+`ASTClassifier.classify`, `.tag` and `.predict_scores` call these
+functions, and so does `keras-ast classify`.
+
+The classifier is an argument (a scorer): anything with
+- `preprocessor`: the converter, whose `sampling_rate`, `num_samples` and
+  `max_length` give the input's geometry;
+- `labels` (or None) and `num_classes`;
+- `predict` and `predict_on_batch` (logits), and `scores(logits)` (the
+  activation: sigmoid or softmax);
+- `jit_compile` (whether each new input shape compiles on PyTorch).
+
+Clips are scored in batches of at most `batch_size` (`batch_plan`), so
+memory stays bounded whatever the number and length of the inputs, and a
+compiling backend sees few shapes.
 """
 
 import numbers
-import os
 
 import numpy as np
 
+from keras_ast.inference.files import decoded_files
 from keras_ast.inference.timeline import Timeline
 from keras_ast.inference.timeline import median_filter
 from keras_ast.inference.timeline import merge_events
 from keras_ast.inference.timeline import window_starts
-from keras_ast.inference.waveforms import check_waveforms
-from keras_ast.inference.waveforms import rate_error
-from keras_ast.inference.waveforms import to_float
-from keras_ast.inference.waveforms import warn_caller
-
-
-def _is_path(item):
-    return isinstance(item, (str, bytes, os.PathLike))
+from keras_ast.inference.waveforms import as_items
+from keras_ast.inference.waveforms import count_rows
+from keras_ast.inference.waveforms import is_path
+from keras_ast.inference.waveforms import warn_if_too_long
 
 
 def check_top_k(top_k):
-    """Refuses a `top_k` that would keep no label: it is None or >= 1."""
+    """Refuses a `top_k` that would keep no label: it is None or >= 1.
+
+    Raises:
+        ValueError: `top_k` is not a whole number of at least 1.
+    """
     if top_k is not None and (isinstance(top_k, bool)
                               or not isinstance(top_k, numbers.Integral)
                               or top_k < 1):
@@ -39,59 +49,6 @@ def check_top_k(top_k):
             f"top_k must be a whole number of at least 1 (or None for every "
             f"label), got {top_k!r}."
         )
-
-
-def as_clips(inputs, sampling_rate, given_rate=None):
-    """`(clips, paths, single)` from anything `classify` and `tag` take.
-
-    Args:
-        inputs: a path, a 1-D array, a 2-D `(batch, samples)` array, or a
-            list of paths and 1-D arrays.
-        sampling_rate: the model's rate; files are resampled to it.
-        given_rate: the rate of array inputs, if the caller states it; an
-            array without it is taken to be at `sampling_rate`, with a
-            `UserWarning` (shown once per calling line by Python's default
-            filter) saying so.
-
-    Returns:
-        A list of float32 1-D clips, the path of each (or None), and
-        whether `inputs` was a single clip.
-    """
-    from keras_ast.data.audio_io import load_audio
-
-    if given_rate is not None and int(given_rate) != int(sampling_rate):
-        raise ValueError(rate_error(given_rate, sampling_rate))
-    single = _is_path(inputs) or (
-        not isinstance(inputs, (list, tuple)) and np.ndim(inputs) == 1)
-    if single:
-        inputs = [inputs]
-    elif not isinstance(inputs, (list, tuple)):
-        inputs = list(check_waveforms(inputs))  # the rows of a batch
-    if len(inputs) == 0:
-        raise ValueError("Expected audio, got an empty list.")
-    if given_rate is None and not all(_is_path(item) for item in inputs):
-        # An array carries no rate: one at 44.1 kHz would give confident,
-        # wrong labels.
-        warn_caller(
-            f"Audio arrays given without sampling_rate= are taken to be at "
-            f"the model's {int(sampling_rate)} Hz. Pass sampling_rate=<their "
-            f"rate> to have it checked (keras_ast.resample converts other "
-            "rates), or give file paths, which are decoded and resampled.")
-    clips, paths = [], []
-    for index, item in enumerate(inputs):
-        if _is_path(item):
-            clips.append(load_audio(item, sampling_rate))
-            paths.append(os.fsdecode(item))
-            continue
-        clip = to_float(item)
-        if clip.ndim != 1:
-            raise ValueError(
-                f"Input {index} has shape {clip.shape}; each input must be "
-                "a path or one mono clip (samples,)."
-            )
-        clips.append(check_waveforms(clip))
-        paths.append(None)
-    return clips, paths, single
 
 
 def batch_plan(count, batch_size, fixed_shapes):
@@ -105,6 +62,9 @@ def batch_plan(count, batch_size, fixed_shapes):
     is its rows rounded up to a power of two: at most log2(batch_size) + 1
     shapes ever compile, and only the last batch carries padding, less
     than half of it.
+
+    Raises:
+        ValueError: `batch_size` is below 1.
 
     Example:
     >>> batch_plan(18, 8, fixed_shapes=False)
@@ -163,6 +123,21 @@ def score_windows(classifier, windows, batch_size):
     return np.concatenate(scores).astype(np.float32)
 
 
+def predict_scores(classifier, x, sampling_rate=None, batch_size=None,
+                   verbose="auto", **kwargs):
+    """See `ASTClassifier.predict_scores`."""
+    from keras import ops
+
+    rows = count_rows(x)
+    if verbose == "auto" and rows is not None and (
+            rows <= (batch_size or 32)):  # predict's default
+        verbose = 0
+    logits = classifier.predict(x, sampling_rate=sampling_rate,
+                                batch_size=batch_size, verbose=verbose,
+                                **kwargs)
+    return ops.convert_to_numpy(classifier.scores(logits))
+
+
 def label_names(classifier):
     """The classifier's labels, or the class indices as strings."""
     if classifier.labels is not None:
@@ -185,27 +160,132 @@ def top_labels(scores, labels, top_k=5, threshold=None):
     return [(labels[i], float(scores[i])) for i in order]
 
 
-def classify(classifier, inputs, top_k=5, threshold=None, batch_size=32,
-             sampling_rate=None):
-    """See `ASTClassifier.classify`."""
-    check_top_k(top_k)
-    converter = _converter(classifier)
-    clips, _, single = as_clips(inputs, converter.sampling_rate,
-                                sampling_rate)
-    longest = max(clip.shape[0] for clip in clips)
-    classifier.warn_if_too_long(longest)
-    # Samples past the model's input are never used: cut them up front.
-    windows = [(clip, 0, min(clip.shape[0], converter.num_samples))
-               for clip in clips]
+def _progress(total, enabled, desc):
+    if enabled and total > 1:
+        try:
+            from tqdm import tqdm
+
+            return tqdm(total=total, unit="file", desc=desc)
+        except ImportError:
+            pass
+    return None
+
+
+def _clips(items, sampling_rate, ahead, skip_errors, skipped, progress,
+           desc):
+    """`(index, path, clip)` of each input that decodes, in order.
+
+    A file that does not decode raises its `AudioDecodeError`, or, with
+    `skip_errors`, is appended to `skipped` as `(path, reason)`.
+    """
+    bar = _progress(len(items), progress, desc)
+    try:
+        for index, (path, clip, error) in enumerate(
+                decoded_files(items, sampling_rate, ahead=ahead)):
+            if bar is not None:
+                bar.update(1)
+            if error is not None:
+                if not skip_errors:
+                    raise error
+                skipped.append((path, error.reason))
+                continue
+            yield index, path, clip
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _scored(classifier, recordings, spans, batch_size, group_all):
+    """`(index, path, clip, starts, stops, scores)` of each recording.
+
+    `spans(clip)` gives a recording's window `(starts, stops)` in samples.
+    The windows of consecutive recordings are scored together: of all of
+    them when `group_all` (every clip is in memory already), else of
+    recordings gathered until they hold `batch_size` windows, so that
+    decoded files are not all held at once.
+    """
+    group, windows = [], 0
+    for index, path, clip in recordings:
+        starts, stops = spans(clip)
+        group.append((index, path, clip, starts, stops))
+        windows += len(starts)
+        if not group_all and windows >= batch_size:
+            yield from _score_group(classifier, group, batch_size)
+            group, windows = [], 0
+    if group:
+        yield from _score_group(classifier, group, batch_size)
+
+
+def _score_group(classifier, group, batch_size):
+    windows = [(clip, int(start), int(stop))
+               for _, _, clip, starts, stops in group
+               for start, stop in zip(starts, stops)]
     scores = score_windows(classifier, windows, batch_size)
+    offset = 0
+    for index, path, clip, starts, stops in group:
+        yield (index, path, clip, starts, stops,
+               scores[offset:offset + len(starts)])
+        offset += len(starts)
+
+
+def _result(results, skipped, single, skip_errors):
+    results = results[0] if single else results
+    return (results, skipped) if skip_errors else results
+
+
+def classify(classifier, inputs, top_k=5, threshold=None, batch_size=32,
+             sampling_rate=None, skip_errors=False, progress=False,
+             long_inputs=None):
+    """See `ASTClassifier.classify`; the arguments past its own:
+
+    Args:
+        classifier: the scorer (see the module doc).
+        progress: show a progress bar over the inputs (tqdm, when more
+            than one).
+        long_inputs: optional list: `(path, seconds)` of each input longer
+            than the model's input is appended to it, instead of the
+            warning (path None for an array).
+    """
+    check_top_k(top_k)
+    converter = converter_of(classifier)
+    rate, limit = converter.sampling_rate, converter.num_samples
+    items, single = as_items(inputs, rate, sampling_rate)
+    skipped, results = [], [None] * len(items)
+
+    def cut(recordings):
+        # Samples past the model's input are never used: cut them (a
+        # copy, so the decoded file is not held) before batching.
+        for index, path, clip in recordings:
+            if clip.shape[0] > limit:
+                if long_inputs is None:
+                    warn_if_too_long(converter, clip.shape[0])
+                else:
+                    long_inputs.append((path, clip.shape[0] / rate))
+                clip = clip[:limit].copy()
+            yield index, path, clip
+
+    recordings = cut(_clips(items, rate, 2 * batch_size, skip_errors,
+                            skipped, progress, "classify"))
     labels = label_names(classifier)
-    results = [top_labels(row, labels, top_k, threshold) for row in scores]
-    return results[0] if single else results
+
+    def one_window(clip):
+        return [0], [clip.shape[0]]
+
+    for index, _, _, _, _, scores in _scored(
+            classifier, recordings, one_window, batch_size,
+            group_all=not any(is_path(item) for item in items)):
+        results[index] = top_labels(scores[0], labels, top_k, threshold)
+    return _result(results, skipped, single, skip_errors)
 
 
 def window_geometry(converter, window_seconds=None, hop_seconds=None):
     """`tag`'s `(window, hop)` in samples: by default the model's whole
-    input and half of it; a window longer than the input is an error."""
+    input and half of it.
+
+    Raises:
+        ValueError: a window longer than the model's input, or a window or
+            hop shorter than one sample.
+    """
     rate = converter.sampling_rate
     window = (converter.num_samples if window_seconds is None
               else int(round(window_seconds * rate)))
@@ -227,39 +307,51 @@ def window_geometry(converter, window_seconds=None, hop_seconds=None):
 
 def tag(classifier, inputs, window_seconds=None, hop_seconds=None, top_k=3,
         threshold=0.3, median_filter_windows=1, batch_size=32,
-        sampling_rate=None):
-    """See `ASTClassifier.tag`."""
+        sampling_rate=None, skip_errors=False, progress=False):
+    """See `ASTClassifier.tag`; the arguments past its own:
+
+    Args:
+        classifier: the scorer (see the module doc).
+        median_filter_windows: `ASTClassifier.tag`'s `median_filter`.
+        progress: show a progress bar over the inputs (tqdm, when more
+            than one).
+    """
     check_top_k(top_k)
-    converter = _converter(classifier)
+    converter = converter_of(classifier)
     rate = converter.sampling_rate
-    clips, paths, single = as_clips(inputs, rate, sampling_rate)
+    items, single = as_items(inputs, rate, sampling_rate)
     window, hop = window_geometry(converter, window_seconds, hop_seconds)
-    plans = []
-    for clip in clips:
+
+    def spans(clip):
         starts = window_starts(clip.shape[0], window, hop)
-        stops = np.minimum(starts + window, clip.shape[0])
-        plans.append((starts, stops))
-    # All windows of all recordings go through the model as batches.
-    windows = [(clip, int(start), int(stop))
-               for clip, (starts, stops) in zip(clips, plans)
-               for start, stop in zip(starts, stops)]
-    scores = score_windows(classifier, windows, batch_size)
+        return starts, np.minimum(starts + window, clip.shape[0])
+
+    # A recording may be hours long: one decoded ahead is enough to
+    # overlap decoding with the model, and more would hold hours of audio.
+    skipped = []
+    recordings = _clips(items, rate, 1, skip_errors, skipped, progress,
+                        "tag")
     labels = label_names(classifier)
-    timelines, offset = [], 0
-    for clip, path, (starts, stops) in zip(clips, paths, plans):
-        own = scores[offset:offset + len(starts)]
-        offset += len(starts)
+    results = [None] * len(items)
+    for index, path, clip, starts, stops, scores in _scored(
+            classifier, recordings, spans, batch_size,
+            group_all=not any(is_path(item) for item in items)):
         begin, end = starts / rate, stops / rate
         events = merge_events(begin, end,
-                              median_filter(own, median_filter_windows),
+                              median_filter(scores, median_filter_windows),
                               labels, top_k=top_k, threshold=threshold)
-        timelines.append(Timeline(starts=begin, ends=end, scores=own,
-                                  labels=labels, events=events,
-                                  duration=clip.shape[0] / rate, path=path))
-    return timelines[0] if single else timelines
+        results[index] = Timeline(
+            starts=begin, ends=end, scores=scores, labels=labels,
+            events=events, duration=clip.shape[0] / rate, path=path)
+    return _result(results, skipped, single, skip_errors)
 
 
-def _converter(classifier):
+def converter_of(classifier):
+    """The classifier's converter (its `preprocessor`).
+
+    Raises:
+        ValueError: the classifier has none (it takes features).
+    """
     if classifier.preprocessor is None:
         raise ValueError(
             "This classifier takes features, not audio: give it a "

@@ -1,20 +1,16 @@
 """`ASTClassifier`: an AST backbone with a classification head."""
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_ast.inference import classify as inference
-from keras_ast.presets import io as preset_io
+from keras_ast.inference.waveforms import host_inputs
 from keras_ast.models.audio_converter import ASTAudioConverter
 from keras_ast.models.backbone import ASTBackbone
 from keras_ast.models.losses import SoftmaxAccuracy
 from keras_ast.models.losses import SoftmaxCrossentropy
+from keras_ast.presets import io as preset_io
 from keras_ast.presets.builtin import BUILTIN_PRESETS
-from keras_ast.inference.waveforms import check_waveforms
-from keras_ast.inference.waveforms import pad_waveforms
-from keras_ast.inference.waveforms import rate_error
-from keras_ast.inference.waveforms import warn_caller
 
 # AdamW as the AST authors fine-tuned (betas, weight decay), with gradient
 # clipping, which keeps training from scratch stable too.
@@ -170,77 +166,38 @@ class ASTClassifier(keras.Model):
             return ops.sigmoid(logits)
         return ops.softmax(logits, axis=-1)
 
-    def _host_inputs(self, x, sampling_rate):
-        """Checks and batches host audio before `predict` runs it."""
-        if self.preprocessor is None:
-            return x
-        if sampling_rate is not None and int(sampling_rate) != (
-            self.preprocessor.sampling_rate
-        ):
-            raise ValueError(rate_error(sampling_rate,
-                                        self.preprocessor.sampling_rate))
-        if isinstance(x, (list, tuple)) and len(x) == 0:
-            raise ValueError("Expected audio, got an empty list.")
-        if isinstance(x, (list, tuple)) and np.ndim(x[0]) == 1:
-            waveforms, lengths = pad_waveforms(x)
-            self.warn_if_too_long(int(lengths.max()))
-            return {"waveforms": waveforms, "lengths": lengths}
-        if isinstance(x, dict) and "waveforms" in x:
-            x = dict(x)
-            x["waveforms"] = self._batched(check_waveforms(x["waveforms"]))
-            longest = (np.max(x["lengths"]) if x.get("lengths") is not None
-                       else x["waveforms"].shape[-1])
-            self.warn_if_too_long(int(longest))
-            return x
-        if isinstance(x, (np.ndarray, list, tuple)):
-            waveforms = self._batched(check_waveforms(x))
-            self.warn_if_too_long(waveforms.shape[-1])
-            return waveforms
-        return x
-
-    def warn_if_too_long(self, num_samples):
-        """Warns (once per classifier) that a clip is cut to the input."""
-        limit = self.preprocessor.num_samples
-        if num_samples <= limit or getattr(self, "_warned_too_long", False):
-            return
-        self._warned_too_long = True
-        rate = self.preprocessor.sampling_rate
-        warn_caller(
-            f"A clip of {num_samples / rate:.2f} s is longer than the "
-            f"model's input ({self.preprocessor.max_length} frames, "
-            f"{limit / rate:.2f} s): only its first {limit / rate:.2f} s "
-            "are used. For long recordings use classifier.tag(...), which "
-            "scores every window.")
-
-    @staticmethod
-    def _batched(waveforms):
-        return waveforms[None, :] if waveforms.ndim == 1 else waveforms
-
     def predict(self, x, batch_size=None, verbose="auto", steps=None,
                 callbacks=None, sampling_rate=None):
         """Logits for waveforms: an array, a list of clips or a dataset.
 
-        Host arrays follow the rules of `keras_ast.inference.waveforms` (mono,
-        integer PCM scaled, finite, not empty; `sampling_rate` checked when
-        given); a list of 1-D clips of different lengths is padded and each
-        clip scored as if alone. A clip longer than the model's input is
-        cut to it, with a warning.
+        Host arrays follow the rules of `keras_ast.inference.waveforms`
+        (mono, integer PCM scaled, finite, not empty; `sampling_rate`
+        checked when given); a list of 1-D clips of different lengths is
+        padded and each clip scored as if alone. A clip longer than the
+        model's input is cut to it, with a warning. Other arguments are
+        `keras.Model.predict`'s.
+
+        Raises:
+            ValueError: host audio the rules refuse, or `sampling_rate`
+                other than the model's.
         """
-        x = self._host_inputs(x, sampling_rate)
+        x = host_inputs(x, self.preprocessor, sampling_rate)
         return super().predict(x, batch_size=batch_size, verbose=verbose,
                                steps=steps, callbacks=callbacks)
 
     def classify(self, inputs, top_k=5, threshold=None, batch_size=32,
-                 sampling_rate=None):
+                 sampling_rate=None, skip_errors=False):
         """The labels of each clip or file, best first.
 
         Scores are sigmoid for a multi-label model (AudioSet: independent
-        classes) and softmax for a single-label one.
+        classes) and softmax for a single-label one. A clip longer than
+        the model's input is classified on its start, with a warning.
 
         Args:
             inputs: a path, a 1-D clip, a `(batch, samples)` array, or a
-                list of paths and clips (any lengths). Files are decoded,
-                mixed to mono and resampled (`keras_ast.load_audio`).
+                list of paths and clips (any lengths). Files are decoded
+                (`keras_ast.load_audio`: mono, resampled) on threads, ahead
+                of the model.
             top_k: labels per input, at least 1 (None: no limit).
             threshold: keep the labels scoring at least this instead (still
                 at most `top_k` when both are given).
@@ -248,31 +205,45 @@ class ASTClassifier(keras.Model):
             sampling_rate: the rate of array inputs, which must be the
                 model's (`keras_ast.resample` converts); arrays without it
                 are taken to be at the model's rate, with a warning.
+            skip_errors: skip the files that do not decode instead of
+                raising, and return them too (see Returns).
 
         Returns:
             For one input, a list of `(label, score)` sorted by score; for
-            a list or batch, one such list per input.
+            a list or batch, one such list per input. With `skip_errors`,
+            `(results, skipped)`: `results` as above with None in place of
+            each skipped file, and `skipped` a list of `(path, reason)`,
+            in the inputs' order.
+
+        Raises:
+            keras_ast.data.audio_io.AudioDecodeError: (a `ValueError`) a
+                file does not decode, without `skip_errors`.
+            ValueError: `top_k`, `sampling_rate` or an array is refused
+                (see `keras_ast.inference.waveforms`).
 
         Example:
         >>> classifier.classify("dog.wav", top_k=3)
         [('Dog', 0.91), ('Animal', 0.88), ('Bark', 0.71)]
         >>> classifier.classify(waveform, sampling_rate=16000)
+        >>> results, skipped = classifier.classify(paths, skip_errors=True)
         """
         return inference.classify(self, inputs, top_k=top_k,
                                   threshold=threshold, batch_size=batch_size,
-                                  sampling_rate=sampling_rate)
+                                  sampling_rate=sampling_rate,
+                                  skip_errors=skip_errors)
 
     def tag(self, inputs, window_seconds=None, hop_seconds=None, top_k=3,
             threshold=0.3, median_filter=1, batch_size=32,
-            sampling_rate=None):
+            sampling_rate=None, skip_errors=False):
         """Timelines of long recordings: scores per window, merged events.
 
         Each recording is cut into windows (the model's input length by
-        default) every `hop_seconds` (half a window by default); all
-        windows of all recordings are scored in batches. A window votes for
-        a class among its `top_k` that scores at least `threshold`;
-        consecutive votes merge into an event (see `keras_ast.inference.timeline`).
-        Tagging N seconds costs about N / hop windows.
+        default) every `hop_seconds` (half a window by default); the
+        windows of consecutive recordings are scored together in batches.
+        A window votes for a class among its `top_k` that scores at least
+        `threshold`; consecutive votes merge into an event (see
+        `keras_ast.inference.timeline`). Tagging N seconds costs about
+        N / hop windows.
 
         Args:
             inputs: as `classify`.
@@ -285,9 +256,17 @@ class ASTClassifier(keras.Model):
                 scores over before voting (1: none).
             batch_size: windows per model call.
             sampling_rate: as `classify`'s.
+            skip_errors: as `classify`'s.
 
         Returns:
-            A `keras_ast.inference.timeline.Timeline` per input (one for one input).
+            A `keras_ast.inference.timeline.Timeline` per input (one for
+            one input); with `skip_errors`, `(timelines, skipped)` as
+            `classify`'s.
+
+        Raises:
+            keras_ast.data.audio_io.AudioDecodeError: as `classify`.
+            ValueError: as `classify`, or a window longer than the model's
+                input.
 
         Example:
         >>> timeline = classifier.tag("street.flac")
@@ -298,7 +277,8 @@ class ASTClassifier(keras.Model):
                              threshold=threshold,
                              median_filter_windows=median_filter,
                              batch_size=batch_size,
-                             sampling_rate=sampling_rate)
+                             sampling_rate=sampling_rate,
+                             skip_errors=skip_errors)
 
     def predict_scores(self, x, sampling_rate=None, batch_size=None,
                        verbose="auto", **kwargs):
@@ -309,27 +289,16 @@ class ASTClassifier(keras.Model):
         progress bar only when `x` (an array, a list of clips or a dict of
         them) makes more than one batch: a call on a few clips prints
         nothing.
-        """
-        rows = self._rows(x)
-        if verbose == "auto" and rows is not None and (
-                rows <= (batch_size or 32)):  # predict's default
-            verbose = 0
-        logits = self.predict(x, sampling_rate=sampling_rate,
-                              batch_size=batch_size, verbose=verbose,
-                              **kwargs)
-        return ops.convert_to_numpy(self.scores(logits))
 
-    @staticmethod
-    def _rows(x):
-        """Clips in host inputs (None for a dataset or unknown input)."""
-        if isinstance(x, dict):
-            x = x.get("waveforms", x.get("features"))
-        if isinstance(x, (list, tuple)):
-            return 1 if len(x) and np.ndim(x[0]) == 0 else len(x)
-        shape = getattr(x, "shape", None)
-        if shape is None or len(shape) == 0:
-            return None
-        return 1 if len(shape) == 1 else int(shape[0])
+        Returns:
+            float32 NumPy scores `(batch, num_classes)`.
+
+        Example:
+        >>> classifier.predict_scores(waveforms, sampling_rate=16000)
+        """
+        return inference.predict_scores(
+            self, x, sampling_rate=sampling_rate, batch_size=batch_size,
+            verbose=verbose, **kwargs)
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", *,
                 learning_rate=DEFAULT_LEARNING_RATE, **kwargs):
@@ -453,7 +422,7 @@ class ASTClassifier(keras.Model):
     @classmethod
     def from_preset(cls, preset, load_weights=True, num_classes=None,
                     labels=None, multi_label=None, preprocessor=True,
-                    **kwargs):
+                    augmenter=None, **kwargs):
         """Builds a classifier from a preset, with its weights, compiled.
 
         Args:
@@ -469,6 +438,8 @@ class ASTClassifier(keras.Model):
             multi_label: overrides the preset's setting.
             preprocessor: `True` to attach the preset's converter, `False`
                 for a features-in model, or an `ASTAudioConverter`.
+            augmenter: optional layer applied to the features in training
+                only (the constructor's), e.g. `keras_ast.data.SpecAugment`.
             **kwargs: backbone overrides (e.g. `dtype="mixed_bfloat16"`,
                 or `max_length`, which adapts the position embeddings).
 
@@ -497,6 +468,8 @@ class ASTClassifier(keras.Model):
             head["labels"] = list(labels)
         if multi_label is not None:
             head["multi_label"] = multi_label
+        if augmenter is not None:
+            head["augmenter"] = augmenter
         return loader.load_classifier(
             cls, load_weights=load_weights, load_task_weights=not new_head,
             preprocessor=preprocessor, head=head, **kwargs,
