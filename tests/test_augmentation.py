@@ -16,6 +16,8 @@ from conftest import to_numpy
 
 from keras_ast.data import balance
 from keras_ast.data import pipelines
+from keras_ast.data.info import DatasetInfo
+from keras_ast.data.info import ShardInfo
 from keras_ast.data.info import read_info
 from keras_ast.data.shards import make_shards
 from keras_ast.data.spec_augment import SpecAugment
@@ -209,8 +211,11 @@ def test_balanced_sampling_draws_labels_uniformly(imbalanced, fmt):
 
 
 def test_record_weights_sum_over_labels():
-    info = {"labels": ["a", "b", "c"], "num_examples": 3,
-            "class_counts": {"a": 2, "b": 1, "c": 0}}
+    info = DatasetInfo(
+        record_format="arrayrecord", sampling_rate=16000, multi_label=True,
+        labels=["a", "b", "c"], num_examples=3, max_num_samples=1,
+        shards=[ShardInfo("shard-00000.array_record", 3)],
+        class_counts={"a": 2, "b": 1, "c": 0})
     weights = balance.record_weights([[0], [0, 1], [1]], info)
     np.testing.assert_allclose(weights, [0.5, 1.5, 1.0])
     # A record of weight w is drawn w * expected_draws times per pass:
@@ -221,10 +226,9 @@ def test_record_weights_sum_over_labels():
 def test_record_labels_of_arrayrecord_shards(imbalanced):
     path = imbalanced["arrayrecord"]
     info = read_info(path)
-    labels = balance.record_labels(path, info)
-    assert len(labels) == info["num_examples"]
+    labels = balance.record_labels(info)
+    assert len(labels) == info.num_examples
     counts = collections.Counter(int(ids[0]) for ids in labels)
     assert [counts[i] for i in range(3)] == [12, 3, 1]
     with pytest.raises(ValueError, match="ArrayRecord"):
-        balance.record_labels(imbalanced["tfrecord"],
-                              read_info(imbalanced["tfrecord"]))
+        balance.record_labels(read_info(imbalanced["tfrecord"]))

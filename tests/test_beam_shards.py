@@ -82,9 +82,9 @@ def test_beam_shards_equal_the_local_writer(built, fmt):
     beam_out, beam = built("beam", fmt)
     assert {key: beam[key] for key in SAME} == {
         key: local[key] for key in SAME}
-    assert [item["path"] for item in beam["skipped"]] == ["cat/corrupt.wav"]
-    assert beam["skipped"][0]["reason"].startswith("does not decode")
-    assert beam["num_examples"] == 9 and len(beam["shards"]) >= 3
+    assert [item.path for item in beam.skipped] == ["cat/corrupt.wav"]
+    assert beam.skipped[0].reason.startswith("does not decode")
+    assert beam.num_examples == 9 and len(beam.shards) >= 3
     # The same records, in the same order once the shards are concatenated.
     local_records = read_records(local_out, local)
     beam_records = read_records(beam_out, beam)
@@ -94,18 +94,18 @@ def test_beam_shards_equal_the_local_writer(built, fmt):
         np.testing.assert_array_equal(audio, expected, err_msg=path)
         assert labels == expected_labels, path
     # Per-shard figures match the records; hashes match the files.
-    for shard in beam["shards"]:
-        held = [r for r in beam_records if r[3] == shard["file"]]
-        assert shard["num_examples"] == len(held) > 0
+    for shard in beam.shards:
+        held = [r for r in beam_records if r[3] == shard.file]
+        assert shard.num_examples == len(held) > 0
         counts = {}
         for r in held:
-            label = beam["labels"][r[2][0]]
+            label = beam.labels[r[2][0]]
             counts[label] = counts.get(label, 0) + 1
-        assert shard["class_counts"] == counts
+        assert shard.class_counts == counts
     assert read_info(beam_out, verify=True) == beam
     # No listing or report left behind.
     assert sorted(os.listdir(beam_out)) == sorted(
-        [s["file"] for s in beam["shards"]] + ["dataset.json"])
+        [s.file for s in beam.shards] + ["dataset.json"])
 
 
 def _pipeline_clips(out, fmt):
@@ -136,7 +136,7 @@ def test_cli_runner_beam(source, built, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "9 examples, 3 labels," in printed and "1 skipped" in printed
     info = read_info(out)
-    assert info["shards"] == built("beam", "arrayrecord")[1]["shards"]
+    assert info.shards == built("beam", "arrayrecord")[1].shards
     # A finished output: refused, or returned as it is with --resume (the
     # same skipped file: status 1 again, as the local runner gives).
     assert cli.main(args) == 1

@@ -162,7 +162,7 @@ def test_verify_shards_messages(audio_folder, tmp_path, capsys):
     directory = str(tmp_path / "shards")
     info = make_shards(str(audio_folder), directory, format="arrayrecord",
                        num_workers=0, progress=False)
-    shard = os.path.join(directory, info["shards"][0]["file"])
+    shard = os.path.join(directory, info.shards[0].file)
     with open(shard, "r+b") as f:
         f.truncate(100)
     assert cli.main(["verify-shards", directory]) == 1

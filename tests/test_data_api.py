@@ -33,8 +33,8 @@ import keras_ast.data.mixing
 import keras_ast.data.records
 import keras_ast.data.audio_io
 # Resolving the lazy names loads no more (SpecAugment aside).
-from keras_ast.data import (grain_dataset, make_shards, mixup, read_info,
-                            tf_dataset)
+from keras_ast.data import (DatasetInfo, dataset_for, grain_dataset,
+                            make_shards, mixup, read_info, tf_dataset)
 print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
 """)
     assert loaded == []
@@ -48,6 +48,8 @@ from keras_ast.data import info as index, mixing, pipelines, shards, spec_augmen
 same = {
     "tf_dataset": data.tf_dataset is pipelines.tf_dataset,
     "grain_dataset": data.grain_dataset is pipelines.grain_dataset,
+    "dataset_for": data.dataset_for is pipelines.dataset_for,
+    "DatasetInfo": data.DatasetInfo is index.DatasetInfo,
     "make_shards": data.make_shards is shards.make_shards,
     "read_info": data.read_info is index.read_info,
     "verify_shards": data.verify_shards is index.verify_shards,
@@ -63,7 +65,8 @@ print(json.dumps({"same": same, "all": sorted(data.__all__),
                   "missing": missing}))
 """)
     assert all(names["same"].values()), names["same"]
-    assert names["all"] == sorted(["SpecAugment", "grain_dataset",
+    assert names["all"] == sorted(["DatasetInfo", "SpecAugment",
+                                   "dataset_for", "grain_dataset",
                                    "make_shards", "mixup", "read_info",
                                    "tf_dataset", "verify_shards"])
     assert names["missing"]

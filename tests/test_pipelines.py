@@ -13,6 +13,7 @@ import soundfile
 from conftest import tiny_backbone
 from keras_ast import ASTClassifier
 from keras_ast.data import pipelines
+from keras_ast.data.info import PipelineInfo
 from keras_ast.data.info import read_info
 from keras_ast.data.shards import make_shards
 
@@ -72,17 +73,21 @@ def test_eval_pipeline_yields_every_clip_once(shard_dirs, fmt):
 
 
 @pytest.mark.parametrize("fmt", ["tfrecord", "arrayrecord"])
-def test_process_reads_its_part_unless_every_process(shard_dirs, fmt,
-                                                     monkeypatch):
+def test_process_reads_its_part(shard_dirs, fmt):
     make = (pipelines.tf_dataset if fmt == "tfrecord"
             else pipelines.grain_dataset)
-    # Process 1 of 2 reads its part; evaluation on it reads every clip.
-    monkeypatch.setattr(pipelines, "_process_shard", lambda: (1, 2))
-    part = collect(make(shard_dirs[fmt], batch_size=1, clip_seconds=1.0))[1]
+    # Without jax.distributed, a process reads everything.
+    assert pipelines.process_part() == (0, 1)
+    # Process 1 of 2 reads its part, process 0 the rest.
+    parts = [collect(make(shard_dirs[fmt], batch_size=1, clip_seconds=1.0,
+                          part=(index, 2)))[1] for index in (0, 1)]
     every = collect(make(shard_dirs[fmt], batch_size=1, clip_seconds=1.0,
-                         every_process=True))[1]
-    assert 0 < len(part) < 12
+                         part=(0, 1)))[1]
+    assert 0 < len(parts[1]) < 12
+    assert sorted(np.concatenate(parts).tolist()) == sorted(every.tolist())
     assert sorted(every.tolist()) == [0] * 6 + [1] * 6
+    with pytest.raises(ValueError, match=r"part=\(2, 2\)"):
+        make(shard_dirs[fmt], batch_size=1, part=(2, 2))
 
 
 @pytest.mark.parametrize("fmt", ["tfrecord", "arrayrecord"])
@@ -123,15 +128,21 @@ def test_fit_from_both_pipelines(shard_dirs, tmp_path):
     # No compile() call: a classifier from a preset is ready to fit.
     classifier = ASTClassifier.from_preset(preset, num_classes=3)
     clip = 0.65
-    tf_ds = pipelines.tf_dataset(shard_dirs["tfrecord"], 4, training=True,
-                                 clip_seconds=clip)
-    grain_ds = pipelines.grain_dataset(shard_dirs["arrayrecord"], 4,
-                                       training=True, clip_seconds=clip)
+    tf_ds, tf_info = pipelines.tf_dataset(
+        shard_dirs["tfrecord"], 4, training=True, clip_seconds=clip,
+        with_info=True)
+    grain_ds, grain_info = pipelines.grain_dataset(
+        shard_dirs["arrayrecord"], 4, training=True, clip_seconds=clip,
+        with_info=True)
     for dataset in (tf_ds, grain_ds):
         history = classifier.fit(dataset, epochs=1, verbose=0,
                                  shuffle=False)
         assert np.isfinite(history.history["loss"][0])
-    assert int(tf_ds.skipped_records.numpy()) == 0
+    assert tf_info.skipped_records == grain_info.skipped_records == 0
+    # Nothing is stuck on the datasets.
+    for dataset in (tf_ds, grain_ds):
+        assert not hasattr(dataset, "skipped_records")
+        assert not hasattr(dataset, "info")
 
 
 @pytest.mark.parametrize("fmt", ["tfrecord", "arrayrecord"])
@@ -225,7 +236,8 @@ def test_grain_workers_need_the_main_guard(shard_dirs, tmp_path):
     hint = ("keras_ast: grain_dataset(num_workers=2) was called again in "
             "a worker process (workers re-run the script's top level): "
             "put the script's work under `if __name__ == \"__main__\":`.")
-    assert lines.count(hint) == 2, output
+    # One line from each worker (two writers: the lines may interleave).
+    assert output.count(hint) == 2, output
     assert "bootstrapping phase" not in output
     assert len(lines) < 30, output
 
@@ -249,6 +261,31 @@ def test_wrong_format_is_refused(shard_dirs):
         pipelines.grain_dataset(shard_dirs["tfrecord"], 4)
 
 
+@pytest.mark.parametrize("fmt", ["tfrecord", "arrayrecord"])
+def test_dataset_for_picks_the_pipeline_and_reads_once(shard_dirs, fmt,
+                                                       monkeypatch):
+    import tensorflow as tf
+
+    from keras_ast.data import info as info_module
+
+    opened = read_info(shard_dirs[fmt])
+    # Handed the DatasetInfo, nothing reads dataset.json again.
+    monkeypatch.setattr(info_module, "read_info", None)
+    dataset, info = pipelines.dataset_for(opened, 5, clip_seconds=1.0,
+                                          with_info=True)
+    assert isinstance(dataset, tf.data.Dataset) == (fmt == "tfrecord")
+    assert info.to_json() == opened.to_json()
+    assert info.skipped_records == 0
+    waves, labels = collect(dataset)
+    assert waves.shape == (12, RATE)
+    monkeypatch.undo()
+    # Alone, it returns the dataset, what `fit` takes.
+    dataset = pipelines.dataset_for(shard_dirs[fmt], 5, clip_seconds=1.0)
+    assert collect(dataset)[0].shape == (12, RATE)
+    with pytest.raises(TypeError, match="do not share: shuffle_buffer"):
+        pipelines.dataset_for(shard_dirs[fmt], 5, shuffle_buffer=8)
+
+
 def test_bad_records_are_skipped_and_counted(tmp_path, shard_dirs):
     import shutil
 
@@ -260,17 +297,21 @@ def test_bad_records_are_skipped_and_counted(tmp_path, shard_dirs):
     shutil.copytree(shard_dirs["tfrecord"], directory)
     info = read_info(str(directory))
     bad = np.full(100, np.nan, np.float32)
-    path = os.path.join(directory, info["shards"][0]["file"])
+    path = os.path.join(directory, info.shards[0].file)
     existing = [r.numpy() for r in tf.data.TFRecordDataset(path)]
     with tf.io.TFRecordWriter(path) as writer:
         for record in existing + [records.encode_example(bad, [0], "x")]:
             writer.write(record)
     # The rewritten shard no longer matches its sha256: read it unchecked.
-    dataset = pipelines.tf_dataset(str(directory), 4, clip_seconds=0.5,
-                                   verify=False)
+    dataset, info = pipelines.tf_dataset(str(directory), 4,
+                                         clip_seconds=0.5, verify=False,
+                                         with_info=True)
+    assert isinstance(info, PipelineInfo) and info.skipped_records == 0
+    # The count is live: it grows while the data streams.
     waves, _ = collect(dataset)
     assert waves.shape[0] == 12
-    assert int(dataset.skipped_records.numpy()) == 1
+    assert info.skipped_records == 1
+    assert info.num_examples == 12 and info.directory == str(directory)
 
 
 def test_fit_length():

@@ -52,9 +52,9 @@ def copy_with_damage(made, fmt, tmp_path, damage):
     directory = str(tmp_path / f"{fmt}-{damage}")
     shutil.copytree(made[fmt], directory)
     info = read_info(directory)
-    assert len(info["shards"]) >= 3
-    assert all(s["num_examples"] > 1 for s in info["shards"])
-    shard = os.path.join(directory, info["shards"][1]["file"])
+    assert len(info.shards) >= 3
+    assert all(s.num_examples > 1 for s in info.shards)
+    shard = os.path.join(directory, info.shards[1].file)
     size = os.path.getsize(shard)
     if damage == "flip":
         with open(shard, "r+b") as f:
@@ -109,7 +109,7 @@ def test_a_good_set_opens_and_is_hashed_once_per_process(made, tmp_path,
                                                          monkeypatch):
     directory = str(tmp_path / "good")
     shutil.copytree(made["tfrecord"], directory)
-    num_shards = len(read_info(directory)["shards"])
+    num_shards = len(read_info(directory).shards)
     hashed = []
     real = index.sha256_file
     monkeypatch.setattr(index, "sha256_file",
@@ -119,7 +119,7 @@ def test_a_good_set_opens_and_is_hashed_once_per_process(made, tmp_path,
     assert len(hashed) == num_shards  # the second open hashed nothing
     # A shard written since (new size and time) is hashed again, and
     # refused.
-    shard = os.path.join(directory, read_info(directory)["shards"][0]["file"])
+    shard = os.path.join(directory, read_info(directory).shards[0].file)
     with open(shard, "ab") as f:
         f.write(b"\0")
     with pytest.raises(DamagedShardError, match="shard-00000"):
@@ -132,21 +132,21 @@ def test_a_good_set_opens_and_is_hashed_once_per_process(made, tmp_path,
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_verify_shards_reports_each_bad_shard(made, tmp_path, capsys, fmt):
-    total = len(read_info(made[fmt])["shards"])
+    total = len(read_info(made[fmt]).shards)
     assert verify_shards(made[fmt]) == {}
     assert cli.main(["verify-shards", made[fmt]]) == 0
     assert f"all {total} shards match" in capsys.readouterr().out
 
     directory, shard, info = copy_with_damage(made, fmt, tmp_path, "flip")
-    last = os.path.join(directory, info["shards"][-1]["file"])
+    last = os.path.join(directory, info.shards[-1].file)
     with open(last, "r+b") as f:
         f.truncate(100)
-    os.remove(os.path.join(directory, info["shards"][0]["file"]))
+    os.remove(os.path.join(directory, info.shards[0].file))
     bad = verify_shards(directory)
     assert sorted(bad) == sorted(
-        s["file"] for s in (info["shards"][0], info["shards"][1],
-                            info["shards"][-1]))
-    assert bad[info["shards"][0]["file"]] == "missing"
+        s.file for s in (info.shards[0], info.shards[1],
+                            info.shards[-1]))
+    assert bad[info.shards[0].file] == "missing"
     assert "sha256" in bad[os.path.basename(shard)]
     assert cli.main(["verify-shards", directory]) == 1
     printed = capsys.readouterr()
@@ -170,10 +170,11 @@ def test_tfrecord_read_errors_are_counted_and_warned(made, tmp_path, caplog,
     directory, shard, info = copy_with_damage(made, "tfrecord", tmp_path,
                                               damage)
     with caplog.at_level(logging.WARNING, logger=pipelines.__name__):
-        dataset = open_pipeline("tfrecord", directory, verify=False)
+        dataset, stream = open_pipeline("tfrecord", directory,
+                                        verify=False, with_info=True)
         delivered = count_clips(dataset)
-    skipped = int(dataset.skipped_records.numpy())
-    assert 0 < skipped <= info["shards"][1]["num_examples"]
+    skipped = stream.skipped_records
+    assert 0 < skipped <= info.shards[1].num_examples
     assert delivered + skipped == 24
     warned = [r.getMessage() for r in caplog.records if shard in
               r.getMessage()]
@@ -185,14 +186,15 @@ def test_arrayrecord_read_errors_are_counted_and_warned(made, tmp_path,
     directory, shard, _ = copy_with_damage(made, "arrayrecord", tmp_path,
                                            "flip")
     with caplog.at_level(logging.WARNING, logger=pipelines.__name__):
-        dataset = open_pipeline("arrayrecord", directory, verify=False,
-                                training=True, num_epochs=2,
-                                drop_remainder=False)
+        dataset, stream = open_pipeline(
+            "arrayrecord", directory, verify=False, training=True,
+            num_epochs=2, drop_remainder=False, with_info=True)
         delivered = count_clips(dataset)
-    skipped = int(dataset.skipped_records)
+    skipped = stream.skipped_records
     assert skipped > 0 and delivered + skipped == 48  # two passes
-    assert dataset.skipped_records.numpy() == skipped
-    assert all(shard in line for line in dataset.skipped_records.reasons())
+    reasons = stream.skip_count.reasons()
+    assert len(reasons) == skipped
+    assert all(shard in line for line in reasons)
     warned = [r.getMessage() for r in caplog.records]
     assert any(shard in line and "cannot be read" in line
                for line in warned)
@@ -203,10 +205,10 @@ def test_arrayrecord_read_errors_in_worker_processes_are_counted(
     directory, _, _ = copy_with_damage(made, "arrayrecord", tmp_path, "flip")
     unchecked = open_pipeline("arrayrecord", directory, verify=False)
     alone = count_clips(unchecked)
-    workers = open_pipeline("arrayrecord", directory, verify=False,
-                            num_workers=1)
+    workers, stream = open_pipeline("arrayrecord", directory, verify=False,
+                                    num_workers=1, with_info=True)
     assert count_clips(workers) == alone
-    assert int(workers.skipped_records) == 24 - alone > 0
+    assert stream.skipped_records == 24 - alone > 0
 
 
 def test_an_arrayrecord_shard_that_does_not_open_is_named(made, tmp_path):

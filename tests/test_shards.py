@@ -5,9 +5,11 @@ TFRecord, ArrayRecordReader for ArrayRecord) must hold exactly what
 `audio_io.load_audio` gives for the sources.
 """
 
+import dataclasses
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import sys
 
@@ -19,6 +21,9 @@ from keras_ast.cli import main as cli
 from keras_ast.data import audio_io
 from keras_ast.data import records
 from keras_ast.data import shards
+from keras_ast.data.info import DatasetInfo
+from keras_ast.data.info import ShardInfo
+from keras_ast.data.info import SkippedFile
 from keras_ast.data.info import leftovers
 from keras_ast.data.info import read_info
 from keras_ast.data.shards import make_shards
@@ -83,9 +88,9 @@ def made(source, tmp_path_factory):
 def read_records(out, info):
     """`[(path, audio, labels, shard file)]` in file order."""
     result = []
-    for shard in info["shards"]:
-        file = os.path.join(out, shard["file"])
-        if info["record_format"] == "tfrecord":
+    for shard in info.shards:
+        file = os.path.join(out, shard.file)
+        if info.record_format == "tfrecord":
             import tensorflow as tf
 
             spec = {
@@ -100,7 +105,7 @@ def read_records(out, info):
                 assert audio.shape[0] == int(example["num_samples"])
                 labels = tf.sparse.to_dense(example["labels"]).numpy()
                 result.append((example["path"].numpy().decode(), audio,
-                               labels.tolist(), shard["file"]))
+                               labels.tolist(), shard.file))
         else:
             from array_record.python.array_record_module import (
                 ArrayRecordReader,
@@ -111,7 +116,7 @@ def read_records(out, info):
                 for raw in reader.read_all():
                     audio, labels, path = records.decode(raw)
                     result.append((path, audio, labels.tolist(),
-                                   shard["file"]))
+                                   shard.file))
             finally:
                 reader.close()
     return result
@@ -175,28 +180,31 @@ def test_decode_errors(source, tmp_path):
 def test_class_folders(source, made, fmt):
     out, info = made(fmt)
     good = source["good"]
-    assert info["format"] == "keras_ast.shards"
-    assert info["format_version"] == 1 and "version" not in info
-    assert info["record_format"] == fmt and info["sampling_rate"] == RATE
-    assert info["labels"] == ["cat", "dog"] and not info["multi_label"]
-    assert info["num_examples"] == len(good)
+    assert isinstance(info, DatasetInfo) and info.directory == out
+    assert info.format_version == 1
+    assert info.record_format == fmt and info.sampling_rate == RATE
+    assert list(info.labels) == ["cat", "dog"] and not info.multi_label
+    assert info.num_examples == len(good)
     expected_counts = {"cat": 0, "dog": 0}
     for label in good.values():
         expected_counts[label] += 1
-    assert info["class_counts"] == expected_counts
-    assert [s["path"] for s in info["skipped"]] == ["cat/bad.wav",
+    assert info.class_counts == expected_counts
+    assert [s.path for s in info.skipped] == ["cat/bad.wav",
                                                     "stray.wav"]
-    assert info["skipped"][0]["reason"].startswith("does not decode")
-    assert "class folder" in info["skipped"][1]["reason"]
-    assert len(info["shards"]) >= 2
+    assert info.skipped[0].reason.startswith("does not decode")
+    assert "class folder" in info.skipped[1].reason
+    assert len(info.shards) >= 2
     suffix = ".tfrecord" if fmt == "tfrecord" else ".array_record"
-    for i, shard in enumerate(info["shards"]):
-        assert shard["file"] == f"shard-{i:05d}{suffix}"
-        assert shard["sha256"] == sha256(os.path.join(out, shard["file"]))
+    for i, shard in enumerate(info.shards):
+        assert shard.file == f"shard-{i:05d}{suffix}"
+        assert shard.sha256 == sha256(os.path.join(out, shard.file))
     assert sorted(os.listdir(out)) == sorted(
-        [s["file"] for s in info["shards"]] + ["dataset.json"])
+        [s.file for s in info.shards] + ["dataset.json"])
     with open(os.path.join(out, "dataset.json")) as f:
-        assert json.load(f) == info
+        content = json.load(f)
+    assert content["format"] == "keras_ast.shards"
+    assert content["format_version"] == 1 and "version" not in content
+    assert content == info.to_json()
     assert read_info(out, verify=True) == info
 
     found = read_records(out, info)
@@ -205,15 +213,15 @@ def test_class_folders(source, made, fmt):
     for path, audio, labels, file in found:
         expected = audio_io.load_audio(source["root"] / path)
         np.testing.assert_array_equal(audio, expected)
-        assert labels == [info["labels"].index(good[path])]
+        assert labels == [info.labels.index(good[path])]
         per_shard.setdefault(file, {}).setdefault(good[path], 0)
         per_shard[file][good[path]] += 1
-    assert per_shard == {s["file"]: s["class_counts"]
-                         for s in info["shards"]}
-    assert info["max_num_samples"] == max(len(a) for _, a, *_ in found)
+    assert per_shard == {s.file: s.class_counts
+                         for s in info.shards}
+    assert info.max_num_samples == max(len(a) for _, a, *_ in found)
     # Shards are closed before the clip that would pass the target size.
-    for shard in info["shards"]:
-        clips = [a for _, a, _, f in found if f == shard["file"]]
+    for shard in info.shards:
+        clips = [a for _, a, _, f in found if f == shard.file]
         assert len(clips) == 1 or sum(a.nbytes for a in clips) <= 50000
 
 
@@ -222,16 +230,16 @@ def test_parallel_workers_write_the_same_shards(source, made, tmp_path):
     parallel = make_shards(str(source["root"]), str(tmp_path / "out"),
                            format="arrayrecord", shard_size_mb=0.05,
                            num_workers=2, progress=False)
-    assert [s["sha256"] for s in parallel["shards"]] == [
-        s["sha256"] for s in serial["shards"]]
-    assert parallel["skipped"] == serial["skipped"]
+    assert [s.sha256 for s in parallel.shards] == [
+        s.sha256 for s in serial.shards]
+    assert parallel.skipped == serial.skipped
 
 
 def test_seed_none_keeps_the_sorted_order(source, tmp_path):
     out = str(tmp_path / "out")
     info = make_shards(str(source["root"]), out, format="arrayrecord",
                        num_workers=0, progress=False, seed=None)
-    assert len(info["shards"]) == 1 and info["seed"] is None
+    assert len(info.shards) == 1 and info.seed is None
     paths = [path for path, *_ in read_records(out, info)]
     assert paths == sorted(source["good"])
 
@@ -268,11 +276,11 @@ def test_csv_manifest_single_label(source, tmp_path, fmt):
     out = str(tmp_path / "out")
     info = make_shards(str(manifest), out, format=fmt, num_workers=0,
                        progress=False)
-    assert info["labels"] == ["bark", "meow"] and not info["multi_label"]
-    assert info["num_examples"] == 2
-    assert info["class_counts"] == {"bark": 1, "meow": 1}
-    assert info["skipped"] == [{"path": "cat/missing.wav",
-                                "reason": "does not decode: no such file"}]
+    assert list(info.labels) == ["bark", "meow"] and not info.multi_label
+    assert info.num_examples == 2
+    assert info.class_counts == {"bark": 1, "meow": 1}
+    assert info.skipped == (SkippedFile(
+        "cat/missing.wav", "does not decode: no such file"),)
     found = {path: (audio, labels)
              for path, audio, labels, _ in read_records(out, info)}
     assert sorted(found) == ["cat/c.ogg", "dog/a.wav"]
@@ -302,15 +310,15 @@ def test_multi_label_manifests(source, tmp_path):
         out = str(tmp_path / manifest.name)
         info = make_shards(str(manifest), out, format="arrayrecord",
                            num_workers=0, progress=False)
-        assert info["multi_label"]
-        assert info["labels"] == ["animal", "cat", "dog"]
-        assert info["class_counts"] == {"animal": 2, "cat": 1, "dog": 1}
+        assert info.multi_label
+        assert list(info.labels) == ["animal", "cat", "dog"]
+        assert info.class_counts == {"animal": 2, "cat": 1, "dog": 1}
         found = {path: labels
                  for path, _, labels, _ in read_records(out, info)}
         assert found == {"dog/a.wav": [0, 2], "cat/c.ogg": [0, 1],
                          "dog/sub/b.flac": []}
         infos.append(info)
-    assert infos[0]["source_fingerprint"] == infos[1]["source_fingerprint"]
+    assert infos[0].source_fingerprint == infos[1].source_fingerprint
 
 
 def test_jsonl_single_label_and_duplicates(source, tmp_path):
@@ -321,14 +329,14 @@ def test_jsonl_single_label_and_duplicates(source, tmp_path):
     )
     info = make_shards(str(manifest), str(tmp_path / "a"),
                        format="arrayrecord", num_workers=0, progress=False)
-    assert not info["multi_label"] and info["labels"] == ["cat", "dog"]
+    assert not info.multi_label and list(info.labels) == ["cat", "dog"]
     # A path listed twice gets both labels: multi-label.
     manifest.write_text(manifest.read_text()
                         + '{"path": "dog/a.wav", "label": "loud"}\n')
     info = make_shards(str(manifest), str(tmp_path / "b"),
                        format="arrayrecord", num_workers=0, progress=False)
-    assert info["multi_label"] and info["num_examples"] == 2
-    assert info["class_counts"] == {"cat": 1, "dog": 1, "loud": 1}
+    assert info.multi_label and info.num_examples == 2
+    assert info.class_counts == {"cat": 1, "dog": 1, "loud": 1}
 
 
 def test_bad_manifests(tmp_path):
@@ -386,19 +394,70 @@ def test_refuse_and_resume(source, tmp_path):
     with pytest.raises(FileExistsError, match="did not finish"):
         make_shards(str(manifest), out, **kwargs)
     fresh = make_shards(str(manifest), out, resume=True, **kwargs)
-    assert fresh["labels"] == ["dog", "kitty"]
+    assert list(fresh.labels) == ["dog", "kitty"]
     assert sorted(os.listdir(out)) == sorted(
-        [s["file"] for s in fresh["shards"]] + ["dataset.json"])
+        [s.file for s in fresh.shards] + ["dataset.json"])
 
 
 def test_old_version_key_is_migrated(made, tmp_path):
     out, info = made("arrayrecord")
     copy = tmp_path / "old"
     shutil.copytree(out, copy)
-    old = dict(info)
+    old = info.to_json()
     old["version"] = old.pop("format_version")
     (copy / "dataset.json").write_text(json.dumps(old))
     assert read_info(copy) == info
+
+
+def test_dataset_info_round_trip(made, tmp_path):
+    out, info = made("tfrecord")
+    # The file's content, through DatasetInfo and back, unchanged.
+    with open(os.path.join(out, "dataset.json")) as f:
+        content = json.load(f)
+    again = DatasetInfo.from_json(content, out)
+    assert again == info and again.to_json() == content
+    # Frozen and typed: no string keys, no assignment, hashable, pickles.
+    assert info.labels == ("cat", "dog") and info.num_classes == 2
+    assert isinstance(info.shards[0], ShardInfo)
+    assert info.shard_paths()[0] == os.path.join(out, info.shards[0].file)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info.num_examples = 1
+    with pytest.raises(TypeError):
+        info.class_counts["cat"] = 1
+    with pytest.raises(TypeError):
+        info["labels"]
+    assert hash(info) == hash(again)
+    assert pickle.loads(pickle.dumps(info)) == info
+    # `directory` says where it was read; it is not part of the index.
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    moved = read_info(copy)
+    assert moved == info and moved.directory == str(copy)
+    assert "directory" not in moved.to_json()
+
+
+def test_an_index_of_an_older_keras_ast_reads(made, tmp_path):
+    # Written before `format_version`, per-shard class counts, and the
+    # provenance keys: it reads, with the missing parts empty.
+    out, info = made("arrayrecord")
+    copy = tmp_path / "old"
+    shutil.copytree(out, copy)
+    old = info.to_json()
+    old["version"] = old.pop("format_version")
+    for key in ("source", "created", "source_fingerprint", "seed"):
+        del old[key]
+    for shard in old["shards"]:
+        del shard["class_counts"]
+    del old["class_counts"]["dog"]
+    old["class_counts"] = dict(old["class_counts"])
+    (copy / "dataset.json").write_text(json.dumps(old))
+    read = read_info(copy)
+    assert read.num_examples == info.num_examples
+    assert read.source is None and read.seed is None
+    assert dict(read.class_counts) == {"cat": info.class_counts["cat"],
+                                       "dog": 0}
+    assert read.shards[0].sha256 == info.shards[0].sha256
+    assert dict(read.shards[0].class_counts) == {}
 
 
 def test_temporary_files_of_the_atomic_writer_are_leftovers(tmp_path):
@@ -438,12 +497,28 @@ def test_a_failed_write_leaves_no_temporary_file(source, tmp_path,
 
 
 def test_read_info_errors(made, tmp_path):
+    out, info = made("arrayrecord")
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    for change, message in (
+            (lambda c: c.update(labels="cat"), "labels"),
+            (lambda c: c.update(record_format="csv"), "record_format"),
+            (lambda c: c.update(num_examples=1), "num_examples says 1"),
+            (lambda c: c.pop("shards"), "lacks shards"),
+            (lambda c: c["shards"][0].pop("file"), "shard is not"),
+            (lambda c: c.update(skipped=[1]), "skipped")):
+        content = info.to_json()
+        change(content)
+        (bad / "dataset.json").write_text(json.dumps(content))
+        with pytest.raises(ValueError, match=message) as raised:
+            read_info(bad)
+        assert "is not a valid shard index" in str(raised.value)
+
     with pytest.raises(FileNotFoundError, match="not a shard directory"):
         read_info(tmp_path)
-    out, info = made("arrayrecord")
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    first = copy / info["shards"][0]["file"]
+    first = copy / info.shards[0].file
     first.write_bytes(first.read_bytes() + b"x")
     read_info(copy)  # sizes are not checked without verify
     with pytest.raises(ValueError, match="sha256"):
@@ -477,7 +552,7 @@ def test_cli(source, tmp_path, capsys):
     assert f"{n} examples, 2 labels," in printed and "2 skipped" in printed
     assert "skipped cat/bad.wav: does not decode" in printed
     info = read_info(out)
-    assert info["num_examples"] == n and info["record_format"] == "arrayrecord"
+    assert info.num_examples == n and info.record_format == "arrayrecord"
 
     # The errors speak in flags, not in Python arguments.
     assert cli.main(args) == 1

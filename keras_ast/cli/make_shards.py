@@ -81,28 +81,31 @@ def _make_shards_with_runner(args):
 
 
 def run(args):
+    from keras_ast.data.shards import ShardSetExistsError
+
     try:
         info = _make_shards_with_runner(args)
+    except ShardSetExistsError as error:
+        # The library's message names its argument; here it is a flag.
+        return report_error("make-shards", error.describe("--resume"))
     except (FileExistsError, FileNotFoundError, ValueError,
             ImportError) as error:
-        # make_shards' messages name its argument; here it is a flag.
-        message = str(error).replace("resume=True", "--resume")
-        return report_error("make-shards", message)
+        return report_error("make-shards", error)
     except KeyboardInterrupt:
         print(f"\nkeras-ast make-shards: interrupted; {args.output} is "
               "unfinished: run again with --resume to start over.",
               file=sys.stderr)
         return 130
-    skipped = info["skipped"]
+    skipped = info.skipped
     print(
-        f"{args.output}: {info['num_examples']} examples, "
-        f"{len(info['labels'])} labels"
-        f"{' (multi-label)' if info['multi_label'] else ''}, "
-        f"{len(info['shards'])} {info['record_format']} shards, "
+        f"{args.output}: {info.num_examples} examples, "
+        f"{info.num_classes} labels"
+        f"{' (multi-label)' if info.multi_label else ''}, "
+        f"{len(info.shards)} {info.record_format} shards, "
         f"{len(skipped)} skipped."
     )
     for item in skipped[:10]:
-        print(f"  skipped {item['path']}: {item['reason']}")
+        print(f"  skipped {item.path}: {item.reason}")
     if len(skipped) > 10:
         print(f"  ... and {len(skipped) - 10} more (see dataset.json)")
     # As classify: the shards are written, and the status tells a script

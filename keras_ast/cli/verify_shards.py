@@ -16,18 +16,18 @@ def run(args):
     from keras_ast.data.info import verify_shards
 
     try:
-        bad = verify_shards(args.directory)
         info = read_info(args.directory, check_files=False)
+        bad = verify_shards(info)
     except (FileNotFoundError, ValueError) as error:
         return report_error("verify-shards", error)
-    total = len(info["shards"])
+    total = len(info.shards)
     for name, problem in sorted(bad.items()):
         print(f"BAD {name}: {problem}")
     if bad:
         print(f"{args.directory}: {len(bad)} of {total} shards are bad. "
-              f"{remedy(args.directory, info, verify=False)}",
+              f"{remedy(info, verify=False)}",
               file=sys.stderr)
         return 1
     print(f"{args.directory}: all {total} shards match dataset.json "
-          f"({info['num_examples']} examples).")
+          f"({info.num_examples} examples).")
     return 0

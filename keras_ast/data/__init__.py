@@ -9,18 +9,22 @@ when it is first used. Decoding one file: `keras_ast.load_audio`.
 Example:
 >>> from keras_ast import data
 >>> data.make_shards("my_audio/train", "shards/train", format="arrayrecord")
->>> train = data.grain_dataset("shards/train", 32, training=True,
-...                            clip_seconds=1.0, mixup_alpha=10.0)
+>>> train, info = data.grain_dataset("shards/train", 32, training=True,
+...                                  clip_seconds=1.0, mixup_alpha=10.0,
+...                                  with_info=True)
+>>> info.labels, info.skipped_records
 """
 
 from keras_ast.utils.lazy import lazy_attributes
 
 _EXPORTS = {
     "make_shards": "keras_ast.data.shards",
+    "DatasetInfo": "keras_ast.data.info",
     "read_info": "keras_ast.data.info",
     "verify_shards": "keras_ast.data.info",
     "tf_dataset": "keras_ast.data.pipelines",
     "grain_dataset": "keras_ast.data.pipelines",
+    "dataset_for": "keras_ast.data.pipelines",
     "mixup": "keras_ast.data.mixing",
     "SpecAugment": "keras_ast.data.spec_augment",
 }

@@ -35,13 +35,13 @@ def label_weights(info):
     Labels without clips weigh 0. Returns float64 `(num_labels,)`.
 
     Args:
-        info: a shard set's `dataset.json` (`read_info`).
+        info: a shard set's `DatasetInfo` (`read_info`).
 
     Example:
     >>> weights = label_weights(read_info("shards/train"))
     """
-    counts = np.array([info["class_counts"].get(label, 0)
-                       for label in info["labels"]], np.float64)
+    counts = np.array([info.class_counts.get(label, 0)
+                       for label in info.labels], np.float64)
     return np.divide(1.0, counts, out=np.zeros_like(counts),
                      where=counts > 0)
 
@@ -54,7 +54,7 @@ def expected_draws(info):
     if not present:
         raise ValueError("balanced sampling: the data set has no labelled "
                          "clips (class_counts are all 0).")
-    return info["num_examples"] / present
+    return info.num_examples / present
 
 
 def _shard_labels(file):
@@ -70,28 +70,31 @@ def _shard_labels(file):
     return labels
 
 
-def record_labels(path, info):
+def record_labels(info):
     """The label ids of every record of an ArrayRecord shard set, in order.
 
     Reads every shard once per process (cached by shard path and sha256).
 
     Args:
-        path: the shard directory.
-        info: its `dataset.json` (`read_info(path)`).
+        info: the shard set's `DatasetInfo` (`read_info(path)`).
 
     Returns:
         A list of int32 arrays, one per record.
 
+    Raises:
+        ValueError: the shards are not ArrayRecord shards.
+
     Example:
-    >>> labels = record_labels("shards/train", read_info("shards/train"))
+    >>> labels = record_labels(read_info("shards/train"))
     """
-    if info["record_format"] != "arrayrecord":
-        raise ValueError("record_labels reads ArrayRecord shards; "
-                         f"{path} holds {info['record_format']} shards.")
+    if info.record_format != "arrayrecord":
+        raise ValueError(
+            "record_labels reads ArrayRecord shards; "
+            f"{info.directory} holds {info.record_format} shards.")
     result = []
-    for shard in info["shards"]:
-        file = os.path.realpath(os.path.join(path, shard["file"]))
-        key = (file, shard["sha256"])
+    for shard, path in zip(info.shards, info.shard_paths()):
+        file = os.path.realpath(path)
+        key = (file, shard.sha256)
         with _LABELS_LOCK:
             labels = _LABELS.get(key)
         if labels is None:
@@ -107,7 +110,7 @@ def record_weights(labels, info):
 
     Args:
         labels: label ids per record (`record_labels`).
-        info: the shard set's `dataset.json`.
+        info: the shard set's `DatasetInfo`.
 
     Example:
     >>> weights = record_weights([[0], [1], [1]], info)  # 1, 0.5, 0.5

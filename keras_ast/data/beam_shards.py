@@ -34,6 +34,8 @@ import shlex
 
 from keras_ast.data import shards
 from keras_ast.data.info import INFO_FILE
+from keras_ast.data.info import ShardInfo
+from keras_ast.data.info import SkippedFile
 from keras_ast.data.info import shard_file
 from keras_ast.utils.files import TEMP_PREFIX
 from keras_ast.utils.files import atomic_write
@@ -41,7 +43,7 @@ from keras_ast.utils.files import read_json
 from keras_ast.utils.files import write_json
 
 # Temporary files of a run, in OUTPUT; their `.tmp-shard-` prefix makes
-# `index.leftovers` (and so `resume`) find them after a crash.
+# `info.leftovers` (and so `resume`) find them after a crash.
 LISTING_FILE = TEMP_PREFIX + "shard-listing.jsonl"
 REPORT_FILE = TEMP_PREFIX + "shard-report.json"
 DEFAULT_OPTIONS = "--runner=DirectRunner"
@@ -80,7 +82,7 @@ def _decode(line, label_ids):
     audio, reason = shards.decode_file(path)
     if reason is not None:
         yield pvalue.TaggedOutput(
-            "skipped", (position, {"path": name, "reason": reason}))
+            "skipped", (position, [name, reason]))
         return
     ids = sorted(label_ids[label] for label in labels)
     # float32 bytes: what Beam's coders move best.
@@ -106,7 +108,8 @@ def _shard_of(clip, totals, failed, target_bytes):
 
 
 def _write(keyed, output, record_format):
-    """Writes one shard; `(index, dataset.json entry, longest clip)`."""
+    """Writes one shard; `(index, its dataset.json entry, longest clip)`
+    (the entry as JSON: the report is a JSON file)."""
     import numpy as np
 
     from keras_ast.data.sources import Entry
@@ -119,7 +122,7 @@ def _write(keyed, output, record_format):
          for _, name, labels, ids, audio in clips),
         record_format,
     )
-    return index, shard, longest
+    return index, shard.to_json(), longest
 
 
 def _write_report(_, path, written, skipped):
@@ -192,7 +195,7 @@ def make_shards_beam(source, output, format="tfrecord", shard_size_mb=64,
         seed: the shuffle of the write order; None keeps the sorted order.
 
     Returns:
-        The `dataset.json` content (a dict).
+        The `DatasetInfo` written as `dataset.json`.
 
     Raises:
         ImportError: Apache Beam is not installed.
@@ -225,15 +228,14 @@ def make_shards_beam(source, output, format="tfrecord", shard_size_mb=64,
         for path in (listing, report):
             if os.path.exists(path):
                 os.remove(path)
-    written = [shard for _, shard, _ in result["shards"]]
-    if [shard["file"] for shard in written] != [
-        shard_file(i, job.format) for i in range(len(written))
-    ]:
+    written = [ShardInfo.from_json(shard) for _, shard, _ in result["shards"]]
+    names = [shard.file for shard in written]
+    if names != [shard_file(i, job.format) for i in range(len(written))]:
         raise RuntimeError(
-            f"The Beam pipeline wrote shards {[s['file'] for s in written]}"
+            f"The Beam pipeline wrote shards {names}"
             f", not a complete numbered series; {job.output} has no "
             f"{INFO_FILE}. Run again with resume to start over."
         )
     longest = max((n for _, _, n in result["shards"]), default=0)
-    return shards.finish_job(job, written,
-                             longest, [item for _, item in result["skipped"]])
+    skipped = [SkippedFile(*item) for _, item in result["skipped"]]
+    return shards.finish_job(job, written, longest, skipped)

@@ -1,16 +1,24 @@
-"""The shard index: reading, checking and writing `dataset.json`.
+"""The shard index: `dataset.json` read into a typed `DatasetInfo`.
 
 A shard directory holds shard files and `dataset.json`, written last: its
-presence marks a finished directory (see `FORMAT.md`). `read_info` is what
-every reader (the pipelines, `keras-ast train`) opens first; with
-`verify=True` it also checks every shard against the sha256 the index holds
-(`verify_shards` lists every bad shard instead of raising).
+presence marks a finished directory (see `FORMAT.md`). `read_info` reads
+and checks it into a frozen `DatasetInfo`, once per open: the pipelines,
+training and evaluation take that object (or the directory) and never
+look the file up again. `DatasetInfo.to_json` gives the file's content
+back; `write_info` writes it. With `verify=True`, `read_info` also checks
+every shard against the sha256 the index holds (`verify_shards` lists every
+bad shard instead of raising).
+
+This is the only module that knows the file's keys.
 """
 
+import collections.abc
 import concurrent.futures
+import dataclasses
 import os
 import re
 import threading
+from typing import Any, Mapping, Optional, Tuple
 
 from keras_ast.utils.files import TEMP_PREFIX
 from keras_ast.utils.files import read_json
@@ -30,6 +38,317 @@ SHARD_FILE = re.compile(r"^shard-\d{5,}\.(tfrecord|array_record)$")
 REQUIRED_KEYS = ("format", "format_version", "record_format",
                  "sampling_rate", "multi_label", "labels", "num_examples",
                  "max_num_samples", "shards", "class_counts", "skipped")
+
+
+class FrozenCounts(collections.abc.Mapping):
+    """A read-only `{label: count}` mapping (hashable and picklable).
+
+    Compares equal to a dict with the same items.
+
+    Example:
+    >>> counts = FrozenCounts({"dog": 3})
+    >>> counts["dog"], dict(counts) == {"dog": 3}
+    (3, True)
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items=()):
+        object.__setattr__(self, "_items", dict(items))
+
+    def __getitem__(self, key):
+        return self._items[key]
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self):
+        return len(self._items)
+
+    def __hash__(self):
+        return hash(frozenset(self._items.items()))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("FrozenCounts is read-only.")
+
+    def __reduce__(self):
+        return FrozenCounts, (self._items,)
+
+    def __repr__(self):
+        return f"FrozenCounts({self._items!r})"
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardInfo:
+    """One shard of a `DatasetInfo` (an entry of `dataset.json`'s shards).
+
+    Attributes:
+        file: the shard's file name, e.g. `shard-00000.tfrecord`.
+        num_examples: its records.
+        sha256: the hex digest of the finished file (None in an index
+            written without it: such a shard fails `verify`).
+        class_counts: `{label: clips}` of its records (labels present only).
+    """
+
+    file: str
+    num_examples: int
+    sha256: Optional[str] = None
+    class_counts: Mapping[str, int] = dataclasses.field(
+        default_factory=FrozenCounts)
+
+    def __post_init__(self):
+        object.__setattr__(self, "class_counts",
+                           FrozenCounts(self.class_counts))
+
+    def to_json(self):
+        """The shard's entry of `dataset.json`, a dict."""
+        entry = {"file": self.file, "num_examples": self.num_examples}
+        if self.sha256 is not None:
+            entry["sha256"] = self.sha256
+        entry["class_counts"] = dict(self.class_counts)
+        return entry
+
+    @classmethod
+    def from_json(cls, entry):
+        """A `ShardInfo` from its `dataset.json` entry.
+
+        Raises:
+            ValueError: an entry without `file` and `num_examples`.
+        """
+        if not (isinstance(entry, dict) and isinstance(entry.get("file"), str)
+                and isinstance(entry.get("num_examples"), int)):
+            raise ValueError('a shard is not {"file", "num_examples", ...}')
+        return cls(entry["file"], entry["num_examples"], entry.get("sha256"),
+                   entry.get("class_counts") or {})
+
+
+@dataclasses.dataclass(frozen=True)
+class SkippedFile:
+    """A source file `make_shards` left out, and why."""
+
+    path: str
+    reason: str
+
+    def to_json(self):
+        return {"path": self.path, "reason": self.reason}
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """A shard directory's index (`dataset.json`), read once, immutable.
+
+    `read_info` returns one; `make_shards` returns the one it wrote. Both
+    pipelines take one in place of a directory (`tf_dataset(info, ...)`),
+    which saves reading the file again.
+
+    Attributes:
+        record_format: `"tfrecord"` or `"arrayrecord"`.
+        sampling_rate: the clips' rate, in Hz.
+        multi_label: whether a clip may have no label or several.
+        labels: the vocabulary, sorted; a label's id is its index.
+        num_examples: the records of all shards.
+        max_num_samples: the longest clip, in samples.
+        shards: a `ShardInfo` per shard, in order.
+        class_counts: `{label: clips}`, for every label.
+        skipped: the source files left out (`SkippedFile`: path, reason).
+        source: the source the shards were made from (None if not
+            recorded).
+        created: when, as an ISO 8601 UTC time.
+        source_fingerprint: `sources.source_fingerprint` of the source's
+            listing: `make_shards(resume=True)` reuses only a match.
+        seed: the seed of the shuffled write order (None: sorted order).
+        format_version: the shard format's version.
+        directory: the folder the index was read from or written to (not
+            part of the file, and left out of comparisons).
+
+    Example:
+    >>> info = read_info("shards/train")
+    >>> info.labels[:2], info.num_examples, info.shards[0].file
+    (('backward', 'bed'), 84843, 'shard-00000.tfrecord')
+    """
+
+    record_format: str
+    sampling_rate: int
+    multi_label: bool
+    labels: Tuple[str, ...]
+    num_examples: int
+    max_num_samples: int
+    shards: Tuple[ShardInfo, ...]
+    class_counts: Mapping[str, int]
+    skipped: Tuple[SkippedFile, ...] = ()
+    source: Optional[str] = None
+    created: Optional[str] = None
+    source_fingerprint: Optional[str] = None
+    seed: Optional[int] = None
+    format_version: int = FORMAT_VERSION
+    directory: Optional[str] = dataclasses.field(default=None, compare=False)
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        set_(self, "labels", tuple(self.labels))
+        set_(self, "shards", tuple(self.shards))
+        set_(self, "skipped", tuple(self.skipped))
+        set_(self, "class_counts", FrozenCounts(self.class_counts))
+
+    @property
+    def num_classes(self):
+        """`len(labels)`."""
+        return len(self.labels)
+
+    def shard_paths(self):
+        """The shards' paths: `directory` joined with each file name."""
+        return [os.path.join(self.directory or "", shard.file)
+                for shard in self.shards]
+
+    def to_json(self):
+        """The content of `dataset.json` (see `FORMAT.md`), a dict.
+
+        Example:
+        >>> DatasetInfo.from_json(info.to_json()) == info
+        True
+        """
+        content = {
+            "format": FORMAT_NAME,
+            "format_version": self.format_version,
+            "record_format": self.record_format,
+            "sampling_rate": self.sampling_rate,
+            "multi_label": self.multi_label,
+            "labels": list(self.labels),
+            "num_examples": self.num_examples,
+            "max_num_samples": self.max_num_samples,
+            "shards": [shard.to_json() for shard in self.shards],
+            "class_counts": dict(self.class_counts),
+            "skipped": [item.to_json() for item in self.skipped],
+        }
+        for key in ("source", "created", "source_fingerprint"):
+            if getattr(self, key) is not None:
+                content[key] = getattr(self, key)
+        content["seed"] = self.seed
+        return content
+
+    @classmethod
+    def from_json(cls, content, directory=None):
+        """A `DatasetInfo` from the content of a `dataset.json`, checked.
+
+        An index written by an older keras_ast is read with today's keys
+        (its `version` is `format_version`).
+
+        Args:
+            content: the parsed JSON.
+            directory: where it was read from (see `directory`).
+
+        Raises:
+            ValueError: content that is not a valid index of this
+                keras_ast's format version (the message says what is
+                wrong).
+        """
+        if not isinstance(content, dict) or (
+                content.get("format") != FORMAT_NAME):
+            raise ValueError(f'"format" is not "{FORMAT_NAME}"')
+        # Before `format_version`, the key was `version` (same numbers).
+        version = content.get("format_version", content.get("version"))
+        if version is None:
+            raise ValueError('it has no "format_version"')
+        if version != FORMAT_VERSION:
+            raise FormatVersionError(version)
+        missing = [key for key in REQUIRED_KEYS if key not in content
+                   and not (key == "format_version" and version)]
+        if missing:
+            raise ValueError(f"it lacks {', '.join(missing)}")
+        if content["record_format"] not in RECORD_FORMATS:
+            raise ValueError(
+                f"unknown record_format {content['record_format']!r}")
+        labels = content["labels"]
+        if not isinstance(labels, list) or not all(
+                isinstance(label, str) for label in labels):
+            raise ValueError('"labels" is not a list of strings')
+        if not isinstance(content["shards"], list):
+            raise ValueError('"shards" is not a list')
+        shards = [ShardInfo.from_json(shard) for shard in content["shards"]]
+        total = sum(shard.num_examples for shard in shards)
+        if total != content["num_examples"]:
+            raise ValueError(
+                f"the shards hold {total} examples, num_examples says "
+                f"{content['num_examples']}")
+        counts = content["class_counts"]
+        if not isinstance(counts, dict):
+            raise ValueError('"class_counts" is not a {label: count} object')
+        skipped = content["skipped"]
+        if not isinstance(skipped, list) or not all(
+                isinstance(item, dict) and "path" in item
+                for item in skipped):
+            raise ValueError('"skipped" is not a list of {"path", "reason"}')
+        return cls(
+            record_format=content["record_format"],
+            sampling_rate=int(content["sampling_rate"]),
+            multi_label=bool(content["multi_label"]),
+            labels=labels,
+            num_examples=int(content["num_examples"]),
+            max_num_samples=int(content["max_num_samples"]),
+            shards=shards,
+            # Every label has a count, 0 where an older index left it out.
+            class_counts={label: int(counts.get(label, 0))
+                          for label in labels},
+            skipped=[SkippedFile(str(item["path"]),
+                                 str(item.get("reason", "")))
+                     for item in skipped],
+            source=content.get("source"),
+            created=content.get("created"),
+            source_fingerprint=content.get("source_fingerprint"),
+            seed=content.get("seed"),
+            format_version=version,
+            directory=directory,
+        )
+
+
+class FormatVersionError(ValueError):
+    """A `dataset.json` of a shard format version this keras_ast does not
+    read."""
+
+    def __init__(self, version):
+        self.version = version
+        super().__init__(f"format_version {version}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineInfo(DatasetInfo):
+    """The `DatasetInfo` of the set an open pipeline reads, with its live
+    count of skipped records.
+
+    What `tf_dataset(..., with_info=True)` and `grain_dataset(...,
+    with_info=True)` return beside the dataset. `skipped_records` is read
+    anew at every access: records that cannot be read or do not decode
+    are skipped while the pipeline streams (counted in every pass, and by
+    Grain's worker processes too).
+
+    Attributes:
+        skip_count: the count itself: a `tf.Variable` (tf.data) or a
+            `SkipCount` (Grain; its `reasons()` says which records and
+            why). Left out of comparisons.
+
+    Example:
+    >>> dataset, info = tf_dataset("shards/train", 32, with_info=True)
+    >>> classifier.fit(dataset)
+    >>> info.skipped_records, info.num_examples
+    (0, 84843)
+    """
+
+    skip_count: Any = dataclasses.field(default=None, compare=False,
+                                        repr=False)
+
+    @classmethod
+    def of(cls, info, skip_count):
+        """`info` (a `DatasetInfo`) with a pipeline's `skip_count`."""
+        fields = {field.name: getattr(info, field.name)
+                  for field in dataclasses.fields(DatasetInfo)}
+        return cls(**fields, skip_count=skip_count)
+
+    @property
+    def skipped_records(self):
+        """Records the pipeline has skipped so far (an int)."""
+        if self.skip_count is None:
+            return 0
+        return int(self.skip_count.numpy())
 
 
 def shard_file(index, record_format):
@@ -55,23 +374,21 @@ def leftovers(directory):
 
 
 def write_info(directory, info):
-    """Writes `info` as `directory/dataset.json`, atomically."""
-    write_json(os.path.join(directory, INFO_FILE), info)
+    """Writes a `DatasetInfo` as `directory/dataset.json`, atomically.
 
-
-def _migrate(info):
-    """An index of an older keras_ast, in today's keys (in place)."""
-    # Before `format_version`, the key was `version` (same numbers).
-    if "format_version" not in info and "version" in info:
-        info["format_version"] = info.pop("version")
-    return info
+    Returns:
+        `info` with `directory` set.
+    """
+    directory = os.fspath(directory)
+    write_json(os.path.join(directory, INFO_FILE), info.to_json())
+    return dataclasses.replace(info, directory=directory)
 
 
 def read_info(path, verify=False, check_files=True):
-    """The `dataset.json` of a shard directory, checked.
+    """The `dataset.json` of a shard directory, checked, as a `DatasetInfo`.
 
-    An index written by an older keras_ast is returned with today's keys
-    (`version` becomes `format_version`).
+    An index written by an older keras_ast (`version` in place of
+    `format_version`) reads the same.
 
     Args:
         path: the shard directory (or its `dataset.json`).
@@ -80,20 +397,21 @@ def read_info(path, verify=False, check_files=True):
         check_files: check that every listed shard exists.
 
     Returns:
-        The index, a dict (see `FORMAT.md`).
+        A `DatasetInfo`, its `directory` the shard directory.
 
     Raises:
         FileNotFoundError: `path` does not exist, no `dataset.json` (not a
             shard directory, or `make_shards` did not finish), or a listed
             shard is missing.
-        ValueError: a `dataset.json` that is not valid.
+        ValueError: a `dataset.json` that is not valid, or of another
+            format version.
         DamagedShardError: (a ValueError) with `verify`, shards whose
             sha256 differs; the message names them and how to rebuild.
 
     Example:
     >>> info = read_info("shards/train")
-    >>> info["labels"][:2], info["num_examples"]
-    (['backward', 'bed'], 84843)
+    >>> info.labels[:2], info.num_examples
+    (('backward', 'bed'), 84843)
     """
     path = os.fspath(path)
     if os.path.isfile(path) and path.endswith(".json"):
@@ -121,91 +439,75 @@ def read_info(path, verify=False, check_files=True):
             "(make one with `keras-ast make-shards`)."
         )
     try:
-        info = read_json(info_path)
+        content = read_json(info_path)
     except (ValueError, UnicodeDecodeError) as error:
         raise ValueError(f"{info_path} is not valid JSON: {error}") from None
-
-    def invalid(reason):
-        return ValueError(f"{info_path} is not a valid shard index: {reason}")
-
-    if not isinstance(info, dict) or info.get("format") != FORMAT_NAME:
-        raise invalid(f'"format" is not "{FORMAT_NAME}"')
-    info = _migrate(info)
-    if "format_version" not in info:
-        raise invalid('it has no "format_version"')
-    if info["format_version"] != FORMAT_VERSION:
+    try:
+        info = DatasetInfo.from_json(content, directory)
+    except FormatVersionError as error:
         raise ValueError(
-            f"{info_path} is format_version {info['format_version']} of the "
-            f"shard format; this keras_ast reads version {FORMAT_VERSION}."
-        )
-    missing = [key for key in REQUIRED_KEYS if key not in info]
-    if missing:
-        raise invalid(f"it lacks {', '.join(missing)}")
-    if info["record_format"] not in RECORD_FORMATS:
-        raise invalid(f"unknown record_format {info['record_format']!r}")
-    if not isinstance(info["labels"], list) or not all(
-        isinstance(label, str) for label in info["labels"]
-    ):
-        raise invalid('"labels" is not a list of strings')
-    shards = info["shards"]
-    if not isinstance(shards, list) or not all(
-        isinstance(shard, dict) and "file" in shard
-        and "num_examples" in shard for shard in shards
-    ):
-        raise invalid('"shards" is not a list of {"file", "num_examples"}')
-    total = sum(shard["num_examples"] for shard in shards)
-    if total != info["num_examples"]:
-        raise invalid(
-            f"the shards hold {total} examples, num_examples says "
-            f"{info['num_examples']}"
-        )
+            f"{info_path} is format_version {error.version} of the shard "
+            f"format; this keras_ast reads version {FORMAT_VERSION}."
+        ) from None
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"{info_path} is not a valid shard index: {error}") from None
     if check_files:
-        for shard in shards:
-            if not os.path.isfile(os.path.join(directory, shard["file"])):
+        for shard in info.shards:
+            if not os.path.isfile(os.path.join(directory, shard.file)):
                 raise FileNotFoundError(
-                    f"{directory} is incomplete: {shard['file']}, listed in "
-                    f"{INFO_FILE}, is missing. {remedy(directory, info)}"
+                    f"{directory} is incomplete: {shard.file}, listed in "
+                    f"{INFO_FILE}, is missing. {remedy(info)}"
                 )
     if verify:
-        bad = shard_problems(directory, info)
+        bad = shard_problems(info)
         if bad:
-            raise DamagedShardError(directory, info, bad)
+            raise DamagedShardError(info, bad)
     return info
 
 
 class DamagedShardError(ValueError):
     """Shards that differ from their `dataset.json` (missing, or sha256).
 
+    Args:
+        info: the shard set's `DatasetInfo`.
+        problems: `{shard file name: what is wrong}`.
+
     Attributes:
+        directory: the shard directory.
         problems: `{shard file name: what is wrong}`.
     """
 
-    def __init__(self, directory, info, problems):
+    def __init__(self, info, problems):
+        self.directory = info.directory
         self.problems = dict(problems)
         names = sorted(self.problems)
-        listed = "; ".join(f"{os.path.join(directory, name)}: "
+        listed = "; ".join(f"{os.path.join(info.directory, name)}: "
                            f"{self.problems[name]}" for name in names[:5])
         more = f" (and {len(names) - 5} more)" if len(names) > 5 else ""
         super().__init__(
-            f"{len(names)} of {len(info['shards'])} shards of {directory} "
-            f"are damaged: {listed}{more}. {remedy(directory, info)}"
+            f"{len(names)} of {len(info.shards)} shards of {info.directory} "
+            f"are damaged: {listed}{more}. {remedy(info)}"
         )
 
 
-def remedy(directory, info, verify=True):
+def remedy(info, verify=True):
     """What to do about a damaged shard set: rebuild it, or check it.
 
     Args:
-        directory: the shard directory.
-        info: its index.
+        info: the shard set's `DatasetInfo`.
         verify: also suggest `keras-ast verify-shards` to list every bad
             shard (False where they were just listed: in `verify-shards`).
+
+    Example:
+    >>> remedy(read_info("shards/train"), verify=False)
+    'Rebuild the shard set (move shards/train away, then ...).'
     """
-    source = info.get("source", "SOURCE")
+    directory = info.directory
     rebuild = (
         f"Rebuild the shard set (move {directory} away, then `keras-ast "
-        f"make-shards {source} {directory} --format {info['record_format']}`"
-        ")"
+        f"make-shards {info.source or 'SOURCE'} {directory} --format "
+        f"{info.record_format}`)"
     )
     if not verify:
         return rebuild + "."
@@ -240,39 +542,41 @@ def shard_sha256(path):
 
 def _shard_problem(directory, shard):
     """What is wrong with one shard of an index, or None."""
-    file = os.path.join(directory, shard["file"])
+    file = os.path.join(directory, shard.file)
     if not os.path.isfile(file):
         return "missing"
-    expected = shard.get("sha256")
-    if not expected:
+    if not shard.sha256:
         return f"{INFO_FILE} holds no sha256 for it"
-    digest = shard_sha256(file)
-    if digest != expected:
+    if shard_sha256(file) != shard.sha256:
         return (f"its sha256 differs from {INFO_FILE}'s (it changed or was "
                 f"cut short since it was written; {os.path.getsize(file)} "
                 "bytes now)")
     return None
 
 
-def shard_problems(directory, info, files=None, threads=None):
+def shard_problems(info, files=None, threads=None):
     """`{shard file name: problem}` of the shards of `info` that are bad.
 
     Every listed shard (or those named in `files`) is checked for presence
     and hashed (in parallel threads; `shard_sha256` caches digests).
 
     Args:
-        directory: the shard directory.
-        info: its index (`read_info(directory, check_files=False)`).
+        info: the shard set's `DatasetInfo` (`read_info(directory,
+            check_files=False)`).
         files: shard file names to check; defaults to all.
         threads: hashing threads; defaults to the CPUs, at most 8.
+
+    Example:
+    >>> shard_problems(read_info("shards/train", check_files=False))
+    {}
     """
-    shards = [shard for shard in info["shards"]
-              if files is None or shard["file"] in files]
+    shards = [shard for shard in info.shards
+              if files is None or shard.file in files]
     threads = threads or min(8, os.cpu_count() or 1, max(1, len(shards)))
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        found = pool.map(lambda shard: _shard_problem(directory, shard),
+        found = pool.map(lambda shard: _shard_problem(info.directory, shard),
                          shards)
-        return {shard["file"]: problem
+        return {shard.file: problem
                 for shard, problem in zip(shards, found) if problem}
 
 
@@ -284,7 +588,7 @@ def verify_shards(path):
     `keras-ast verify-shards DIR` runs it.
 
     Args:
-        path: the shard directory.
+        path: the shard directory, or its `DatasetInfo`.
 
     Returns:
         `{shard file name: what is wrong}`, empty when every shard is good.
@@ -297,7 +601,19 @@ def verify_shards(path):
     >>> verify_shards("shards/train")
     {}
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(path) if path.endswith(".json") else path
-    info = read_info(path, check_files=False)
-    return shard_problems(directory, info)
+    info = as_info(path, check_files=False)
+    return shard_problems(info)
+
+
+def as_info(path_or_info, check_files=True):
+    """`path_or_info` if it is a `DatasetInfo`, else `read_info` of it.
+
+    What every function that takes "a shard directory or its DatasetInfo"
+    calls, so that an info already read is not read again.
+    """
+    if isinstance(path_or_info, DatasetInfo):
+        if path_or_info.directory is None:
+            raise ValueError("This DatasetInfo has no directory: give the "
+                             "shard directory, or read_info(directory).")
+        return path_or_info
+    return read_info(path_or_info, check_files=check_files)

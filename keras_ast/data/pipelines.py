@@ -14,14 +14,17 @@ its own part of the data.
 Integrity: both pipelines check every shard against the sha256 in
 `dataset.json` when a data set is opened (`verify=True`, the default) and
 refuse a damaged, truncated or missing shard up front, naming it. Hashing
-reads each shard once per process (about 1 GB/s per core, in up to 8
-threads; `index.shard_sha256` caches the digest while the file is
-unchanged), so a set of tens of GB costs seconds and a full AudioSet (about
-1.3 TB as float32) minutes: for such sets run `keras-ast verify-shards DIR`
+reads each shard once per process (in up to 8 threads;
+`info.shard_sha256` caches the digest while the file is unchanged): for a
+set too large to read at every start, run `keras-ast verify-shards DIR`
 once after copying and open with `verify=False`. Records lost to a read
 error while streaming (a shard that changed after the check, or
-`verify=False`) are skipped, counted in `dataset.skipped_records` and
-warned about with the shard's name, never dropped silently.
+`verify=False`) are skipped, counted and warned about with the shard's
+name, never dropped silently: with `with_info=True` a pipeline returns
+`(dataset, info)`, and `info.skipped_records` is the live count.
+
+Both pipelines take a shard directory or its `DatasetInfo` (`read_info`);
+`dataset_for` picks the pipeline of a directory's record format.
 
 No Keras or TensorFlow import at module level: Grain worker processes load
 this module and run only numpy.
@@ -29,13 +32,15 @@ this module and run only numpy.
 
 import logging
 import os
+import sys
 
 import numpy as np
 
 from keras_ast.data import balance
 from keras_ast.data import records
 from keras_ast.data.info import DamagedShardError
-from keras_ast.data.info import read_info
+from keras_ast.data.info import PipelineInfo
+from keras_ast.data.info import as_info
 from keras_ast.data.info import remedy
 from keras_ast.data.info import shard_problems
 from keras_ast.data.mixing import mixup
@@ -47,49 +52,67 @@ _READERS = {"tfrecord": ("tf_dataset", "TFRecord"),
             "arrayrecord": ("grain_dataset", "ArrayRecord")}
 
 
-def _shards(path, record_format, verify, part=None):
-    """`(info, shard paths)` of a shard directory of `record_format`.
+def process_part():
+    """`(index, count)`: the part of the data this process reads.
 
-    With `verify`, the shards are checked against their sha256 first
+    In a multi-process JAX run (`jax.distributed` initialized), JAX's
+    `(jax.process_index(), jax.process_count())`: each process reads every
+    count-th shard (or record) from its index on. Otherwise `(0, 1)`: the
+    whole set. What the pipelines' `part=None` means.
+
+    Example:
+    >>> process_part()
+    (0, 1)
+    """
+    # JAX cannot be distributed unless it was imported: a process without
+    # JAX (TensorFlow, PyTorch) does not import it here.
+    jax = sys.modules.get("jax")
+    if jax is None or not jax.distributed.is_initialized():
+        return 0, 1
+    return jax.process_index(), jax.process_count()
+
+
+def _part(part):
+    """`part` checked, or `process_part()` for None."""
+    if part is None:
+        return process_part()
+    index, count = part
+    if not 0 <= index < count:
+        raise ValueError(f"part={part!r}: give (index, count) with "
+                         "0 <= index < count.")
+    return int(index), int(count)
+
+
+def _open(data, record_format, verify, part=None):
+    """The `DatasetInfo` of a shard directory of `record_format`.
+
+    `data` is a directory or its `DatasetInfo` (not read again). With
+    `verify`, the shards are checked against their sha256 first
     (`DamagedShardError` names the bad ones); with `part`, `(index,
     count)` of a process that reads every count-th shard, only those.
     """
-    info = read_info(path)
-    if info["record_format"] != record_format:
+    info = as_info(data)
+    if info.record_format != record_format:
         reader, kind = _READERS[record_format]
-        other, _ = _READERS[info["record_format"]]
+        other, _ = _READERS[info.record_format]
         raise ValueError(
-            f"{path} holds {info['record_format']} shards; {reader} reads "
-            f"{kind} shards (use {other} for them)."
+            f"{info.directory} holds {info.record_format} shards; {reader} "
+            f"reads {kind} shards (use {other} for them)."
         )
     if verify:
-        names = [shard["file"] for shard in info["shards"]]
+        names = [shard.file for shard in info.shards]
         if part and part[1] > 1 and len(names) >= part[1]:
             names = names[part[0]::part[1]]
-        bad = shard_problems(path, info, names)
+        bad = shard_problems(info, names)
         if bad:
-            raise DamagedShardError(path, info, bad)
-    files = [os.path.join(path, shard["file"]) for shard in info["shards"]]
-    return info, files
-
-
-def _process_shard():
-    """`(index, count)` of this process among the training processes."""
-    import keras
-
-    if keras.config.backend() == "jax":
-        import jax
-
-        return jax.process_index(), jax.process_count()
-    index = int(os.environ.get("KERAS_AST_PROCESS_INDEX", 0))
-    count = int(os.environ.get("KERAS_AST_PROCESS_COUNT", 1))
-    return index, count
+            raise DamagedShardError(info, bad)
+    return info
 
 
 def _num_samples(info, clip_seconds):
     if clip_seconds is not None:
-        return int(round(clip_seconds * info["sampling_rate"]))
-    return int(info["max_num_samples"])
+        return int(round(clip_seconds * info.sampling_rate))
+    return int(info.max_num_samples)
 
 
 def fit_length(audio, num_samples, rng=None):
@@ -130,8 +153,8 @@ def _label_target(labels, num_classes, multi_label):
 def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
                shuffle_buffer=1024, repeat=False, drop_remainder=None,
                one_hot=False, mixup_alpha=None, mixup_probability=0.5,
-               verify=True, time_shift=0.0, balanced=False,
-               every_process=False):
+               verify=True, time_shift=0.0, balanced=False, part=None,
+               with_info=False):
     """A `tf.data.Dataset` of `(waveforms, labels)` from TFRecord shards.
 
     Checks the shards' sha256 (`verify`), reads shards in parallel
@@ -140,11 +163,12 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
     prefetches (`AUTOTUNE`). Records that do not parse or hold non-finite
     audio, and records of a shard that cannot be read to its end (fewer
     than `dataset.json` lists: a read error or a cut-short file), are
-    skipped and counted in `dataset.skipped_records` (a `tf.Variable`; at
-    every pass when repeating), with a warning naming the shard.
+    skipped and counted (at every pass when repeating), with a warning
+    naming the shard: `with_info=True` returns the count with the data.
 
     Args:
-        path: a shard directory written by `make_shards(format="tfrecord")`.
+        path: a shard directory written by `make_shards(format="tfrecord")`,
+            or its `DatasetInfo`.
         batch_size: clips per batch.
         training: shuffle, random crops, and drop the last partial batch.
         clip_seconds: clip length; defaults to the longest clip.
@@ -167,13 +191,22 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
         balanced: with `training`, draw every label about equally often
             (`keras_ast.data.balance`: each record is repeated a random
             number of times by its weight, then shuffled).
-        every_process: read the whole set in this process; by default
-            each of several training processes reads its own part (see
-            `_process_shard`). Evaluation on one process sets it.
+        part: `(index, count)`: read every count-th shard from the
+            index-th on (of fewer shards than `count`, every count-th
+            record): each of several processes its own part. None:
+            `process_part()`, JAX's processes where `jax.distributed` is
+            initialized, else the whole set; `(0, 1)`: the whole set.
+        with_info: also return the data set's `PipelineInfo`.
+
+    Returns:
+        A `tf.data.Dataset`; with `with_info`, `(dataset, info)`: a
+        `PipelineInfo`, whose `skipped_records` counts the records
+        skipped so far.
 
     Raises:
         DamagedShardError: (a ValueError) a shard differs from its sha256.
         FileNotFoundError: no `dataset.json`, or a listed shard is missing.
+        ValueError: ArrayRecord shards (`grain_dataset` reads them).
 
     Example:
     >>> ds = tf_dataset("shards/train", batch_size=32, training=True,
@@ -182,14 +215,15 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
     """
     import tensorflow as tf
 
-    index, count = (0, 1) if every_process else _process_shard()
-    info, files = _shards(path, "tfrecord", verify, (index, count))
+    index, count = _part(part)
+    info = _open(path, "tfrecord", verify, (index, count))
+    files = info.shard_paths()
     num_samples = _num_samples(info, clip_seconds)
     max_shift = _max_shift(time_shift, num_samples) if training else 0
     balanced = bool(balanced and training)
-    num_classes = len(info["labels"])
-    multi_label = bool(info["multi_label"])
-    advice = remedy(path, info)
+    num_classes = info.num_classes
+    multi_label = info.multi_label
+    advice = remedy(info)
 
     spec = {
         "audio": tf.io.FixedLenFeature([], tf.string),
@@ -248,7 +282,7 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
         skipped.assign_add(lost + tf.cast(bad, tf.int64))
         return ok
 
-    counts = tf.constant([shard["num_examples"] for shard in info["shards"]],
+    counts = tf.constant([shard.num_examples for shard in info.shards],
                          tf.int64)
     dataset = tf.data.Dataset.from_tensor_slices((files, counts))
     if count > 1 and len(files) >= count:
@@ -325,8 +359,8 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
 
         dataset = dataset.map(mix_tf)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    dataset.skipped_records = skipped
-    dataset.info = info
+    if with_info:
+        return dataset, PipelineInfo.of(info, skipped)
     return dataset
 
 
@@ -351,12 +385,18 @@ def _repeat_by_weight(dataset, info, seed):
     return dataset.enumerate().flat_map(copies)
 
 
-def _parse_absl_flags():
-    """Lets Grain's worker processes start outside an absl app.
+def _let_grain_start_workers():
+    """Lets Grain start worker processes outside an absl app.
 
-    Grain 0.2.18 reads an absl flag when it starts workers and fails if no
-    absl app parsed the flags (google/grain#1355): mark them parsed with
-    their defaults.
+    The one process-wide change the pipelines make, and why it must be:
+    Grain (0.2.18, with JAX's profiler installed) reads one of its absl
+    flags through `FlagHolder.value` when it starts workers, which raises
+    `UnparsedFlagAccessError` unless an absl app parsed the flags
+    (google/grain#1355); no Grain option avoids the read. So, only when
+    workers are asked for and nothing parsed the flags, they are marked
+    parsed: no flag's value changes (each keeps its default or what was
+    set), only absl's "parsed" marker; an absl app that parses its argv
+    later still does.
     """
     from absl import flags
 
@@ -416,14 +456,15 @@ class _ArrayRecords:
     worker processes (the shards are opened in each).
     """
 
-    def __init__(self, path, info, files, skipped):
+    def __init__(self, info, skipped):
         import grain
 
+        files = info.shard_paths()
         self.files = files
         self.starts = np.cumsum(
-            [0] + [shard["num_examples"] for shard in info["shards"]])
+            [0] + [shard.num_examples for shard in info.shards])
         self.skipped = skipped
-        self.advice = remedy(path, info)
+        self.advice = remedy(info)
         try:
             self.source = grain.sources.ArrayRecordDataSource(files)
         except RuntimeError as error:  # a damaged footer, or cut short
@@ -435,7 +476,7 @@ class _ArrayRecords:
                     bad[os.path.basename(file)] = f"does not open ({one})"
             if not bad:
                 raise
-            raise DamagedShardError(path, info, bad) from error
+            raise DamagedShardError(info, bad) from error
 
     def __len__(self):
         return len(self.source)
@@ -508,7 +549,8 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
                   drop_remainder=None, one_hot=False, mixup_alpha=None,
                   mixup_probability=0.5,
                   read_threads=None, verify=True, start_example=0,
-                  time_shift=0.0, balanced=False, every_process=False):
+                  time_shift=0.0, balanced=False, part=None,
+                  with_info=False):
     """A Grain `IterDataset` of `(waveforms, labels)` from ArrayRecord shards.
 
     Checks the shards' sha256 (`verify`), then random access over all
@@ -516,13 +558,12 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
     in `num_workers` worker processes, batching, and a per-process slice of
     the data for multi-host training. Records that cannot be read or do
     not decode are skipped with a warning (naming the shard of an
-    unreadable one) and counted in `dataset.skipped_records` (a
-    `SkipCount`: `int(...)`, or `.numpy()` as for `tf_dataset`; counted in
-    every pass and by worker processes too).
+    unreadable one) and counted (in every pass, and by worker processes
+    too): `with_info=True` returns the count with the data.
 
     Args:
         path: a shard directory written by
-            `make_shards(format="arrayrecord")`.
+            `make_shards(format="arrayrecord")`, or its `DatasetInfo`.
         batch_size: clips per batch.
         training: shuffle, random crops, and drop the last partial batch.
         clip_seconds: clip length; defaults to the longest clip.
@@ -530,7 +571,9 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
         num_workers: decoding processes (0 decodes in this process).
             They are spawned and run the main script's top level again:
             call this under `if __name__ == "__main__":` (a worker that
-            reaches this call exits with a line saying so).
+            reaches this call exits with a line saying so). Outside an
+            absl app, workers mark absl's flags parsed, values unchanged
+            (Grain reads a flag when it starts them).
         num_epochs: passes over the data (`None` repeats forever). Every
             pass is shuffled anew. Keras restarts a finite dataset at each
             epoch, in the same order: to train several epochs, repeat
@@ -560,13 +603,21 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
             so that every label is drawn about equally often
             (`keras_ast.data.balance`; reads every record's labels once per
             process); a pass is still `num_examples` draws.
-        every_process: read the whole set in this process, as
-            `tf_dataset`'s.
+        part: `(index, count)`: read every count-th record from the
+            index-th on (each of several processes its own part). None:
+            `process_part()`, as `tf_dataset`'s; `(0, 1)`: the whole set.
+        with_info: also return the data set's `PipelineInfo`.
+
+    Returns:
+        A Grain `IterDataset`; with `with_info`, `(dataset, info)`: a
+        `PipelineInfo`, whose `skipped_records` counts the records
+        skipped so far (its `skip_count.reasons()` says which and why).
 
     Raises:
         DamagedShardError: (a ValueError) a shard differs from its sha256
             or does not open.
         FileNotFoundError: no `dataset.json`, or a listed shard is missing.
+        ValueError: TFRecord shards (`tf_dataset` reads them).
 
     Example:
     >>> ds = grain_dataset("shards/train", 32, training=True, num_workers=4)
@@ -576,16 +627,15 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
         _refuse_in_worker_bootstrap(num_workers)
     import grain
 
-    info, files = _shards(path, "arrayrecord", verify)
+    index, count = _part(part)
+    info = _open(path, "arrayrecord", verify)
     skipped = SkipCount()
     num_samples = _num_samples(info, clip_seconds)
-    decode = _Decode(num_samples, len(info["labels"]),
-                     bool(info["multi_label"]), training, seed,
-                     bool(one_hot or mixup_alpha), skipped,
+    decode = _Decode(num_samples, info.num_classes, info.multi_label,
+                     training, seed, bool(one_hot or mixup_alpha), skipped,
                      _max_shift(time_shift, num_samples) if training else 0)
-    index, count = (0, 1) if every_process else _process_shard()
 
-    source = _ArrayRecords(path, info, files, skipped)
+    source = _ArrayRecords(info, skipped)
     if training and balanced:
         # Positions of the stream, each drawing a record by its weight.
         dataset = grain.MapDataset.range(len(source))
@@ -597,8 +647,7 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
         dataset = dataset.shuffle(seed=seed)
     dataset = dataset.repeat(num_epochs)
     if training and balanced:
-        weights = balance.record_weights(
-            balance.record_labels(path, info), info)
+        weights = balance.record_weights(balance.record_labels(info), info)
         dataset = dataset.map_with_index(
             balance.WeightedDraw(weights, seed, salt=index))
         dataset = dataset.map(source.__getitem__)  # the drawn record
@@ -619,7 +668,7 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
         dataset = dataset.random_map(
             _Mixup(mixup_alpha, mixup_probability), seed=seed)
     if num_workers:
-        _parse_absl_flags()
+        _let_grain_start_workers()
         # Batches come back through a pipe, not Grain's shared memory: a
         # shared block is freed by a thread pool when its last array is
         # deleted, and blocks still queued there when the script ends
@@ -627,12 +676,70 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
         # resource tracker reports as "leaked shared_memory objects".
         # Grain puts a batch in shared memory when batching is the last
         # transform before `mp_prefetch` (here the options are) or when an
-        # array has at least `min_shm_size` bytes. The pipe costs copies:
-        # about 50 ms for a batch of 32 ten-second clips (20 MB) on two
-        # busy cores, in Grain's reading threads.
+        # array has at least `min_shm_size` bytes. The pipe costs copies,
+        # in Grain's reading threads (benchmarks/README.md).
         dataset = grain.experimental.WithOptionsIterDataset(
             dataset, grain.experimental.DatasetOptions(min_shm_size=2**62))
         dataset = dataset.mp_prefetch(
             grain.MultiprocessingOptions(num_workers=num_workers))
-    dataset.skipped_records = skipped
+    if with_info:
+        return dataset, PipelineInfo.of(info, skipped)
     return dataset
+
+
+# The options `tf_dataset` and `grain_dataset` share, as `dataset_for`
+# passes them on.
+_SHARED_OPTIONS = ("training", "clip_seconds", "seed", "drop_remainder",
+                   "one_hot", "mixup_alpha", "mixup_probability", "verify",
+                   "time_shift", "balanced", "part")
+
+
+def dataset_for(path, batch_size, *, repeat=False, num_workers=0,
+                start_example=0, with_info=False, **options):
+    """The pipeline of a shard directory's record format.
+
+    `tf_dataset` for TFRecord shards, `grain_dataset` for ArrayRecord
+    shards, with the options they share: what training and evaluation
+    open, whatever the format.
+
+    Args:
+        path: a shard directory, or its `DatasetInfo` (`dataset.json` is
+            read once, here, and the pipeline is handed the result).
+        batch_size: clips per batch.
+        repeat: stream forever (every pass reshuffled when training); False:
+            one pass.
+        num_workers: Grain's decoding processes (ArrayRecord shards;
+            tf.data decodes on its own threads).
+        start_example: ArrayRecord shards: begin this far into the stream,
+            as `grain_dataset`'s. A TFRecord stream cannot start mid-way
+            without reading up to there, and starts at its beginning.
+        with_info: also return the data set's `PipelineInfo`.
+        **options: `training`, `clip_seconds`, `seed`, `drop_remainder`,
+            `one_hot`, `mixup_alpha`, `mixup_probability`, `verify`,
+            `time_shift`, `balanced` and `part`, as both pipelines take
+            them.
+
+    Returns:
+        The dataset (a `tf.data.Dataset` or a Grain `IterDataset`); with
+        `with_info`, `(dataset, info)`.
+
+    Raises:
+        TypeError: an option the two pipelines do not share.
+        FileNotFoundError, ValueError: as the pipeline's.
+
+    Example:
+    >>> train = dataset_for("shards/train", 32, training=True, repeat=True)
+    """
+    unknown = sorted(set(options) - set(_SHARED_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"dataset_for() got options that tf_dataset and grain_dataset "
+            f"do not share: {', '.join(unknown)}.")
+    info = as_info(path)
+    if info.record_format == "tfrecord":
+        return tf_dataset(info, batch_size, repeat=repeat,
+                          with_info=with_info, **options)
+    return grain_dataset(info, batch_size, num_workers=num_workers,
+                         num_epochs=None if repeat else 1,
+                         start_example=start_example, with_info=with_info,
+                         **options)

@@ -4,7 +4,7 @@
 (`sources`), decodes it once in a pool of worker processes (to mono
 float32 at 16 kHz, `audio_io.load_audio`), writes the clips as TFRecord or
 ArrayRecord shards (`records`) and finishes with the `dataset.json` index
-(`index`). `FORMAT.md` describes the result. Its steps (`start_job`,
+(`info`). `FORMAT.md` describes the result. Its steps (`start_job`,
 `decode_file`, `write_shard`, `finish_job`) are also those of the Apache
 Beam writer, `beam_shards`.
 """
@@ -20,10 +20,11 @@ import numpy as np
 
 from keras_ast.data import audio_io
 from keras_ast.data import records
-from keras_ast.data.info import FORMAT_NAME
-from keras_ast.data.info import FORMAT_VERSION
 from keras_ast.data.info import INFO_FILE
 from keras_ast.data.info import RECORD_FORMATS
+from keras_ast.data.info import DatasetInfo
+from keras_ast.data.info import ShardInfo
+from keras_ast.data.info import SkippedFile
 from keras_ast.data.info import leftovers
 from keras_ast.data.info import read_info
 from keras_ast.data.info import shard_file
@@ -145,8 +146,8 @@ def write_shard(output, index, clips, record_format):
         record_format: `"tfrecord"` or `"arrayrecord"`.
 
     Returns:
-        `(shard, max_num_samples)`: the shard's `dataset.json` entry
-        (file, num_examples, sha256, class_counts) and its longest clip.
+        `(shard, max_num_samples)`: the shard's `ShardInfo` (file,
+        num_examples, sha256, class_counts) and its longest clip.
 
     Example:
     >>> shard, longest = write_shard("out", 0, clips, "arrayrecord")
@@ -170,12 +171,7 @@ def write_shard(output, index, clips, record_format):
             raise
         writer.close()
         digest = sha256_file(temp)
-    shard = {
-        "file": file,
-        "num_examples": num_examples,
-        "sha256": digest,
-        "class_counts": dict(sorted(counts.items())),
-    }
+    shard = ShardInfo(file, num_examples, digest, dict(sorted(counts.items())))
     return shard, int(max_num_samples)
 
 
@@ -186,8 +182,8 @@ def _write_shards(clips, output, record_format, target_bytes):
     `target_bytes` of audio (a longer clip gets a shard of its own).
 
     Returns:
-        `(shards, max_num_samples)`: the `dataset.json` entries of the
-        shards, and the length of the longest clip.
+        `(shards, max_num_samples)`: the shards' `ShardInfo`s, and the
+        length of the longest clip.
     """
     clips = iter(clips)
     pending = next(clips, None)
@@ -220,40 +216,65 @@ def _remove(output, names):
             os.remove(os.path.join(output, name))
 
 
+class ShardSetExistsError(FileExistsError):
+    """`make_shards`' output already holds shards and `resume` is False.
+
+    The message names the `resume` argument; a command line may word its
+    own from the attributes.
+
+    Attributes:
+        output: the shard directory.
+        finished: True for a complete shard set (`resume` would reuse
+            it), False for an unfinished run's files (`resume` would
+            delete them and start over).
+        num_examples: a complete set's examples (None if unfinished).
+        num_files: an unfinished run's shard and temporary files.
+    """
+
+    def __init__(self, output, finished, num_examples=None, num_files=0):
+        self.output = output
+        self.finished = finished
+        self.num_examples = num_examples
+        self.num_files = num_files
+        super().__init__(self.describe("resume=True"))
+
+    def describe(self, resume):
+        """The message, naming the resume option as `resume` says."""
+        if self.finished:
+            return (f"{self.output} already holds a complete shard set "
+                    f"({self.num_examples} examples). Pass {resume} to "
+                    "reuse it, or choose another output directory.")
+        return (f"{self.output} holds {self.num_files} file(s) of shards "
+                f"but no {INFO_FILE}: an earlier run did not finish. Pass "
+                f"{resume} to delete them and start over, or choose "
+                "another output directory.")
+
+
 def _prepare_output(output, resume, fingerprint, record_format):
     """The existing info to return, or None once `output` is ready."""
     shards, temps = leftovers(output)
     if os.path.exists(os.path.join(output, INFO_FILE)):
         info = read_info(output)
         if not resume:
-            # `keras-ast make-shards` shows this with its flag, --resume.
-            raise FileExistsError(
-                f"{output} already holds a complete shard set "
-                f"({info['num_examples']} examples). Pass resume=True to "
-                "reuse it, or choose another output directory."
-            )
-        if info.get("source_fingerprint") != fingerprint:
+            raise ShardSetExistsError(output, True, info.num_examples)
+        if info.source_fingerprint != fingerprint:
             raise ValueError(
                 f"{output} holds shards of another list of source files "
-                f"than {info.get('source', 'this source')!r} has now (the "
+                f"than {info.source or 'this source'!r} has now (the "
                 "files or labels differ). Delete it or choose another "
                 "output directory to make new shards."
             )
-        if info["record_format"] != record_format:
+        if info.record_format != record_format:
             raise ValueError(
-                f"{output} holds {info['record_format']} shards, not "
+                f"{output} holds {info.record_format} shards, not "
                 f"{record_format}; choose another output directory."
             )
         _remove(output, temps)
         return info
     if shards or temps:
         if not resume:
-            raise FileExistsError(
-                f"{output} holds {len(shards)} shard file(s) and "
-                f"{len(temps)} temporary file(s) but no {INFO_FILE}: an "
-                "earlier run did not finish. Pass resume=True to delete "
-                "them and start over, or choose another output directory."
-            )
+            raise ShardSetExistsError(output, False,
+                                      num_files=len(shards) + len(temps))
         _remove(output, shards + temps)
     os.makedirs(output, exist_ok=True)
     return None
@@ -298,10 +319,11 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
         seed: the shuffle of the write order; None keeps the sorted order.
 
     Returns:
-        The `dataset.json` content (a dict).
+        The `DatasetInfo` written as `dataset.json`.
 
     Raises:
-        FileExistsError: `output` holds shards and `resume` is False.
+        ShardSetExistsError: (a FileExistsError) `output` holds shards and
+            `resume` is False.
         ValueError: a bad source or manifest, a resumed `output` made from
             another file list, or no file decodes.
 
@@ -323,7 +345,7 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
             if bar is not None:
                 bar.update(1)
             if reason is not None:
-                skipped.append({"path": entry.name, "reason": reason})
+                skipped.append(SkippedFile(entry.name, reason))
                 continue
             yield entry, audio, job.label_ids_of(entry)
 
@@ -371,8 +393,8 @@ def start_job(source, output, format, shard_size_mb, resume, seed):
     here, so that they refuse, resume and order files alike.
 
     Returns:
-        `(job, existing)`: a `ShardJob`, and the `dataset.json` content of
-        a finished `output` to return as it is (`resume`), or None.
+        `(job, existing)`: a `ShardJob`, and the `DatasetInfo` of a
+        finished `output` to return as it is (`resume`), or None.
 
     Raises:
         ValueError, FileExistsError, FileNotFoundError: as `make_shards`.
@@ -417,44 +439,43 @@ def finish_job(job, shards, max_num_samples, skipped):
 
     Args:
         job: `start_job`'s `ShardJob`.
-        shards: `write_shard`'s entries, in shard order.
+        shards: `write_shard`'s `ShardInfo`s, in shard order.
         max_num_samples: the longest clip.
-        skipped: `{"path", "reason"}` of the files that did not decode
-            (the listing's own skipped files are added here).
+        skipped: the `SkippedFile`s that did not decode (the listing's
+            own skipped files are added here).
+
+    Returns:
+        The `DatasetInfo` written.
 
     Raises:
         ValueError: no file decoded.
     """
     skipped = sorted(list(job.skipped) + list(skipped),
-                     key=lambda item: item["path"])
-    num_examples = sum(shard["num_examples"] for shard in shards)
+                     key=lambda item: item.path)
+    num_examples = sum(shard.num_examples for shard in shards)
     if num_examples == 0:
-        reasons = "; ".join(f"{s['path']}: {s['reason']}"
-                            for s in skipped[:5])
+        reasons = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5])
         raise ValueError(
             f"None of the {len(job.entries)} files of {job.source} decodes "
             f"({reasons}{'; ...' if len(skipped) > 5 else ''})."
         )
     counts = collections.Counter()
     for shard in shards:
-        counts.update(shard["class_counts"])
-    info = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "record_format": job.format,
-        "sampling_rate": SAMPLING_RATE,
-        "multi_label": job.multi_label,
-        "labels": list(job.labels),
-        "num_examples": num_examples,
-        "max_num_samples": int(max_num_samples),
-        "shards": list(shards),
-        "class_counts": {label: counts[label] for label in job.labels},
-        "skipped": skipped,
-        "source": job.source,
-        "created": datetime.datetime.now(datetime.timezone.utc).strftime(
+        counts.update(shard.class_counts)
+    info = DatasetInfo(
+        record_format=job.format,
+        sampling_rate=SAMPLING_RATE,
+        multi_label=job.multi_label,
+        labels=job.labels,
+        num_examples=num_examples,
+        max_num_samples=int(max_num_samples),
+        shards=shards,
+        class_counts={label: counts[label] for label in job.labels},
+        skipped=skipped,
+        source=job.source,
+        created=datetime.datetime.now(datetime.timezone.utc).strftime(
             "%Y-%m-%dT%H:%M:%SZ"),
-        "source_fingerprint": job.fingerprint,
-        "seed": job.seed,
-    }
-    write_info(job.output, info)
-    return info
+        source_fingerprint=job.fingerprint,
+        seed=job.seed,
+    )
+    return write_info(job.output, info)

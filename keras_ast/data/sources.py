@@ -21,6 +21,7 @@ import json
 import os
 
 from keras_ast.data import audio_io
+from keras_ast.data.info import SkippedFile
 
 JSONL_EXTENSIONS = (".jsonl", ".ndjson", ".json")
 
@@ -55,8 +56,7 @@ def _list_class_folders(source):
             continue
         if os.path.isfile(path):
             if _is_audio(name):
-                skipped.append({"path": name,
-                                "reason": "not inside a class folder"})
+                skipped.append(SkippedFile(name, "not inside a class folder"))
             continue
         for folder, dirs, files in os.walk(path, followlinks=True):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -170,8 +170,8 @@ def list_source(source):
             manifest (see the module doc).
 
     Returns:
-        `(entries, skipped)`: a list of `Entry`, and `{"path", "reason"}`
-        dicts for audio files that cannot be labelled.
+        `(entries, skipped)`: a list of `Entry`, and a `SkippedFile` for
+        each audio file that cannot be labelled.
 
     Raises:
         ValueError: a manifest that is not valid.
