@@ -152,14 +152,20 @@ def test_runs_compiled_with_lengths():
 
 def test_config_round_trip():
     converter = ASTAudioConverter(max_length=128, mean=-6.8, std=5.5,
-                                  do_normalize=False, name="features")
+                                  do_normalize=False, spectrum_method="matmul",
+                                  name="features")
     restored = ASTAudioConverter.from_config(converter.get_config())
     for key in ("sampling_rate", "num_mel_bins", "max_length", "mean",
-                "std", "do_normalize", "name"):
+                "std", "do_normalize", "spectrum_method", "name"):
         assert getattr(restored, key) == getattr(converter, key)
     clip = noise(0.5)
     np.testing.assert_array_equal(to_numpy(restored(clip)),
                                   to_numpy(converter(clip)))
+
+
+def test_spectrum_method_is_checked():
+    with pytest.raises(ValueError, match="'fft' or 'matmul', got 'dft'"):
+        ASTAudioConverter(spectrum_method="dft")
 
 
 def test_dc_offset_matches_reference(speech):

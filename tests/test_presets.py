@@ -4,6 +4,7 @@ import json
 import os
 import pickle
 
+import keras
 import numpy as np
 import pytest
 from conftest import make_reference
@@ -13,6 +14,7 @@ from conftest import reference_logits
 from keras_ast import ASTAudioConverter
 from keras_ast import ASTBackbone
 from keras_ast import ASTClassifier
+from keras_ast.ops.patches import adapt_position_embedding
 
 
 def clips():
@@ -240,3 +242,29 @@ def test_refuses_to_overwrite_a_foreign_directory(tmp_path):
         backbone.save_to_preset(str(tmp_path))
     assert (tmp_path / "notes.txt").read_text() == "keep me"
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
+
+
+@pytest.mark.parametrize("max_length", [24, 64])
+def test_keras_preset_adapts_to_another_max_length(tmp_path, max_length):
+    # The loader fits the stored position embeddings to the new patch grid
+    # itself; every other weight is the stored one.
+    backbone = ASTBackbone(hidden_dim=16, num_layers=1, num_heads=2,
+                           intermediate_dim=32, max_length=32,
+                           frequency_stride=16, time_stride=4)
+    target = str(tmp_path / "preset")
+    backbone.save_to_preset(target)
+    loaded = ASTBackbone.from_preset(target, max_length=max_length)
+    assert loaded.max_length == max_length
+    position = loaded.embedding.position_embedding
+    expected = adapt_position_embedding(
+        keras.ops.convert_to_numpy(backbone.embedding.position_embedding),
+        backbone.token_grid, loaded.token_grid)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(position),
+                               expected, atol=1e-6)
+    others = [(ours, theirs) for ours, theirs in zip(loaded.weights,
+                                                      backbone.weights)
+              if ours is not position]
+    assert len(others) == len(backbone.weights) - 1
+    for ours, theirs in others:
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours),
+                                      keras.ops.convert_to_numpy(theirs))

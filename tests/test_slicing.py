@@ -7,35 +7,14 @@ from conftest import compiled
 from conftest import tiny_backbone
 from conftest import to_numpy
 
-from keras_ast.models import backbone as backbone_module
 from keras_ast.models.classifier import ASTClassifier
-from keras_ast.ops.slicing import map_slices
-
-
-def test_map_slices_eager_and_compiled():
-    x = np.arange(5 * 3, dtype="float32").reshape(5, 3)
-    seen = []
-
-    def function(part):
-        seen.append(tuple(part.shape))
-        return keras.ops.sum(part * 2.0, axis=1, keepdims=True)
-
-    expected = (x * 2).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(to_numpy(map_slices(function, x, 2)),
-                               expected)
-    assert seen == [(2, 3), (2, 3), (1, 3)]  # the rest is one more call
-    np.testing.assert_allclose(
-        to_numpy(compiled(lambda v: map_slices(function, v, 2))(
-            keras.ops.convert_to_tensor(x))), expected)
-    seen.clear()
-    map_slices(function, x, 8)
-    assert seen == [(5, 3)]  # a batch that fits is one call
+from keras_ast.ops import slicing
 
 
 @pytest.fixture
 def two_clip_slices(monkeypatch):
     # Tiny backbones have 34 tokens a clip: 80 tokens make slices of 2.
-    monkeypatch.setitem(backbone_module.SLICE_TOKENS,
+    monkeypatch.setitem(slicing.SLICE_TOKENS,
                         keras.config.backend(), 80)
 
 
@@ -100,8 +79,8 @@ def test_slices_bound_xla_buffers(monkeypatch):
         return jax.jit(pooled).lower(values, features).compile(
         ).memory_analysis().temp_size_in_bytes
 
-    monkeypatch.setitem(backbone_module.SLICE_TOKENS, "jax", 10**9)
+    monkeypatch.setitem(slicing.SLICE_TOKENS, "jax", 10**9)
     whole = temp_bytes()
-    monkeypatch.setitem(backbone_module.SLICE_TOKENS,
+    monkeypatch.setitem(slicing.SLICE_TOKENS,
                         keras.config.backend(), 80)
     assert temp_bytes() < whole / 3  # 2 clips at a time, not 16
