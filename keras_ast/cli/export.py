@@ -1,10 +1,11 @@
 """`keras-ast export`: a preset to a SavedModel, ONNX or LiteRT."""
 
-from keras_ast.cli.common import report_error
 from keras_ast.cli.common import positive_int
+from keras_ast.cli.common import report_error
 
 
 def add_arguments(parser):
+    """Adds `keras-ast export`'s arguments to an argparse parser."""
     parser.add_argument("output", help="the folder (SavedModel) or file "
                         "(.onnx, .tflite) to write")
     parser.add_argument("--preset", required=True,
@@ -22,6 +23,11 @@ def add_arguments(parser):
 
 
 def run(args):
+    """Runs `keras-ast export` on parsed arguments; returns the exit status.
+
+    0: written; 1: the preset could not be loaded or exported in that
+    format (on this backend).
+    """
     from keras_ast.models.classifier import ASTClassifier
 
     options = {}

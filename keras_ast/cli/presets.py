@@ -2,6 +2,7 @@
 
 
 def add_arguments(parser):
+    """Adds `keras-ast presets`' arguments to an argparse parser."""
     parser.add_argument("--format", choices=["table", "json"],
                         default="table",
                         help="output format (default: table)")
@@ -18,6 +19,7 @@ def _score_text(score):
 
 
 def run(args):
+    """Prints the built-in presets; returns the exit status (0)."""
     # Standard library and numpy only: no Keras, no backend.
     from keras_ast.data.audio_io import SAMPLING_RATE
     from keras_ast.ops.kaldi import FRAME_SHIFT
