@@ -250,7 +250,8 @@ def time_tag(rec, classifier, audio, geometry, batch_size, reference):
     """Warms up `tag`, then times it on `audio`.
 
     The warm-up runs batches of the shapes the timed call will use
-    (`keras_ast.inference.classify.batch_plan`), so the timed call compiles nothing.
+    (`keras_ast.inference.classify.batch_plan`), so the timed call
+    compiles nothing.
     Records the windows, the windows scored (with padding rows) and, when
     `reference` scores are given, the largest difference from them.
     """

@@ -223,7 +223,8 @@ def test_keras_file_round_trip(tmp_path):
     path = str(tmp_path / "model.keras")
     classifier.save(path)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # "compile() was not called"
+        # No "compile() was not called".
+        warnings.simplefilter("error", UserWarning)
         restored = keras.saving.load_model(path)  # safe_mode is on
     assert isinstance(restored, ASTClassifier)
     assert isinstance(restored.optimizer, keras.optimizers.AdamW)
@@ -231,3 +232,25 @@ def test_keras_file_round_trip(tmp_path):
     assert restored.multi_label is True
     np.testing.assert_allclose(restored.predict(waves, verbose=0), expected,
                                atol=1e-6)
+
+
+def test_from_preset_takes_an_augmenter(tmp_path):
+    classifier = tiny_classifier()
+    preset = str(tmp_path / "preset")
+    classifier.save_to_preset(preset)
+    augmenter = keras.layers.GaussianNoise(1.0, seed=0)
+    built = ASTClassifier.from_preset(preset, augmenter=augmenter)
+    assert built.augmenter is augmenter
+    assert built.get_config()["augmenter"]["class_name"] == "GaussianNoise"
+    # Training only: inference scores as the preset's model does.
+    waves = np.stack([noise(0.5, seed=i) for i in range(2)])
+    np.testing.assert_allclose(built.predict(waves, verbose=0),
+                               classifier.predict(waves, verbose=0),
+                               atol=1e-5)
+    features = built.preprocessor(waves)
+    assert not np.allclose(
+        keras.ops.convert_to_numpy(built({"features": features},
+                                         training=True)),
+        keras.ops.convert_to_numpy(built({"features": features})),
+        atol=1e-3)
+    assert ASTClassifier.from_preset(preset).augmenter is None

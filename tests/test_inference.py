@@ -1,4 +1,4 @@
-"""Inference people use: safe inputs, `classify`, `tag`, `keras-ast classify`."""
+"""Inference: safe inputs, `classify`, `tag`, `keras-ast classify`."""
 
 import csv
 import io
@@ -23,6 +23,7 @@ from keras_ast.inference.timeline import events_csv
 from keras_ast.inference.timeline import median_filter
 from keras_ast.inference.timeline import merge_events
 from keras_ast.inference.timeline import window_starts
+from keras_ast.inference.waveforms import to_float
 
 RATE = 16000
 LABELS = ["speech", "music", "noise"]
@@ -81,7 +82,7 @@ def test_integer_pcm_is_scaled_by_full_scale(classifier):
                                expected, atol=1e-4)
     uint8 = np.round(clip * 128 + 128).clip(0, 255).astype(np.uint8)
     np.testing.assert_allclose(
-        keras_ast.inference.waveforms.to_float(uint8), (uint8 - 128.0) / 128.0)
+        to_float(uint8), (uint8 - 128.0) / 128.0)
     # Integer clips in a list are scaled too.
     np.testing.assert_allclose(classifier.predict([int16], verbose=0),
                                expected, atol=1e-3)
@@ -89,13 +90,13 @@ def test_integer_pcm_is_scaled_by_full_scale(classifier):
 
 def test_float_audio_far_above_full_scale_warns():
     with pytest.warns(UserWarning, match="far above full scale"):
-        keras_ast.inference.waveforms.to_float(np.array([0.0, 3000.0], np.float32))
+        to_float(np.array([0.0, 3000.0], np.float32))
     with pytest.warns(UserWarning, match="peaks at 2500.0"):  # negative
-        keras_ast.inference.waveforms.to_float(np.array([-2500.0, 0.5], np.float32))
+        to_float(np.array([-2500.0, 0.5], np.float32))
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        keras_ast.inference.waveforms.to_float(np.array([0.0, 1.2], np.float32))
-        keras_ast.inference.waveforms.to_float(np.array([-1.1, 0.9], np.float32))
+        to_float(np.array([0.0, 1.2], np.float32))
+        to_float(np.array([-1.1, 0.9], np.float32))
 
 
 @pytest.mark.parametrize("empty", [np.zeros(0, np.float32), [],
@@ -191,6 +192,94 @@ def test_predict_scores_draws_a_bar_only_for_several_batches(classifier,
     assert scores.shape == (5, 3) and "3/3" in capsys.readouterr().out
     classifier.predict_scores(np.zeros((2, RATE), np.float32), verbose=1)
     assert "1/1" in capsys.readouterr().out
+
+
+# --- one way: every input checked once, in inference/waveforms ------------
+
+
+def _call(entry, classifier, x, **kwargs):
+    if entry == "predict":
+        return classifier.predict(x, verbose=0, **kwargs)
+    if entry == "predict_scores":
+        return classifier.predict_scores(x, verbose=0, **kwargs)
+    if entry == "classify":
+        return classifier.classify(x, **kwargs)
+    return classifier.tag(x, window_seconds=0.25, **kwargs)
+
+
+def _with_nan():
+    clip = noise(0.5)
+    clip[7] = np.nan
+    return clip
+
+
+BAD_INPUTS = {
+    "rate": (lambda: noise(0.5), 44100,
+             r"^Audio sampled at 44100 Hz was given to a model that expects "
+             r"16000 Hz\. Resample it first"),
+    "empty list": (lambda: [], RATE, r"^Expected audio, got an empty list"),
+    "bool": (lambda: np.zeros(800, bool), RATE,
+             r"^Audio samples must be numbers, got dtype bool\.$"),
+    "uint16": (lambda: np.zeros(800, np.uint16), RATE,
+               r"^Unsigned uint16 audio has no standard scale"),
+    "nan": (_with_nan, RATE, r"^Waveforms contain NaN or infinite samples "
+            r"\(first at index \[7\]"),
+    "stereo": (lambda: np.zeros((20000, 2), np.float32), RATE,
+               r"^An array of shape \(20000, 2\) looks like \(samples, "
+               r"channels\)"),
+    "3-d": (lambda: np.zeros((2, 800, 2), np.float32), RATE,
+            r"^Expected mono waveforms of shape \(batch, samples\)"),
+}
+
+
+@pytest.mark.parametrize("bad", sorted(BAD_INPUTS))
+@pytest.mark.parametrize("entry", ["predict", "predict_scores", "classify",
+                                   "tag"])
+def test_every_entry_refuses_bad_audio_with_one_message(classifier, entry,
+                                                        bad):
+    make, rate, message = BAD_INPUTS[bad]
+    with pytest.raises(ValueError, match=message):
+        _call(entry, classifier, make(), sampling_rate=rate)
+
+
+@pytest.mark.parametrize("entry", ["predict", "predict_scores", "classify",
+                                   "tag"])
+def test_host_audio_is_checked_once_per_call(classifier, entry, monkeypatch):
+    from keras_ast.inference import waveforms
+
+    checked, to_float = [], waveforms.to_float
+
+    def counted(audio):
+        checked.append(np.shape(audio))
+        return to_float(audio)
+
+    monkeypatch.setattr(waveforms, "to_float", counted)
+    _call(entry, classifier, [noise(0.5, seed=1), noise(0.3, seed=2)],
+          sampling_rate=RATE)
+    assert checked == [(8000,), (4800,)]  # each clip of the list once
+    checked.clear()
+    _call(entry, classifier, np.zeros((2, 8000), np.int16),
+          sampling_rate=RATE)
+    assert checked == [(2, 8000)]  # the batch once
+
+
+def test_classify_cuts_a_long_clip_with_one_warning():
+    classifier = tiny()
+    long_clip = recording(3.0)
+    with pytest.warns(UserWarning, match=r"only its first 1\.01 s.*tag") as (
+            caught):
+        cut = classifier.classify(long_clip, top_k=None, sampling_rate=RATE)
+    assert {w.filename for w in caught if "first 1.01" in str(w.message)
+            } == {__file__}
+    start = long_clip[:classifier.preprocessor.num_samples]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # once per classifier
+        expected = classifier.classify(start, top_k=None, sampling_rate=RATE)
+        classifier.classify(long_clip, sampling_rate=RATE)
+        classifier.predict(long_clip, verbose=0)
+    assert [label for label, _ in cut] == [label for label, _ in expected]
+    np.testing.assert_allclose([s for _, s in cut], [s for _, s in expected],
+                               atol=1e-5)
 
 
 # --- classify ------------------------------------------------------------
@@ -446,6 +535,98 @@ def test_files_decode_ahead_in_order_and_bad_ones_are_counted(
     assert [path for path, _ in errors] == [files[2]]
     assert isinstance(errors[0][1], audio_io.AudioDecodeError)
     assert errors[0][1].reason and rest[1][1] is None
+
+
+def test_a_file_that_does_not_decode_raises_unless_skipped(classifier,
+                                                          tmp_path):
+    from keras_ast.data.audio_io import AudioDecodeError
+
+    good = write_stereo_wav(str(tmp_path / "good.wav"), seconds=0.5)
+    bad = str(tmp_path / "bad.wav")
+    (tmp_path / "bad.wav").write_bytes(b"RIFF not really a wav")
+    gone = str(tmp_path / "gone.wav")
+    clip = noise(0.5)
+    for call in (classifier.classify, classifier.tag):
+        with pytest.raises(AudioDecodeError,
+                           match=r"^Could not decode .*bad\.wav: "):
+            call([good, bad])
+        with pytest.raises(AudioDecodeError, match="gone.wav: no such file"):
+            call(gone)
+    results, skipped = classifier.classify(
+        [good, bad, clip, gone], top_k=2, sampling_rate=RATE,
+        skip_errors=True)
+    assert [result is None for result in results] == [False, True, False,
+                                                      True]
+    assert [path for path, _ in skipped] == [bad, gone]
+    assert skipped[0][1] and skipped[1][1] == "no such file"
+    for result, alone in ((results[0], classifier.classify(good, top_k=2)),
+                          (results[2], classifier.classify(
+                              clip, top_k=2, sampling_rate=RATE))):
+        assert [label for label, _ in result] == [l for l, _ in alone]
+        np.testing.assert_allclose([s for _, s in result],
+                                   [s for _, s in alone], atol=1e-5)
+    timelines, skipped = classifier.tag([bad, good], window_seconds=0.25,
+                                        skip_errors=True)
+    assert timelines[0] is None and timelines[1].path == good
+    assert [path for path, _ in skipped] == [bad]
+    # One input: one result (or None) and the list, even with no error.
+    assert classifier.classify(gone, skip_errors=True) == (
+        None, [(gone, "no such file")])
+    result, skipped = classifier.classify(good, top_k=1, skip_errors=True)
+    assert skipped == [] and len(result) == 1
+
+
+def test_files_score_in_batches_as_they_decode(classifier, tmp_path):
+    # Files are scored a batch at a time as they decode; the scores are
+    # those of the same clips given as arrays.
+    paths = [write_stereo_wav(str(tmp_path / f"{i}.wav"),
+                              seconds=0.3 + 0.15 * i, seed=i)
+             for i in range(5)]
+    clips = [keras_ast.load_audio(path) for path in paths]
+    from_files = classifier.classify(paths, top_k=None, batch_size=2)
+    from_arrays = classifier.classify(clips, top_k=None, sampling_rate=RATE)
+    for got, expected in zip(from_files, from_arrays):
+        assert [label for label, _ in got] == [l for l, _ in expected]
+        np.testing.assert_allclose([s for _, s in got],
+                                   [s for _, s in expected], atol=1e-5)
+    timelines = classifier.tag(paths, window_seconds=0.5, batch_size=3)
+    alone = classifier.tag(clips, window_seconds=0.5, sampling_rate=RATE)
+    assert [t.path for t in timelines] == paths
+    for got, expected in zip(timelines, alone):
+        np.testing.assert_allclose(got.scores, expected.scores, atol=1e-5)
+        assert [(e.label, e.onset, e.offset) for e in got.events] == [
+            (e.label, e.onset, e.offset) for e in expected.events]
+
+
+def test_api_and_cli_decode_files_the_same_way(preset, classifier, tmp_path,
+                                               monkeypatch, capsys):
+    from keras_ast.data import audio_io
+
+    paths = [write_stereo_wav(str(tmp_path / f"{i}.wav"), seconds=0.4,
+                              seed=i) for i in range(3)]
+    threads, load = [], audio_io.load_audio
+
+    def recorded(path, rate):
+        threads.append(threading.current_thread().name)
+        return load(path, rate)
+
+    monkeypatch.setattr(audio_io, "load_audio", recorded)
+    api = classifier.classify(paths, top_k=3)
+    assert len(threads) == 3
+    assert all(name.startswith("decode") for name in threads)
+    threads.clear()
+    assert cli.main(["classify", *paths, "--preset", preset, "--top-k", "3",
+                     "--format", "json", "--no-progress"]) == 0
+    assert len(threads) == 3
+    assert all(name.startswith("decode") for name in threads)
+    out = json.loads(capsys.readouterr().out)
+    assert [entry["path"] for entry in out] == paths
+    for entry, labels in zip(out, api):
+        assert [item["label"] for item in entry["labels"]] == [
+            label for label, _ in labels]
+        np.testing.assert_allclose(
+            [item["score"] for item in entry["labels"]],
+            [score for _, score in labels], atol=1e-5)
 
 
 def test_cli_classify_json_and_a_corrupt_file(preset, classifier, tmp_path,

@@ -1,1 +1,1 @@
-"""From host audio to labels: waveform rules, classification, tagging, timelines."""
+"""From host audio to labels: waveform rules, files, classify, tag."""

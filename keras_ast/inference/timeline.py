@@ -129,10 +129,12 @@ def merge_events(starts, ends, scores, labels, top_k=None, threshold=0.0):
         A list of `Event`, sorted by onset, then label.
 
     Example:
-    >>> merge_events(np.array([0., 1., 2.]), np.array([2., 3., 4.]),
-    ...              np.array([[.75, .25], [.5, .25], [.25, .75]]),
-    ...              ["a", "b"], threshold=0.5)
-    [Event(label='a', onset=0.0, offset=3.0, score=0.75), Event(label='b', onset=2.0, offset=4.0, score=0.75)]
+    >>> events = merge_events(
+    ...     np.array([0., 1., 2.]), np.array([2., 3., 4.]),
+    ...     np.array([[.75, .25], [.5, .25], [.25, .75]]), ["a", "b"],
+    ...     threshold=0.5)
+    >>> [(e.label, e.onset, e.offset, e.score) for e in events]
+    [('a', 0.0, 3.0, 0.75), ('b', 2.0, 4.0, 0.75)]
     """
     scores = np.asarray(scores, np.float32)
     votes = scores >= threshold
