@@ -41,8 +41,8 @@ def add_arguments(parser):
     parser.add_argument("--dtype", choices=["float32", "mixed_bfloat16"],
                         default="float32",
                         help="the encoder's compute precision. "
-                        "mixed_bfloat16 is about twice as fast with PyTorch "
-                        "on CPUs with AMX or AVX512-BF16, and scores differ "
+                        "mixed_bfloat16 is faster where the hardware has "
+                        "bfloat16 units (AMX, AVX512-BF16), and scores differ "
                         "by up to about 0.01 (features, LayerNorm and "
                         "scores stay float32)")
     parser.add_argument("--timeline", action="store_true",
