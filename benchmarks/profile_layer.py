@@ -3,9 +3,10 @@
 
 Times one encoder layer at AudioSet geometry (4 clips, 1214 tokens, width
 768, 12 heads, MLP 3072) and its parts: the four 768x768 projections, the
-two MLP matrix products, the attention core (the layer's fused call,
-`encoder._dot_product_attention`: sdpa on PyTorch), the same attention as
-plain products (`encoder._attention_products`, what the layer runs on a
+two MLP matrix products, the attention core (the fused kernel,
+`keras_ast.ops.attention.fused_attention`, or `torch_sdpa_attention` on
+PyTorch), the same attention as plain products
+(`keras_ast.ops.attention.attention_products`, what the layer runs on a
 CPU under JAX and TensorFlow) and the whole layer; "the rest" (LayerNorms,
 GELU, residuals, reshapes) is the whole minus the parts the layer runs.
 Each Keras backend runs in its own process, the parts compiled as
@@ -49,9 +50,8 @@ def keras_parts():
     from keras import ops
 
     from keras_ast import ASTEncoderLayer
-    from keras_ast.models.encoder import _attention_products
-    from keras_ast.models.encoder import _dot_product_attention
-    from keras_ast.models.encoder import _fused_attention
+    from keras_ast.ops import attention
+    from keras_ast.ops import compiler
 
     backend = keras.config.backend()
     rng = np.random.default_rng(0)
@@ -63,13 +63,21 @@ def keras_parts():
     w2 = rng.standard_normal((INNER, WIDTH)).astype("float32") / 60
     layer = ASTEncoderLayer(WIDTH, HEADS, INNER)
     layer.build(x.shape)
+    fused = (attention.torch_sdpa_attention if backend == "torch"
+             else attention.fused_attention)
+    if backend == "jax":
+        uses_fused = not compiler.jax_on_cpu()
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        uses_fused = bool(tf.config.list_logical_devices("GPU"))
+    else:
+        uses_fused = True
 
     def compile_(fn):
         if backend == "jax":
             # With the compile options `predict` gets (YNNPACK dots off).
-            from keras_ast.ops import compiler as xla_options
-
-            return xla_options.jit(fn)
+            return compiler.jit(fn)
         if backend == "tensorflow":
             import tensorflow as tf
 
@@ -88,14 +96,14 @@ def keras_parts():
                                           for i in range(4)], (x, w)),
         "MLP products (2)": (lambda x, w1, w2: ops.matmul(
             ops.matmul(x, w1), w2), (x, w1, w2)),
-        "attention core": (lambda q: _dot_product_attention(
-            q, q, q, 0.125), (heads,)),
-        # What the layer runs where `_fused_attention()` is false.
-        "attention as products": (lambda q: _attention_products(
-            q, q, q, 0.125), (heads,)),
+        "attention core": (lambda q: fused(q, q, q, 0.125), (heads,)),
+        # What the layer runs where the fused kernel is not its choice.
+        "attention as products": (lambda q: attention.attention_products(
+            q, q, q, 0.125, softmax_kernel=backend == "tensorflow"),
+            (heads,)),
         "whole layer": (lambda x: layer(x), (x,)),
     }
-    out = {"fused": _fused_attention()}
+    out = {"fused": uses_fused}
     for name, (fn, args) in parts.items():
         fn = compile_(fn)
         args = [ops.convert_to_tensor(a) for a in args]

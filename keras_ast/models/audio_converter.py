@@ -53,8 +53,8 @@ class ASTAudioConverter(keras.layers.Layer):
     Call arguments:
         waveforms: float waveforms in [-1, 1] (or integer PCM, scaled by
             full scale), `(batch, samples)` or `(samples,)`, or a list of
-            1-D clips of any lengths; see `keras_ast.inference.waveforms` for the
-            rules host arrays follow.
+            1-D clips of any lengths; see `keras_ast.inference.waveforms`
+            for the rules host arrays follow.
         lengths: optional int `(batch,)`, the number of valid samples of
             each row; samples past it are ignored. Defaults to all samples.
         sampling_rate: optional; the rate of `waveforms`, checked against

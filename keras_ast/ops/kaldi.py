@@ -1,4 +1,5 @@
-"""Host-side constants of Kaldi-compatible log-mel filter banks.
+"""Host-side constants of Kaldi-compatible log-mel filter banks, and
+AudioSet's feature statistics.
 
 These are the fixed tensors of `torchaudio.compliance.kaldi.fbank` with the
 settings AST uses (25 ms Hann frames every 10 ms, 512-point FFT, triangular
@@ -59,7 +60,8 @@ def mel_filter_bank(num_mel_bins, sampling_rate):
 
 @functools.lru_cache(maxsize=None)
 def hann_window():
-    """The symmetric ("hanning", periodic=False) window of one frame, float32."""
+    """The symmetric ("hanning", periodic=False) window of one frame,
+    float32."""
     n = np.arange(FRAME_LENGTH, dtype=np.float64)
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / (FRAME_LENGTH - 1))
     window = window.astype(np.float32)
