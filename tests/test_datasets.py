@@ -75,6 +75,8 @@ def test_speak_and_refusals(tmp_path):
         make(tmp_path, noise_share=1.5)
     with pytest.raises(ValueError, match="words"):
         datasets.make_keyword_dataset(tmp_path, words=[])
+    with pytest.raises(TypeError, match="split names"):
+        datasets.make_keyword_dataset(tmp_path, voices=["en"])
     assert not os.listdir(tmp_path)
 
 

@@ -148,6 +148,7 @@ def make_keyword_dataset(directory, words=WORDS, voices=VOICES,
     Raises:
         SpeechUnavailableError: espeak-ng or sox is not installed.
         ValueError: `noise_share` outside [0, 1], or no words.
+        TypeError: `voices` is not a mapping.
 
     Example:
     >>> make_keyword_dataset("keywords", words=["yes", "no"],
@@ -161,6 +162,10 @@ def make_keyword_dataset(directory, words=WORDS, voices=VOICES,
         raise ValueError(f"noise_share must be in [0, 1], got {noise_share}")
     if not words:
         raise ValueError("words is empty: give at least one word")
+    if not hasattr(voices, "items"):
+        raise TypeError(
+            "voices maps split names to voices, e.g. {\"train\": [\"en\"], "
+            f"\"test\": [\"en-us\"]}}; got {type(voices).__name__}")
     _require_programs()
     directory = os.fspath(directory)
     num_samples = int(round(clip_seconds * SAMPLING_RATE))
