@@ -315,3 +315,20 @@ def test_matmul_spectrum_matches_fft(speech):
     matmul = to_numpy(ASTAudioConverter(max_length=1024,
                                         spectrum_method="matmul")(clips))
     np.testing.assert_allclose(matmul, fft, atol=2e-4, rtol=0)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf2onnx's registry")
+def test_erfc_is_registered_once():
+    # tf2onnx's registry, not a flag of ours, says whether Erfc is there.
+    from tf2onnx import constants
+    from tf2onnx.handler import tf_op
+
+    def handlers():
+        return [opset["Erfc"] for opset in
+                tf_op.get_opsets().get(constants.ONNX_DOMAIN, [])
+                if "Erfc" in opset]
+
+    portable_export._register_tf2onnx_erfc()
+    first = handlers()
+    portable_export._register_tf2onnx_erfc()
+    assert first and handlers() == first
