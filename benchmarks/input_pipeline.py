@@ -92,9 +92,9 @@ def write_shards(source, output, record_format, shard_size_mb):
                        shard_size_mb=shard_size_mb, progress=False)
     seconds = time.perf_counter() - start
     return {"format": record_format, "seconds": seconds,
-            "clips": info["num_examples"], "shards": len(info["shards"]),
+            "clips": info.num_examples, "shards": len(info.shards),
             "bytes": dir_size(output),
-            "clips_per_s": info["num_examples"] / seconds}
+            "clips_per_s": info.num_examples / seconds}
 
 
 # --------------------------------------------------------------------------
@@ -128,24 +128,9 @@ def tf_reader(path, batch_size, clip_seconds, seed=0):
         yield waveforms.numpy(), labels.numpy()
 
 
-def absl_flags_parsed():
-    """Marks Abseil's flags as parsed (with their defaults) if they are not.
-
-    Grain 0.2.18 reads an Abseil flag when it starts worker processes and
-    fails with `UnparsedFlagAccessError` in a program that does not run
-    under `absl.app` (google/grain#1355; the fix, google/grain#1362, came after 0.2.18).
-    """
-    from absl import flags
-
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
-
-
 def grain_reader(path, batch_size, clip_seconds, num_workers, seed=0):
     from keras_ast.data.pipelines import grain_dataset
 
-    if num_workers:
-        absl_flags_parsed()
     dataset = grain_dataset(path, batch_size, training=True,
                             clip_seconds=clip_seconds, seed=seed,
                             num_workers=num_workers, num_epochs=None)

@@ -44,7 +44,8 @@ def test_public_names_resolve():
     names = run_python("""
 import json, sys
 import keras_ast.data as data
-from keras_ast.data import info as index, mixing, pipelines, shards, spec_augment
+from keras_ast.data import info as index, mixing, pipelines, shards
+from keras_ast.data import spec_augment
 same = {
     "tf_dataset": data.tf_dataset is pipelines.tf_dataset,
     "grain_dataset": data.grain_dataset is pipelines.grain_dataset,

@@ -38,7 +38,11 @@ SETTINGS = dict(epochs=3, batch_size=4, learning_rate=3e-2,
 WORKER = textwrap.dedent(
     """
     import json, sys
+    import jax
     from keras_ast.training.train import train
+    # The caller's setting, as `train` documents (and `keras-ast train`
+    # does): CPU processes exchange gradients through gloo.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     preset, shards, output, port, index, settings = sys.argv[1:]
     train(preset, shards, output, coordinator=f"127.0.0.1:{port}",
           num_processes=2, process_id=int(index), **json.loads(settings))

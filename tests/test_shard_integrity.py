@@ -80,7 +80,7 @@ def count_clips(dataset):
     return sum(int(np.asarray(x).shape[0]) for x, _ in dataset)
 
 
-# --- refused up front -------------------------------------------------------
+# --- refused up front --------------------------------------------------------
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
@@ -127,7 +127,7 @@ def test_a_good_set_opens_and_is_hashed_once_per_process(made, tmp_path,
     assert hashed.count(shard) == 2
 
 
-# --- verify-shards ------------------------------------------------------------
+# --- verify-shards -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -161,7 +161,7 @@ def test_verify_shards_of_a_folder_without_index(tmp_path, capsys):
     assert "not a shard directory" in capsys.readouterr().err
 
 
-# --- unchecked reads: lost records are counted ----------------------------------
+# --- unchecked reads: lost records are counted -------------------------------
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])

@@ -372,8 +372,12 @@ def test_refuse_and_resume(source, tmp_path):
     info = make_shards(str(manifest), out, **kwargs)
     info_path = os.path.join(out, "dataset.json")
     stamp = os.stat(info_path).st_mtime_ns
-    with pytest.raises(FileExistsError, match="resume=True"):
+    with pytest.raises(shards.ShardSetExistsError,
+                       match="Pass resume=True to reuse it") as raised:
         make_shards(str(manifest), out, **kwargs)
+    assert isinstance(raised.value, FileExistsError)
+    assert raised.value.finished and raised.value.output == out
+    assert "--resume" in raised.value.describe("--resume")
     # resume: the existing shards, untouched; stale temporaries removed.
     stale = os.path.join(out, ".tmp-shard-00009.array_record-abc")
     open(stale, "wb").close()

@@ -172,18 +172,37 @@ def test_train_cli_interrupt_finished_run_and_overwrite(setup, tmp_path,
     assert not os.path.exists(stale)
 
 
-def test_train_leaves_global_state_alone(setup, tmp_path):
+def process_state():
+    """What library code must not change: the environment, absl's flags,
+    JAX's configuration, Keras' policy and distribution."""
+    from absl import flags
+
+    state = {"environ": dict(os.environ),
+             "absl_parsed": flags.FLAGS.is_parsed(),
+             "policy": keras.config.dtype_policy().name,
+             "distribution": keras.distribution.distribution()}
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        state["jax"] = {name: getattr(jax.config, name) for name in (
+            "jax_cpu_collectives_implementation", "jax_enable_x64",
+            "jax_default_matmul_precision")}
+    return state
+
+
+@pytest.mark.parametrize("fmt", ["tfrecord", "arrayrecord"])
+def test_train_leaves_global_state_alone(setup, tmp_path, fmt):
     root, shards, preset = setup
-    policy = keras.config.dtype_policy().name
-    classifier = train(preset, shards["tfrecord"], str(tmp_path / "bf16"),
-                       epochs=1, batch_size=4, mixed_precision=True,
-                       spec_augment=False, verbose=0)
+    before = process_state()
+    classifier = train(preset, shards[fmt], str(tmp_path / "bf16"),
+                       validation=shards[fmt], epochs=1, batch_size=4,
+                       mixed_precision=True, verbose=0)
     assert classifier.backbone.dtype_policy.name == "mixed_bfloat16"
     assert classifier.head_dense.compute_dtype == "float32"
-    assert keras.config.dtype_policy().name == policy
-    assert keras.distribution.distribution() is None
+    # The recipe's SpecAugment was built into the classifier.
+    assert classifier.augmenter is not None
+    assert process_state() == before
     with pytest.raises(TypeError, match="no_such_setting"):
-        train(preset, shards["tfrecord"], str(tmp_path / "x"),
+        train(preset, shards[fmt], str(tmp_path / "x"),
               no_such_setting=1)
 
 

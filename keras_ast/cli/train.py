@@ -1,5 +1,7 @@
 """`keras-ast train`: fine-tune a preset on shards, resumably."""
 
+import contextlib
+import logging
 import sys
 
 from keras_ast.cli.common import report_error
@@ -38,6 +40,39 @@ def add_arguments(parser):
                                 help=help_text + default)
 
 
+@contextlib.contextmanager
+def _show_messages(name):
+    """Prints logger `name`'s messages (INFO and up) to stdout meanwhile."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("keras-ast train: %(message)s"))
+    log = logging.getLogger(name)
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
+def _use_gloo(settings):
+    """CPU collectives through gloo, for training in several processes.
+
+    A process-wide JAX setting: the command line (this process is the
+    run) sets it; the library leaves it to its caller. Only JAX trains in
+    several processes; `train` reports any other backend.
+    """
+    if settings.get("num_processes", 1) <= 1:
+        return
+    import keras
+
+    if keras.config.backend() == "jax":
+        import jax
+
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+
+
 def run(args):
     from keras_ast.training.config import fields
 
@@ -47,9 +82,11 @@ def run(args):
     from keras_ast.training.train import train
 
     try:
-        train(args.preset, args.train, args.output,
-              validation=args.validation, overwrite=args.overwrite,
-              **settings)
+        _use_gloo(settings)
+        with _show_messages("keras_ast.training.train"):
+            train(args.preset, args.train, args.output,
+                  validation=args.validation, overwrite=args.overwrite,
+                  **settings)
     except RunFinishedError:
         print(f"keras-ast train: {args.output} holds a finished run "
               f"({args.output}/preset); nothing to do. Add --overwrite to "

@@ -32,6 +32,7 @@ this module and run only numpy.
 
 import logging
 import os
+import re
 import sys
 
 import numpy as np
@@ -389,19 +390,29 @@ def _let_grain_start_workers():
     """Lets Grain start worker processes outside an absl app.
 
     The one process-wide change the pipelines make, and why it must be:
-    Grain (0.2.18, with JAX's profiler installed) reads one of its absl
-    flags through `FlagHolder.value` when it starts workers, which raises
-    `UnparsedFlagAccessError` unless an absl app parsed the flags
-    (google/grain#1355); no Grain option avoids the read. So, only when
+    Grain up to 0.2.18 (with JAX's profiler installed) reads one of its
+    absl flags through `FlagHolder.value` when it starts workers, which
+    raises `UnparsedFlagAccessError` unless an absl app parsed the flags
+    (google/grain#1355, fixed after 0.2.18 by google/grain#1362); no
+    Grain option avoids the read. So, only with such a Grain, when
     workers are asked for and nothing parsed the flags, they are marked
     parsed: no flag's value changes (each keeps its default or what was
     set), only absl's "parsed" marker; an absl app that parses its argv
     later still does.
     """
+    from importlib import metadata
+
     from absl import flags
 
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
+    if flags.FLAGS.is_parsed() or _version(metadata.version("grain")) > (
+            0, 2, 18):
+        return
+    flags.FLAGS.mark_as_parsed()
+
+
+def _version(text):
+    """`"0.2.18"` (or `"0.2.18rc1"`) -> `(0, 2, 18)`."""
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
 def _refuse_in_worker_bootstrap(num_workers):

@@ -296,8 +296,8 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
     """Decodes a labelled audio collection into shards (see `FORMAT.md`).
 
     Files are decoded in parallel (to mono float32 at 16 kHz,
-    `audio_io.load_audio`) and written in a deterministic order: the sorted file
-    list, shuffled with `seed`, so that shards mix the classes. A file
+    `audio_io.load_audio`) and written in a deterministic order: the sorted
+    file list, shuffled with `seed`, so that shards mix the classes. A file
     that does not decode is skipped and listed in `dataset.json`. With
     several workers, a script that calls this needs the usual
     `if __name__ == "__main__":` guard of `multiprocessing`.

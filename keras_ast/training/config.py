@@ -1,8 +1,8 @@
 """The settings of the training recipe, in one place (no Keras import).
 
-`keras_ast.training.train.train` takes a `TrainConfig`; `keras-ast train` makes
-one flag per field (`batch_size` -> `--batch-size`, a boolean that is on by
-default -> `--no-...`), so the API and the command line share names,
+`keras_ast.training.train.train` takes a `TrainConfig`; `keras-ast train`
+makes one flag per field (`batch_size` -> `--batch-size`, a boolean that is
+on by default -> `--no-...`), so the API and the command line share names,
 defaults and help texts, and `keras-ast train --help` stays instant.
 """
 
@@ -24,10 +24,9 @@ class TrainConfig:
     of a quarter of the clips, and their Speech Commands `noise` option:
     feature noise and time roll), with gradient clipping, so that a
     randomly initialised model also trains. SpecAugment's masks are off
-    by default: on the keyword set they cost a 30-epoch run from scratch
-    3 points at 8 bins and 5 frames, 7 at 24 bins and a tenth of the
-    frames; turn them on (`freq_mask`, `time_mask`) for longer runs or
-    fine-tuning. The README has the measurements behind them.
+    by default (on the keyword set they cost a run from scratch accuracy;
+    the README has the measurements); turn them on (`freq_mask`,
+    `time_mask`) for longer runs or fine-tuning.
 
     Example:
     >>> config = TrainConfig(epochs=30, learning_rate=1e-3, mixup=False)

@@ -41,7 +41,7 @@ import warnings
 
 import numpy as np
 
-from keras_ast.data.info import read_info
+from keras_ast.data.info import as_info
 from keras_ast.utils.files import write_json
 
 REPORT_FILE = "evaluation.json"
@@ -285,18 +285,18 @@ def multi_label_metrics(targets, scores, labels):
 # --- running a classifier -------------------------------------------------
 
 
-def _dataset(data, info, batch_size, clip_seconds, num_workers):
-    """The evaluation pipeline of a shard directory, as numpy batches."""
-    from keras_ast.data import pipelines
+def _dataset(info, batch_size, clip_seconds, num_workers):
+    """`(batches as numpy arrays, PipelineInfo)` of the evaluation
+    pipeline of a shard set."""
+    from keras_ast.data.pipelines import dataset_for
 
     # Every clip, also when `train` evaluates on process 0 of several.
-    common = dict(training=False, clip_seconds=clip_seconds,
-                  every_process=True)
-    if info["record_format"] == "tfrecord":
-        return pipelines.tf_dataset(data, batch_size,
-                                    **common).as_numpy_iterator()
-    return pipelines.grain_dataset(data, batch_size, num_workers=num_workers,
-                                   num_epochs=1, **common)
+    dataset, info = dataset_for(info, batch_size, training=False,
+                                clip_seconds=clip_seconds, part=(0, 1),
+                                num_workers=num_workers, with_info=True)
+    if info.record_format == "tfrecord":
+        dataset = dataset.as_numpy_iterator()
+    return dataset, info
 
 
 def _classifier(preset_or_classifier):
@@ -307,12 +307,13 @@ def _classifier(preset_or_classifier):
     return ASTClassifier.from_preset(preset_or_classifier)
 
 
-def _check_match(classifier, info, data):
+def _check_match(classifier, info):
     """Refuses a data set whose classes are not the classifier's."""
     if classifier.preprocessor is None:
         raise ValueError("evaluate needs a classifier with a preprocessor "
                          "(it reads waveforms from the shards).")
-    labels = list(info["labels"])
+    data = info.directory
+    labels = list(info.labels)
     if classifier.num_classes != len(labels) or (
         classifier.labels is not None and list(classifier.labels) != labels
     ):
@@ -321,14 +322,14 @@ def _check_match(classifier, info, data):
             f"classifier's {classifier.num_classes} "
             f"({(classifier.labels or [])[:5]}... vs {labels[:5]}...): "
             "evaluate a classifier trained on this data set's labels.")
-    if bool(info["multi_label"]) != classifier.multi_label:
+    if info.multi_label != classifier.multi_label:
         raise ValueError(
-            f"{data} is {'multi' if info['multi_label'] else 'single'}-label"
+            f"{data} is {'multi' if info.multi_label else 'single'}-label"
             f" but the classifier is "
             f"{'multi' if classifier.multi_label else 'single'}-label.")
     rate = classifier.preprocessor.sampling_rate
-    if int(info["sampling_rate"]) != int(rate):
-        raise ValueError(f"{data} is sampled at {info['sampling_rate']} Hz, "
+    if info.sampling_rate != int(rate):
+        raise ValueError(f"{data} is sampled at {info.sampling_rate} Hz, "
                          f"the classifier takes {rate} Hz.")
 
 
@@ -348,17 +349,17 @@ def evaluate(preset_or_classifier, data, output=None, batch_size=32,
     """Scores a classifier on a shard directory and reports its figures.
 
     Runs the classifier (inference mode, no augmentation) over every clip
-    of `data` through the pipeline of its record format (`tf_dataset` or
-    `grain_dataset`), clips cut or padded to the model's input from their
-    start, and computes the figures of the module docstring. Records that
-    do not reach the model (they do not decode) are counted in
-    `skipped_records` with a warning.
+    of `data` through the pipeline of its record format
+    (`keras_ast.data.pipelines.dataset_for`), clips cut or padded to the
+    model's input from their start, and computes the figures of the module
+    docstring. Records the pipeline skips (they cannot be read or do not
+    decode) are counted in the report's `skipped_records`, with a warning.
 
     Args:
         preset_or_classifier: an `ASTClassifier`, or anything
             `ASTClassifier.from_preset` takes.
         data: a shard directory (`keras_ast.data.make_shards`) with the
-            classifier's labels.
+            classifier's labels, or its `DatasetInfo`.
         output: a folder for `evaluation.json` (and, for single-label data
             with matplotlib installed, `confusion_matrix.png`); None writes
             nothing.
@@ -367,8 +368,14 @@ def evaluate(preset_or_classifier, data, output=None, batch_size=32,
 
     Returns:
         The report (a dict; what `evaluation.json` holds): `data` (the
-        shard directory as given), `multi_label`, `num_clips`, `skipped_records` and the figures.
-        Undefined figures are NaN here and null in the file.
+        shard directory as given), `multi_label`, `num_clips`,
+        `skipped_records` and the figures. Undefined figures are NaN here
+        and null in the file.
+
+    Raises:
+        ValueError: the data set's labels, multi-label setting or sampling
+            rate are not the classifier's, or no clip could be read.
+        FileNotFoundError: as `read_info`.
 
     Example:
     >>> report = evaluate("runs/sc/preset", "shards/test", output="eval")
@@ -376,15 +383,15 @@ def evaluate(preset_or_classifier, data, output=None, batch_size=32,
     """
     import keras
 
-    data = os.fspath(data)
-    info = read_info(data)
+    info = as_info(data)
+    data = info.directory
     classifier = _classifier(preset_or_classifier)
-    _check_match(classifier, info, data)
+    _check_match(classifier, info)
     converter = classifier.preprocessor
     clip_seconds = converter.num_samples / converter.sampling_rate
     targets, scores = [], []
-    for waveforms, labels in _dataset(data, info, batch_size, clip_seconds,
-                                      num_workers):
+    batches, stream = _dataset(info, batch_size, clip_seconds, num_workers)
+    for waveforms, labels in batches:
         logits = classifier.predict_on_batch(np.asarray(waveforms))
         scores.append(keras.ops.convert_to_numpy(classifier.scores(logits)))
         targets.append(np.asarray(labels))
@@ -392,16 +399,15 @@ def evaluate(preset_or_classifier, data, output=None, batch_size=32,
         raise ValueError(f"No clip of {data} could be read.")
     targets = np.concatenate(targets)
     scores = np.concatenate(scores).astype(np.float64)
-    skipped = max(0, int(info["num_examples"]) - len(scores))
+    skipped = stream.skipped_records
     if skipped:
         warnings.warn(f"{skipped} records of {data} were skipped (they do "
                       "not decode); the figures leave them out.",
                       stacklevel=2)
-    labels = list(info["labels"])
-    report = {"data": data,
-              "multi_label": bool(info["multi_label"]),
+    labels = list(info.labels)
+    report = {"data": data, "multi_label": info.multi_label,
               "num_clips": int(len(scores)), "skipped_records": skipped}
-    if info["multi_label"]:
+    if info.multi_label:
         report.update(multi_label_metrics(targets, scores, labels))
     else:
         report.update(single_label_metrics(targets.astype(np.int64), scores,

@@ -7,11 +7,18 @@ every epoch, resumes an interrupted run from its backup (`restore`), and
 saves the result as a preset. The optimizer, loss and metrics are
 `ASTClassifier.compile()`'s defaults, with the recipe's learning-rate
 schedule. With a validation set, the final model is evaluated on it
-(`evaluate`, from `keras_ast.training.evaluate`) into `OUTPUT/evaluation.json`.
+(`evaluate`, from `keras_ast.training.evaluate`) into
+`OUTPUT/evaluation.json`.
+
+Each shard directory's `dataset.json` is read once (`read_info`); the
+pipelines (`keras_ast.data.pipelines.dataset_for`) and the evaluation are
+handed the result. Messages (the epoch a run resumes from) go to this
+module's logger; `keras-ast train` shows them.
 """
 
 import contextlib
 import dataclasses
+import logging
 import os
 import re
 import shutil
@@ -20,9 +27,13 @@ import warnings
 
 import keras
 
+from keras_ast.data.info import as_info
+from keras_ast.data.pipelines import dataset_for
+from keras_ast.data.pipelines import process_part
+from keras_ast.data.spec_augment import SpecAugment
+from keras_ast.models.audio_converter import ASTAudioConverter
 from keras_ast.models.classifier import ASTClassifier
-from keras_ast.data import pipelines
-from keras_ast.data.info import read_info
+from keras_ast.training.config import TrainConfig
 from keras_ast.training.evaluate import REPORT_FILE as EVALUATION_FILE
 from keras_ast.training.evaluate import evaluate
 from keras_ast.utils.files import TEMP_PREFIX
@@ -30,7 +41,8 @@ from keras_ast.utils.files import atomic_path
 from keras_ast.utils.files import read_json
 from keras_ast.utils.files import sha256_file
 from keras_ast.utils.files import write_json
-from keras_ast.training.config import TrainConfig
+
+logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 PRESET_DIR = "preset"
@@ -155,9 +167,7 @@ def _monitor(config, classifier, validation):
 
 def _process_index():
     """This process's index among the training processes (0 alone)."""
-    from keras_ast.data.pipelines import _process_shard
-
-    return _process_shard()[0]
+    return process_part()[0]
 
 
 def _is_chief():
@@ -184,9 +194,6 @@ def _initialize_processes(config):
             f"{config.num_processes - 1}.")
     import jax
 
-    # CPU processes exchange gradients through gloo (TCP); it only concerns
-    # computations on CPU devices, so it is harmless on GPU and TPU hosts.
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if jax.distributed.is_initialized():
         return  # a caller (or an earlier run) already joined
     keras.distribution.initialize(config.coordinator, config.num_processes,
@@ -366,16 +373,17 @@ def _backup_dir():
     return BACKUP_DIR if index == 0 else f"{BACKUP_DIR}_process_{index}"
 
 
-def _datasets(path, batch_size, training, clip_seconds, config, one_hot,
+def _datasets(info, batch_size, training, clip_seconds, config, one_hot,
               start_example=0):
-    info = read_info(path)
+    """The training or validation stream of a shard set's `DatasetInfo`."""
     mixup_alpha = config.mixup_alpha if training and config.mixup else None
-    common = dict(training=training, clip_seconds=clip_seconds,
-                  seed=config.seed, one_hot=one_hot, mixup_alpha=mixup_alpha,
-                  mixup_probability=config.mixup_probability)
+    options = dict(training=training, clip_seconds=clip_seconds,
+                   seed=config.seed, one_hot=one_hot,
+                   mixup_alpha=mixup_alpha,
+                   mixup_probability=config.mixup_probability)
     if training:  # waveform augmentation and sampling: training only
-        common.update(time_shift=config.time_shift,
-                      balanced=config.balanced_sampling)
+        options.update(time_shift=config.time_shift,
+                       balanced=config.balanced_sampling)
     # Training streams are endless, reshuffled at every pass, and `fit`
     # counts steps_per_epoch: Keras would restart a finite Grain stream in
     # the same order, and warns when a tf.data stream of unknown length
@@ -383,15 +391,11 @@ def _datasets(path, batch_size, training, clip_seconds, config, one_hot,
     # With several processes, validation repeats too and `fit` counts its
     # steps: every process must run as many batches as the others.
     repeat = training or config.num_processes > 1
-    if info["record_format"] == "tfrecord":
-        # tf.data cannot start a shuffled stream mid-way without reading up
-        # to there: a resumed run restarts at the first pass's order.
-        return pipelines.tf_dataset(path, batch_size, repeat=repeat,
-                                    **common)
-    return pipelines.grain_dataset(path, batch_size,
-                                   num_workers=config.num_workers,
-                                   num_epochs=None if repeat else 1,
-                                   start_example=start_example, **common)
+    # A TFRecord stream cannot start mid-way: a resumed run restarts at
+    # the first pass's order (`dataset_for`).
+    return dataset_for(info, batch_size, repeat=repeat,
+                       num_workers=config.num_workers,
+                       start_example=start_example, **options)
 
 
 def _schedule(learning_rate, steps, warmup_fraction):
@@ -407,7 +411,7 @@ def _schedule(learning_rate, steps, warmup_fraction):
 
 def _steps_per_epoch(info, batch_size):
     """Steps of a global batch per pass, the same in every process."""
-    return max(1, info["num_examples"] // batch_size)
+    return max(1, info.num_examples // batch_size)
 
 
 def _process_batch_size(config):
@@ -466,19 +470,26 @@ def train(preset, train, output, validation=None, config=None, *,
     default the validation accuracy or mAP), the best epoch's model is
     also kept in `OUTPUT/best_preset`. With `config.num_processes` > 1
     (JAX), every process calls `train` with the same arguments but its
-    `process_id`; process 0 writes the files. A run
-    that finished is not redone unless `overwrite`, which always starts
-    afresh. Nothing global is
-    changed for the caller, except the random seed (`config.seed`): the
-    dtype policy goes to the model, and a distribution is scoped to the run.
+    `process_id`; process 0 writes the files, and each reads its own part
+    of the data (`keras_ast.data.pipelines.process_part`). Processes on
+    CPU exchange gradients through JAX's CPU collectives: where JAX's
+    `jax_cpu_collectives_implementation` is not already `"gloo"` (the
+    default of recent JAX), set it before calling `train`
+    (`keras-ast train` does). A run that finished is not redone unless
+    `overwrite`, which always starts afresh. Nothing global is changed for
+    the caller, except the random seed (`config.seed`) and, with several
+    processes, the JAX distributed system this joins: the dtype policy
+    goes to the model, and a distribution is scoped to the run.
 
     Args:
         preset: anything `ASTClassifier.from_preset` takes.
-        train: a training shard directory (`keras_ast.data.make_shards`).
+        train: a training shard directory (`keras_ast.data.make_shards`),
+            or its `DatasetInfo`.
         output: where checkpoints, `metrics.json`, the backup used to
             resume, the final preset (`OUTPUT/preset`) and, with
             `validation`, `evaluation.json` go.
-        validation: a validation shard directory (optional).
+        validation: a validation shard directory, or its `DatasetInfo`
+            (optional).
         config: a `TrainConfig` (default: the recipe's defaults).
         callbacks: more Keras callbacks for `fit`.
         verbose: `fit`'s verbosity.
@@ -512,7 +523,8 @@ def train(preset, train, output, validation=None, config=None, *,
             f"{output} holds a finished run ({final}); nothing to do. "
             "Train again with overwrite=True, or choose another output."
         )
-    info = read_info(train)
+    info = as_info(train)
+    validation = as_info(validation) if validation else None
     keras.utils.set_random_seed(config.seed)
     _initialize_processes(config)
     overrides = {"max_length": config.max_length} if config.max_length else {}
@@ -524,12 +536,12 @@ def train(preset, train, output, validation=None, config=None, *,
     try:
         with _distribution(config):
             classifier = ASTClassifier.from_preset(
-                preset, num_classes=len(info["labels"]),
-                labels=info["labels"], multi_label=bool(info["multi_label"]),
-                **overrides,
+                preset, num_classes=info.num_classes, labels=info.labels,
+                multi_label=info.multi_label,
+                augmenter=_augmenter(preset, config), **overrides,
             )
             with _files_dir(output) as files:
-                _fit(classifier, info, train, output, validation, config,
+                _fit(classifier, info, output, validation, config,
                      callbacks, verbose, files)
                 classifier.save_to_preset(os.path.join(files, PRESET_DIR))
             # Only now that the result is safe: the backup was the run's
@@ -566,25 +578,33 @@ def _files_dir(output):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _fit(classifier, info, train, output, validation, config, callbacks,
-         verbose, files):
-    from keras_ast.data.spec_augment import SpecAugment
+def _augmenter(preset, config):
+    """The recipe's `SpecAugment` for `preset`'s features, or None.
 
-    frames = classifier.backbone.max_length
-    if config.spec_augment:
-        # Masked bins take the value of silence after normalisation, as in
-        # the authors' loader (they masked before normalising); noise and
-        # roll follow the masks, as there.
-        time_mask = config.time_mask
-        classifier.augmenter = SpecAugment.from_converter(
-            classifier.preprocessor,
-            freq_mask_param=config.freq_mask,
-            time_mask_param=(max(1, frames // 10) if time_mask is None
-                             else time_mask),
-            seed=config.seed,
-            noise=config.feature_noise,
-            max_roll=config.time_roll,
-        )
+    Masked bins take the value of silence after normalisation, as in the
+    authors' loader (they masked before normalising); noise and roll
+    follow the masks, as there. The classifier is built with it.
+    """
+    if not config.spec_augment:
+        return None
+    overrides = {"max_length": config.max_length} if config.max_length else {}
+    # The preset's converter: its normalisation, and the input frames.
+    converter = ASTAudioConverter.from_preset(preset, **overrides)
+    time_mask = config.time_mask
+    if time_mask is None:
+        time_mask = max(1, converter.max_length // 10)
+    return SpecAugment.from_converter(
+        converter,
+        freq_mask_param=config.freq_mask,
+        time_mask_param=time_mask,
+        seed=config.seed,
+        noise=config.feature_noise,
+        max_roll=config.time_roll,
+    )
+
+
+def _fit(classifier, info, output, validation, config, callbacks, verbose,
+         files):
     clip_seconds = classifier.preprocessor.num_samples / (
         classifier.preprocessor.sampling_rate)
     one_hot = config.mixup and not classifier.multi_label
@@ -602,20 +622,20 @@ def _fit(classifier, info, train, output, validation, config, callbacks,
             f"epochs={config.epochs}: rerun with the epochs of the "
             "interrupted run, or start afresh with --overwrite "
             "(overwrite=True).")
-    if initial_epoch and verbose and _is_chief():
-        print(f"Resuming {output} after epoch {initial_epoch} of "
-              f"{config.epochs} ({backup}): training goes on from epoch "
-              f"{initial_epoch + 1}.")
+    if initial_epoch and _is_chief():
+        logger.info("Resuming %s after epoch %d of %d (%s): training goes "
+                    "on from epoch %d.", output, initial_epoch,
+                    config.epochs, backup, initial_epoch + 1)
     # A resumed run's stream starts where its finished epochs stopped.
     start_example = initial_epoch * steps_per_epoch * batch_size
-    train_data = _datasets(train, batch_size, True, clip_seconds,
+    train_data = _datasets(info, batch_size, True, clip_seconds,
                            config, one_hot, start_example)
     validation_data = validation_steps = None
     if validation:
         validation_data = _datasets(validation, batch_size, False,
                                     clip_seconds, config, one_hot)
         if config.num_processes > 1:
-            validation_steps = max(1, read_info(validation)["num_examples"]
+            validation_steps = max(1, validation.num_examples
                                    // config.batch_size)
 
     metrics_path = os.path.join(output, METRICS_FILE)
