@@ -569,6 +569,12 @@ def test_a_file_that_does_not_decode_raises_unless_skipped(classifier,
                                         skip_errors=True)
     assert timelines[0] is None and timelines[1].path == good
     assert [path for path, _ in skipped] == [bad]
+    # Arguments are checked before any file is decoded.
+    for call in (classifier.classify, classifier.tag):
+        with pytest.raises(ValueError, match="batch_size must be at least"):
+            call(gone, batch_size=0)
+        with pytest.raises(ValueError, match="top_k must be"):
+            call(gone, top_k=0)
     # One input: one result (or None) and the list, even with no error.
     assert classifier.classify(gone, skip_errors=True) == (
         None, [(gone, "no such file")])

@@ -51,6 +51,16 @@ def check_top_k(top_k):
         )
 
 
+def check_batch_size(batch_size):
+    """Refuses a `batch_size` below 1.
+
+    Raises:
+        ValueError: `batch_size` is below 1.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+
+
 def batch_plan(count, batch_size, fixed_shapes):
     """How `count` slices go through the model: `[(first, rows, shape)]`.
 
@@ -72,8 +82,7 @@ def batch_plan(count, batch_size, fixed_shapes):
     >>> batch_plan(19, 8, fixed_shapes=True)
     [(0, 8, 8), (8, 8, 8), (16, 3, 4)]
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    check_batch_size(batch_size)
     batches = -(-count // batch_size)
     plan, first = [], 0
     for index in range(batches):
@@ -247,6 +256,7 @@ def classify(classifier, inputs, top_k=5, threshold=None, batch_size=32,
             warning (path None for an array).
     """
     check_top_k(top_k)
+    check_batch_size(batch_size)
     converter = converter_of(classifier)
     rate, limit = converter.sampling_rate, converter.num_samples
     items, single = as_items(inputs, rate, sampling_rate)
@@ -317,6 +327,7 @@ def tag(classifier, inputs, window_seconds=None, hop_seconds=None, top_k=3,
             than one).
     """
     check_top_k(top_k)
+    check_batch_size(batch_size)
     converter = converter_of(classifier)
     rate = converter.sampling_rate
     items, single = as_items(inputs, rate, sampling_rate)
