@@ -80,8 +80,8 @@ def built(source, tmp_path_factory):
 def test_beam_shards_equal_the_local_writer(built, fmt):
     local_out, local = built("local", fmt)
     beam_out, beam = built("beam", fmt)
-    assert {key: beam[key] for key in SAME} == {
-        key: local[key] for key in SAME}
+    assert {key: getattr(beam, key) for key in SAME} == {
+        key: getattr(local, key) for key in SAME}
     assert [item.path for item in beam.skipped] == ["cat/corrupt.wav"]
     assert beam.skipped[0].reason.startswith("does not decode")
     assert beam.num_examples == 9 and len(beam.shards) >= 3
