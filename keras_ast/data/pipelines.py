@@ -9,7 +9,7 @@ longer than `num_samples`; evaluation pipelines keep the start. Shorter
 clips are zero-padded at the end. With `mixup_alpha`, batches are mixed
 (`keras_ast.data.mixup`) and targets are soft one-hot (or multi-hot)
 vectors. With several processes (multi-host training) each process reads
-its own part of the data.
+its own part of the data (`process_part`, or the pipelines' `part`).
 
 Integrity: both pipelines check every shard against the sha256 in
 `dataset.json` when a data set is opened (`verify=True`, the default) and

@@ -141,7 +141,7 @@ def write_shard(output, index, clips, record_format):
 
     Args:
         output: the shard directory.
-        index: the shard's number (its file is `index.shard_file(index)`).
+        index: the shard's number (its file is `info.shard_file(index, ...)`).
         clips: an iterable of `(sources.Entry, float32 audio, label ids)`.
         record_format: `"tfrecord"` or `"arrayrecord"`.
 
