@@ -103,6 +103,7 @@ def _matmul_converter(converter):
     """A converter equal to `converter` but for its spectrum, computed as
     a matrix product (it holds no weights: its config is all of it)."""
     config = dict(converter.get_config(), spectrum_method="matmul")
+    config.pop("name", None)
     return type(converter).from_config(config)
 
 
