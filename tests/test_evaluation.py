@@ -294,3 +294,42 @@ def test_confusion_matrix_picture():
     assert [t.get_text() for t in ax.texts] == ["3", "1", "0", "4"]
     with pytest.raises(ValueError, match=r"shape \(3, 3\)"):
         plot.confusion_matrix([[1, 0], [0, 1]], ["a", "b", "c"])
+
+
+def test_evaluate_counts_the_records_the_pipeline_skips(setup, tmp_path):
+    # A record that does not decode (NaN audio), in a shard whose sha256
+    # is updated: the set opens, and the pipeline skips the record.
+    import dataclasses
+    import shutil
+
+    import tensorflow as tf
+
+    from keras_ast.data import records
+    from keras_ast.data.info import read_info
+    from keras_ast.data.info import write_info
+    from keras_ast.utils.files import sha256_file
+
+    root, shards, presets, _ = setup
+    directory = tmp_path / "bad"
+    shutil.copytree(shards["tfrecord"], directory)
+    info = read_info(directory)
+    first = info.shards[0]
+    path = os.path.join(directory, first.file)
+    existing = [r.numpy() for r in tf.data.TFRecordDataset(path)]
+    bad = records.encode_example(np.full(100, np.nan, np.float32), [0], "x")
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in existing + [bad]:
+            writer.write(record)
+    counts = dict(first.class_counts)
+    counts["high"] = counts.get("high", 0) + 1
+    shard = dataclasses.replace(first, num_examples=first.num_examples + 1,
+                                sha256=sha256_file(path),
+                                class_counts=counts)
+    info = write_info(directory, dataclasses.replace(
+        info, shards=(shard,) + info.shards[1:],
+        num_examples=info.num_examples + 1))
+    # Handed the DatasetInfo: the report names its directory.
+    with pytest.warns(UserWarning, match="1 records of .* were skipped"):
+        report = evaluation.evaluate(presets["single"], info, batch_size=5)
+    assert report["num_clips"] == 12 and report["skipped_records"] == 1
+    assert report["data"] == str(directory)
