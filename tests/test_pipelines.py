@@ -209,10 +209,13 @@ def test_grain_workers_load_no_backend_and_leak_nothing(shard_dirs,
             for x, y in batches:
                 pass
             print("batch", type(x).__name__, x.shape)
+            from absl import flags  # outside an absl app, left unparsed
+            print("absl parsed", flags.FLAGS.is_parsed())
         """, shard_dirs["arrayrecord"])
     assert code == 0, output
     assert output.count("worker loads []") == 2, output
     assert "batch ndarray" in output
+    assert "absl parsed False" in output
     # Shared memory blocks still held at the end are reported by
     # multiprocessing's resource tracker, on stderr.
     assert "leaked" not in output, output

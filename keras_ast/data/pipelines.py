@@ -386,28 +386,34 @@ def _repeat_by_weight(dataset, info, seed):
     return dataset.enumerate().flat_map(copies)
 
 
+# The absl flag Grain reads when it starts worker processes.
+_GRAIN_WORKER_FLAG = "grain_enable_multiprocess_worker_profiling"
+
+
 def _let_grain_start_workers():
     """Lets Grain start worker processes outside an absl app.
 
     The one process-wide change the pipelines make, and why it must be:
-    Grain up to 0.2.18 (with JAX's profiler installed) reads one of its
-    absl flags through `FlagHolder.value` when it starts workers, which
-    raises `UnparsedFlagAccessError` unless an absl app parsed the flags
+    Grain up to 0.2.18 (with JAX's profiler installed) reads its absl flag
+    `--grain_enable_multiprocess_worker_profiling` when it starts workers
+    (in its own threads, after `grain_dataset` returns), which raises
+    `UnparsedFlagAccessError` unless an absl app parsed the flags
     (google/grain#1355, fixed after 0.2.18 by google/grain#1362); no
     Grain option avoids the read. So, only with such a Grain, when
-    workers are asked for and nothing parsed the flags, they are marked
-    parsed: no flag's value changes (each keeps its default or what was
-    set), only absl's "parsed" marker; an absl app that parses its argv
-    later still does.
+    workers are asked for and nothing parsed the flags, that one flag is
+    marked present (as Grain marks its flags in its workers): its value
+    stays its default, and every other flag, and whether absl counts the
+    flags as parsed, are left alone.
     """
     from importlib import metadata
 
     from absl import flags
 
     if flags.FLAGS.is_parsed() or _version(metadata.version("grain")) > (
-            0, 2, 18):
+            0, 2, 18) or _GRAIN_WORKER_FLAG not in flags.FLAGS:
         return
-    flags.FLAGS.mark_as_parsed()
+    flag = flags.FLAGS[_GRAIN_WORKER_FLAG]
+    flag.present = max(flag.present, 1)
 
 
 def _version(text):
@@ -583,8 +589,9 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
             They are spawned and run the main script's top level again:
             call this under `if __name__ == "__main__":` (a worker that
             reaches this call exits with a line saying so). Outside an
-            absl app, workers mark absl's flags parsed, values unchanged
-            (Grain reads a flag when it starts them).
+            absl app, Grain 0.2.18 reads one of its absl flags when it
+            starts them: that flag is marked present, its value unchanged
+            (`_let_grain_start_workers`).
         num_epochs: passes over the data (`None` repeats forever). Every
             pass is shuffled anew. Keras restarts a finite dataset at each
             epoch, in the same order: to train several epochs, repeat
