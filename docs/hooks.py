@@ -1,0 +1,1 @@
+"""MkDocs hooks of the keras_ast site (see mkdocs.yml `hooks:`)."""
