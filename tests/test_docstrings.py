@@ -1,0 +1,114 @@
+"""The docstrings of the public API: present, with `Args:`, and their
+`>>>` examples pass.
+
+The public names are `keras_ast`'s, `keras_ast.data`'s and
+`keras_ast.datasets`' `_EXPORTS` and the functions of `keras_ast.plot`
+without a leading underscore. A class's methods count too, except the Keras
+ones a user does not call (`call`, `build`, `get_config`, ...). Examples
+that need a download or a user's file are fenced blocks, which `doctest`
+does not run; the `>>>` ones run here, on the current backend.
+"""
+
+import doctest
+import importlib
+import inspect
+
+import keras
+import numpy as np
+import pytest
+
+import keras_ast
+import keras_ast.data
+import keras_ast.datasets
+import keras_ast.plot
+
+# Methods of the Keras API that the reference does not show.
+KERAS_INTERNALS = {
+    "build",
+    "call",
+    "compile_from_config",
+    "compute_output_shape",
+    "compute_output_spec",
+    "from_config",
+    "get_config",
+}
+
+
+def public_names():
+    """`(qualified name, object)` of every public name."""
+    names = []
+    for package in (keras_ast, keras_ast.data, keras_ast.datasets):
+        for name in sorted(package._EXPORTS):
+            names.append((f"{package.__name__}.{name}",
+                          getattr(package, name)))
+    for name, value in sorted(vars(keras_ast.plot).items()):
+        if (not name.startswith("_") and inspect.isfunction(value)
+                and value.__module__ == keras_ast.plot.__name__):
+            names.append((f"keras_ast.plot.{name}", value))
+    return names
+
+
+def public_methods(cls):
+    """`(name, function)` of the methods a class defines for users."""
+    methods = []
+    for name, value in vars(cls).items():
+        if name.startswith("_") or name in KERAS_INTERNALS:
+            continue
+        if isinstance(value, (classmethod, staticmethod)):
+            value = value.__func__
+        if inspect.isfunction(value):
+            methods.append((name, value))
+    return methods
+
+
+def takes_arguments(function):
+    """Whether a function (or a class's constructor) has named arguments."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return False
+    return any(
+        parameter.name not in ("self", "cls")
+        and parameter.kind not in (parameter.VAR_KEYWORD,
+                                   parameter.VAR_POSITIONAL)
+        for parameter in signature.parameters.values()
+    )
+
+
+PUBLIC = public_names()
+
+
+def test_public_names_have_docstrings_with_args():
+    missing = []
+    for qualname, value in PUBLIC:
+        documented = [(qualname, value)]
+        if inspect.isclass(value):
+            documented += [(f"{qualname}.{name}", method)
+                           for name, method in public_methods(value)]
+        for name, function in documented:
+            doc = inspect.getdoc(function) if function.__doc__ else None
+            if not doc:
+                missing.append(f"{name}: no docstring")
+            elif takes_arguments(function) and "\nArgs:\n" not in doc:
+                missing.append(f"{name}: no Args: section")
+    assert not missing, "\n".join(missing)
+
+
+@pytest.mark.parametrize(
+    "qualname, value", PUBLIC, ids=[qualname for qualname, _ in PUBLIC]
+)
+def test_docstring_examples(qualname, value, tmp_path, monkeypatch):
+    # Examples that write files write them in the working directory.
+    monkeypatch.chdir(tmp_path)
+    module = importlib.import_module(value.__module__)
+    globs = dict(vars(module))
+    globs.update(np=np, keras=keras, keras_ast=keras_ast)
+    finder = doctest.DocTestFinder(recurse=True, exclude_empty=True)
+    tests = finder.find(value, qualname, module=module, globs=globs)
+    tests = [test for test in tests if test.examples]
+    runner = doctest.DocTestRunner(
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    report = []
+    for test in tests:
+        result = runner.run(test, out=report.append)
+        assert result.failed == 0, "".join(report)
