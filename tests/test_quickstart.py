@@ -5,8 +5,8 @@ The script runs as the README's first command runs it (50 epochs, under
 the test's backend); its model must then hear each word as espeak-ng says
 it with no noise (`espeak-ng -w word.wav WORD`: the default voice over
 digital silence), the demo file `down.wav`, and most clips of the voices
-it never heard. Trained on noisy clips only, it had heard every clean word
-as "yes". About two minutes per backend on 2 CPU cores.
+it never heard (a model trained on noisy clips only hears every clean
+word as "yes").
 """
 
 import os
@@ -19,7 +19,9 @@ from conftest import require_speech_synthesis
 
 from keras_ast import ASTClassifier
 
-pytestmark = pytest.mark.slow
+# large: runs the README's first command end to end; slow: it trains
+# 50 epochs.
+pytestmark = [pytest.mark.large, pytest.mark.slow]
 
 
 def test_quickstart_hears_clean_and_noisy_words(tmp_path, capsys):

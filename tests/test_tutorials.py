@@ -1,19 +1,24 @@
-"""The Colab tutorials (`tutorials/*.ipynb`) run top to bottom.
+"""The Colab tutorials: each `tutorials/NN_name.ipynb` is made from its
+percent-format source `tutorials/NN_name.py` and runs top to bottom.
 
-Each notebook is executed with nbclient, the cells a Colab user runs, in a
-fresh folder, under the test process's KERAS_BACKEND, with no network:
-`KERAS_AST_TUTORIAL_PRESET` points the pretrained-model notebooks at a
-small random-weight preset built here, and the Hub is offline. A notebook
-that raises, or runs past its budget, fails. The notebooks must also be
-what `tools/make_notebooks.py` writes: outputs only where they are real.
+The notebook must hold its source's cells plus the Colab badge and install
+cell that `tools/build_notebooks.py` adds, and outputs only where they come
+from a real run. The large tests execute each notebook with nbclient, the
+cells a Colab user runs, in a fresh folder, under the test process's
+KERAS_BACKEND, with no network: `KERAS_AST_TUTORIAL_PRESET` points the
+pretrained-model notebooks at a small random-weight preset built here, and
+the Hub is offline. A notebook that raises, or runs past its budget, fails.
 """
 
+import pathlib
 import re
+import shutil
 import time
 
 import keras
 import nbformat
 import pytest
+from conftest import TUTORIALS
 from conftest import load_tool
 from conftest import require_speech_synthesis
 
@@ -21,7 +26,7 @@ from keras_ast import ASTAudioConverter
 from keras_ast import ASTBackbone
 from keras_ast import ASTClassifier
 
-make_notebooks = load_tool("make_notebooks")
+build_notebooks = load_tool("build_notebooks")
 BACKEND = keras.config.backend()
 # name: (backends it runs on, budget in seconds on a shared 2-core CPU).
 # The fine-tuning notebook runs on every backend; the others on one (their
@@ -33,42 +38,127 @@ RUNS = {
     "04_export_and_serve": (("tensorflow",), 240),
     "05_port_a_checkpoint": (("jax",), 150),
 }
+# Committed with the outputs of a real run (`build_notebooks.py --execute`).
+# The others are committed without outputs: the suite runs them on a
+# random-weight model, and no output may pretend to come from a pretrained
+# one.
+WITH_OUTPUTS = ("03_fine_tune",)
 # The CI run trains fewer epochs than the committed outputs show.
 CI_EPOCHS = "2"
 LABELS = ["Speech", "Music", "Dog", "Vehicle", "Silence", "Beep"]
+NAMES = build_notebooks.names()
 
 
-def test_every_notebook_has_a_run():
-    assert sorted(RUNS) == sorted(make_notebooks.NOTEBOOKS)
+def read(name):
+    return nbformat.read(build_notebooks.path_of(name), as_version=4)
 
 
-@pytest.mark.parametrize("name", sorted(make_notebooks.NOTEBOOKS))
-def test_notebook_is_generated(name):
-    """The file holds the generator's cells: badge first, outputs only
-    where they come from a real run."""
-    notebook = nbformat.read(make_notebooks.path_of(name), as_version=4)
-    expected = make_notebooks.build(name)
-    assert [(c.cell_type, c.source) for c in notebook.cells] == [
-        (c.cell_type, c.source) for c in expected.cells
-    ], f"rerun python tools/make_notebooks.py ({name} is out of date)"
-    first = notebook.cells[0].source
-    assert first.startswith(make_notebooks.colab_badge(name))
-    assert f"/blob/main/tutorials/{name}.ipynb" in first
+def test_every_notebook_has_a_source_and_a_run():
+    notebooks = sorted(path.stem for path in
+                       pathlib.Path(TUTORIALS).glob("*.ipynb"))
+    assert notebooks == NAMES, "a notebook without a source, or the reverse"
+    assert sorted(RUNS) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_matches_its_source(name):
+    """The notebook is its source's cells, after the badge (top of the
+    first cell) and the Colab-only install cell are taken out."""
+    notebook = read(name)
+    source = build_notebooks.source_cells(name)
+    cells = [(cell.cell_type, cell.source) for cell in notebook.cells]
+    badge = build_notebooks.colab_badge(name)
+    assert f"/blob/main/tutorials/{name}.ipynb" in badge
+    assert cells[0][1].startswith(badge + "\n\n"), "no Colab badge"
+    cells[0] = (cells[0][0], cells[0][1][len(badge) + 2:])
+    install = [index for index, (kind, text) in enumerate(cells)
+               if kind == "code" and "google.colab" in text
+               and "!pip install" in text]
+    assert len(install) == 1, "one Colab install cell"
+    assert build_notebooks.repository_url() in cells[install[0]][1]
+    del cells[install[0]]
+    assert cells == [(cell.cell_type, cell.source) for cell in source], (
+        f"rerun python tools/build_notebooks.py ({name} is out of date)")
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert "google.colab" in code[0].source
     assert 'os.environ["KERAS_BACKEND"]' in code[1].source
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_outputs_only_from_a_real_run(name):
+    code = [c for c in read(name).cells if c.cell_type == "code"]
     outputs = [output for cell in code for output in cell.outputs]
-    if name in make_notebooks.WITH_OUTPUTS:
-        assert all(cell.execution_count for cell in code)
-        assert any("image/png" in output.get("data", {})
-                   for output in outputs), "no plot in the outputs"
-        assert not any(output.output_type == "error" for output in outputs)
-        noise = reader_noise("".join(output.get("text", "")
-                                     for output in outputs))
-        assert not noise, f"{name}'s outputs show {noise}"
-    else:
+    if name not in WITH_OUTPUTS:
         assert outputs == []
         assert all(cell.execution_count is None for cell in code)
+        return
+    # One run, top to bottom, that raised nothing.
+    assert [cell.execution_count for cell in code] == list(
+        range(1, len(code) + 1))
+    assert any("image/png" in output.get("data", {})
+               for output in outputs), "no plot in the outputs"
+    assert not any(output.output_type == "error" for output in outputs)
+    noise = reader_noise("".join(output.get("text", "")
+                                 for output in outputs))
+    assert not noise, f"{name}'s outputs show {noise}"
+
+
+def test_shell_lines_come_back_from_comments():
+    """`# !keras-ast ...` in a source is `!keras-ast ...` in the notebook,
+    continuation lines included."""
+    cells = build_notebooks.source_cells("03_fine_tune")
+    shell = [line for cell in cells if cell.cell_type == "code"
+             for line in cell.source.splitlines() if line.startswith("!")]
+    assert "!keras-ast make-shards {AUDIO}/train shards/train " \
+        "--no-progress" in shell
+    cells = build_notebooks.source_cells("05_port_a_checkpoint")
+    convert, = [cell.source for cell in cells
+                if "!keras-ast convert" in cell.source]
+    assert convert.splitlines()[1].startswith("    --labels"), convert
+
+
+@pytest.fixture
+def one_tutorial(tmp_path, monkeypatch):
+    """`tutorials/` holding only 01_classify_sounds, in `tmp_path`."""
+    name = "01_classify_sounds"
+    for suffix in (".py", ".ipynb"):
+        shutil.copy(pathlib.Path(TUTORIALS) / f"{name}{suffix}", tmp_path)
+    monkeypatch.setattr(build_notebooks, "TUTORIALS", str(tmp_path))
+    return name, tmp_path / f"{name}.py"
+
+
+def test_check_names_a_stale_notebook(one_tutorial, capsys):
+    name, source = one_tutorial
+    assert build_notebooks.main(["--check"]) == 0
+    source.write_text(source.read_text() + "\n# %%\nprint(1)\n")
+    assert build_notebooks.main(["--check"]) == 1
+    assert f"{name}.ipynb does not match" in capsys.readouterr().err
+    assert build_notebooks.main([]) == 0
+    assert build_notebooks.main(["--check"]) == 0
+    assert read(name).cells[-1].source == "print(1)"
+
+
+def test_rebuilding_keeps_outputs_while_the_code_is_unchanged(
+        one_tutorial):
+    name, source = one_tutorial
+    notebook = read(name)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    for count, cell in enumerate(code, 1):
+        cell.execution_count = count
+        cell.outputs = [nbformat.v4.new_output("stream", text=f"{count}\n")]
+    nbformat.write(notebook, build_notebooks.path_of(name))
+    text = source.read_text()
+    first_markdown = "# %% [markdown]\n"
+    source.write_text(text.replace(
+        first_markdown, first_markdown + "# A new line of text.\n#\n", 1))
+    assert build_notebooks.write(name) == "written"
+    kept = [cell for cell in read(name).cells if cell.cell_type == "code"]
+    assert [cell.outputs[0].text for cell in kept] == [
+        f"{count}\n" for count in range(1, len(code) + 1)]
+    source.write_text(source.read_text() + "\n# %%\nprint(1)\n")
+    assert build_notebooks.write(name) == "outputs dropped"
+    assert not any(cell.outputs for cell in read(name).cells
+                   if cell.cell_type == "code")
 
 
 # What a reader of a notebook's outputs should never see: the C++ log
@@ -118,6 +208,7 @@ def random_preset(tmp_path_factory):
     return directory
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_notebook_runs(name, random_preset, tmp_path, monkeypatch):
     backends, budget = RUNS[name]
@@ -128,9 +219,9 @@ def test_notebook_runs(name, random_preset, tmp_path, monkeypatch):
     for variable in ("HF_TOKEN", "KERAS_AST_TUTORIAL_HUB_REPO",
                      "KERAS_AST_TUTORIAL_PTH"):
         monkeypatch.delenv(variable, raising=False)
-    notebook = nbformat.read(make_notebooks.path_of(name), as_version=4)
+    notebook = read(name)
     start = time.monotonic()
-    make_notebooks.execute(notebook, str(tmp_path), timeout=budget, env={
+    build_notebooks.execute(notebook, str(tmp_path), timeout=budget, env={
         "KERAS_BACKEND": BACKEND,
         "KERAS_AST_TUTORIAL_PRESET": random_preset,
         "KERAS_AST_TUTORIAL_EPOCHS": CI_EPOCHS,
