@@ -39,10 +39,14 @@ def render(results, method=False):
     machine = results.get("machine", {})
     versions = ", ".join(f"{k} {v}" for k, v in
                          machine.get("versions", {}).items())
+    cpu = machine.get("cpu")
+    if cpu and machine.get("cores"):
+        cpu += (f", {machine['cores']} cores ({machine['usable_cores']} "
+                f"usable), {machine['memory']} memory")
     facts = [("Date", results.get("date")), ("Commit", results.get("commit")),
              ("Command", results.get("command") and
               f"`{results['command']}`"),
-             ("CPU", machine.get("cpu")), ("GPU", machine.get("gpu")),
+             ("CPU", cpu), ("GPU", machine.get("gpu")),
              ("Python", machine.get("python")), ("OS", machine.get("os")),
              ("Versions", versions),
              ("Load average at start", machine.get("load_start")),

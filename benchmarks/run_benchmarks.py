@@ -13,18 +13,20 @@ One run measures, on this machine:
    GPU, bfloat16, batch 64.
 
 Every implementation runs in its own subprocess (the Keras backend is fixed
-per process); the parent collects their JSON results and writes the figures
-and the ratios keras_ast / reference as Markdown: `benchmarks/README.md` for a
-full run, `benchmarks/results-quick.md` for `--quick`.
+per process); the parent collects their JSON results and writes one results
+file (JSON: the machine, the tables, the ratios keras_ast / reference, the
+raw measurements) to `--output`, by default
+`benchmarks/results/<date>-run.json` (a temporary file with `--quick`).
+`python benchmarks/render.py FILE` prints it as Markdown.
 
     python benchmarks/run_benchmarks.py            # full run (slow on CPU)
     python benchmarks/run_benchmarks.py --quick    # smoke test, tiny sizes
     python benchmarks/run_benchmarks.py --help     # every flag
 
 This file is the entry point: the command line, one child process per
-implementation and backend (`--child`), and the writing of the Markdown.
-The measurements are in reference.py and ours.py, the backend table in
-backends.py, the Markdown in report.py.
+implementation and backend (`--child`), and the results file. The
+measurements are in reference.py and ours.py, the backend table in
+backends.py, the tables in report.py.
 """
 
 import argparse
@@ -48,13 +50,11 @@ from backends import TORCH_COMPILE  # noqa: E402
 from machine import gpu_visible, load_average, machine_info  # noqa: E402
 from machine import warn_if_busy  # noqa: E402
 from measure import PROGRESS, Recorder, log  # noqa: E402
-from report import PLACEHOLDER_MARK, placeholder_results  # noqa: E402
-from report import render_intro, render_machine, render_results  # noqa: E402
+from report import results_file  # noqa: E402
 from workload import FULL, OVERRIDABLE, QUICK  # noqa: E402
 
 REPO = HERE.parent
-README = HERE / "README.md"
-QUICK_OUTPUT = HERE / "results-quick.md"
+RESULTS = HERE / "results"
 
 BACKENDS = ("jax", "tensorflow", "torch")
 SECTIONS = ("features", "e2e", "paired", "paired_bf16", "memory", "gpu")
@@ -71,8 +71,8 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes for a smoke test; writes "
-                        "benchmarks/results-quick.md")
+                        help="tiny sizes for a smoke test; writes a "
+                        "temporary file unless --output")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"),
                         default="auto",
                         help="auto: add the GPU section when nvidia-smi "
@@ -99,8 +99,8 @@ def parse_args(argv=None):
     parser.add_argument("--timeout", type=int, default=3600,
                         help="seconds allowed to each subprocess")
     parser.add_argument("--output", type=Path,
-                        help="Markdown output (default README.md, or "
-                        "results-quick.md with --quick)")
+                        help="the results file (JSON; default "
+                        "benchmarks/results/<date>-run.json)")
     parser.add_argument("--verbose", action="store_true",
                         help="show the subprocesses' whole output")
     # Internal: a child process.
@@ -307,47 +307,24 @@ def run_all(roles, sections, settings, args):
 
 
 # --------------------------------------------------------------------------
-# The Markdown.
+# The results file.
 # --------------------------------------------------------------------------
 
 
-def write_text(path, text, what=""):
+def default_output(quick, date):
+    """benchmarks/results/<date>-run.json; a temporary file for --quick."""
+    if quick:
+        return Path(tempfile.gettempdir()) / "ast-bench-quick.json"
+    stamp = date.replace(" UTC", "").replace(" ", "-").replace(":", "")
+    return RESULTS / f"{stamp}-run.json"
+
+
+def write_results(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as f:
-        f.write(text)
-    log(f"wrote {path}{what}")
-
-
-def other_sections(path, text):
-    """The `## ` sections of `path` that `text` does not hold.
-
-    Sections written by the other entry points (input_pipeline.py,
-    tagging.py) or by hand are kept, after this run's own.
-    """
-    if not path.exists():
-        return ""
-    own = {line for line in text.splitlines() if line.startswith("## ")}
-    kept, keep = [], False
-    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
-        if line.startswith("## "):
-            keep = (line.rstrip("\n") not in own
-                    and not line.startswith("## Results"))
-        if keep:
-            kept.append(line)
-    return "".join(kept)
-
-
-def write_placeholder_readme(machine):
-    """Before any full run, the README still describes the method."""
-    if README.exists() and PLACEHOLDER_MARK not in README.read_text(
-            encoding="utf-8"):
-        return
-    write_text(README, "\n".join([
-        render_intro(dict(FULL)),
-        render_machine(machine, {}, note=(
-            "The machine this file was written on (no full run "
-            "yet); the full run rewrites this section.")),
-        placeholder_results(),
-    ]), " (method, results not yet measured)")
+        json.dump(data, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    log(f"wrote {path}")
 
 
 def main(argv=None):
@@ -372,22 +349,39 @@ def main(argv=None):
     children = run_all(["reference"] + backends, sections, settings, args)
     elapsed = time.perf_counter() - started
 
-    results = render_results(settings, children, backends, sections,
-                             gpu_name, mode)
-    output = args.output or (QUICK_OUTPUT if args.quick else README)
-    text = "\n".join([
-        render_intro(settings),
-        render_machine(machine, children),
-        results,
-        f"Whole run: {elapsed / 60:.1f} min; load average at the end: "
-        f"{load_average()}.",
-        "",
-    ])
-    others = other_sections(output, text)
-    write_text(output, text + ("\n" + others if others else ""))
-    if args.quick and args.output is None:
-        write_placeholder_readme(machine)
-    print(results)
+    machine["load_end"] = load_average()
+    machine["load_start"] = machine.pop("load")
+    threads = children.get("reference", {}).get("info", {}).get(
+        "torch_threads")
+    if threads:
+        machine["torch_threads"] = threads
+    tables = results_file(settings, children, backends, sections, gpu_name)
+    data = {
+        "title": f"keras_ast against transformers' AST ({mode})",
+        "script": "benchmarks/run_benchmarks.py",
+        "command": " ".join(["python benchmarks/run_benchmarks.py"]
+                            + list(sys.argv[1:] if argv is None else argv)),
+        "date": machine.pop("date"), "commit": machine.pop("commit"),
+        "machine": machine, "backends": backends,
+        "method": [
+            f"Batch {settings['batch_size']} of {settings['clip_seconds']:g}"
+            f" s clips (GPU: {settings['gpu_batch_size']}); warm-up + timed "
+            f"calls: features {settings['fe_warmup']} + "
+            f"{settings['fe_iters']}, end to end {settings['e2e_warmup']} "
+            f"+ {settings['e2e_iters']}, GPU {settings['gpu_warmup']} + "
+            f"{settings['gpu_iters']}. Ratios: keras_ast clips/s ÷ "
+            f"reference clips/s from this run; the method is in "
+            f"benchmarks/README.md."],
+        "wall_min": round(elapsed / 60, 1),
+        "tables": tables["tables"], "notes": tables["notes"],
+        "summary": tables["summary"], "settings": settings,
+        "raw": children,
+    }
+    output = args.output or default_output(args.quick, data["date"])
+    write_results(output, data)
+    from render import render
+
+    print(render(data))
     return 0
 
 
