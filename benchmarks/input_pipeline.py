@@ -14,12 +14,12 @@ length, shuffled):
 3. `keras_ast.data.pipelines.grain_dataset` over the ArrayRecord shards,
    with `num_workers=0` and `num_workers=2`.
 
-The figures and their ratio to the Python loop are printed as Markdown and
-written to the "## Input pipeline" section of `benchmarks/README.md` (the
-section is replaced when it exists; the rest of the file is kept).
+The figures and their ratio to the Python loop go to a results file (JSON,
+`--output`; by default `benchmarks/results/<date>-input-pipeline.json`, a
+temporary file with `--quick`) and are printed as Markdown (render.py).
 
     python benchmarks/input_pipeline.py                      # 400 files
-    python benchmarks/input_pipeline.py --quick --no-write   # smoke test
+    python benchmarks/input_pipeline.py --quick              # smoke test
     python benchmarks/input_pipeline.py --help               # every flag
 """
 
@@ -38,11 +38,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the shared modules beside this file
 from machine import load_average, machine_info, warn_if_busy  # noqa: E402
-from measure import error_text, fmt_rate, fmt_times, logger  # noqa: E402
-from measure import replace_section  # noqa: E402
+from measure import error_text, logger, results_path  # noqa: E402
+from measure import write_results  # noqa: E402
+from render import render  # noqa: E402
 
-README = HERE / "README.md"
-SECTION = "## Input pipeline"
 SAMPLING_RATE = 16000
 NUM_CLASSES = 4
 PROGRESS = "[input-pipeline]"
@@ -201,170 +200,86 @@ def check(batch, batch_size, num_samples):
 
 
 # --------------------------------------------------------------------------
-# Markdown.
+# The results file.
 # --------------------------------------------------------------------------
 
 
-METHOD = """\
-`benchmarks/input_pipeline.py` measures how many clips per second each way
-of reading a labelled audio collection delivers to a training loop, on the
-CPU alone (no model runs). Every reader yields shuffled `(waveforms,
-labels)` batches as numpy arrays (float32 `(batch, samples)` at 16 kHz,
-int32 labels), each clip cropped at a random start or zero-padded to the
-clip length, full batches only (`training=True`).
-
-- **Source**: N FLAC files (16-bit, mono, 16 kHz) of Gaussian noise × 0.1,
-  in {classes} class folders, written to a temporary directory by the
-  script. Noise is nearly incompressible, so the files are about as large
-  as FLAC files get (see "Source" below); FLAC decoding speed hardly
-  depends on the content.
-- **Shard writing**: `make_shards(source, output, format=...,
-  shard_size_mb=...)` with its default `num_workers` (all cores), once per
-  format: it decodes every file (soundfile) and writes float32 audio, the
-  sha256 of each shard and `dataset.json`. The figure is clips over the
-  whole call. ArrayRecord shards are zstd-compressed (level 3, the
-  `array_record` writer's default); TFRecord shards are not compressed.
-- **Python loop**: for each file in a shuffled order,
-  `keras_ast.load_audio(path)` (soundfile), `fit_length` (random
-  crop or pad), `np.stack` of each batch; one process, one thread, no
-  prefetching.
-- **tf.data**: `tf_dataset(shards, batch_size, training=True,
-  clip_seconds=..., repeat=True)` over the TFRecord shards (interleaved
-  reads, parallel parse, shuffle buffer 1024, stateless random crop,
-  prefetch), `.numpy()` of each batch.
-- **Grain**: `grain_dataset(shards, batch_size, training=True,
-  clip_seconds=..., num_workers=0 or 2, num_epochs=None)` over the
-  ArrayRecord shards (global shuffle; reading, decompressing, decoding and
-  cropping in the main process or in 2 worker processes with
-  `mp_prefetch`). With workers, the script first marks Abseil's flags as
-  parsed: grain 0.2.18 otherwise fails in a program that does not run
-  under `absl.app` (google/grain#1355).
-
-Each reader is an endless (repeating) stream. The first batch, one from
-each worker process for Grain with workers (they take turns), is a
-warm-up: its time, which includes start-up (building the tf.data graph and
-filling its shuffle buffer, which holds the whole source when it has fewer
-than 1024 clips; starting Grain's worker processes, which import only
-keras_ast's data modules, not Keras or a backend), is shown apart. Then one epoch's worth of batches
-(`N // batch` batches) is timed, each batch materialised as numpy arrays;
-the figure is the clips of those batches over their time, and the time of
-each batch is listed. "Last half" is the same figure over the later half
-of the timed batches only: where it is much higher, start-up was still
-going on during the timed epoch. Reading a repeating stream counts the refill of
-tf.data's shuffle buffer at the epoch boundary. The source and
-the shards were just written, so they are read from the page cache: these
-are decoding and pipeline costs, not disk speed. The machine is shared with
-other work (see the load averages), so expect run-to-run differences of
-tens of per cent.
-
-```
-. .venv/bin/activate
-python benchmarks/input_pipeline.py                      # rewrites this section
-python benchmarks/input_pipeline.py --quick --no-write   # smoke test, prints only
-```
-
-| flag | effect |
-|---|---|
-| `--num-files N` | source files (400) |
-| `--file-seconds S` | length of each source file (10 s) |
-| `--clip-seconds S` | clip length of the batches (10 s) |
-| `--batch-size N` | clips per batch (32) |
-| `--shard-size-mb M` | `shard_size_mb` of `make_shards` (64) |
-| `--quick` | 40 files of 2 s, clips of 2 s, batch 8: checks the plumbing |
-| `--no-write` | print the Markdown only; leave this file alone |
-| `--keep DIR` | keep the source and shards in DIR (default: a temporary directory, deleted) |
-
-`run_benchmarks.py`'s full run rewrites this whole file, this section
-included: run `input_pipeline.py` again after it.
-"""
+METHOD = [
+    "Each reader yields shuffled `(waveforms, labels)` training batches as "
+    "numpy arrays (float32 at 16 kHz, int32 labels), each clip cropped at a "
+    "random start or zero-padded, full batches only. Source: FLAC files of "
+    "Gaussian noise × 0.1 in {classes} class folders (read from the page "
+    "cache). The first batch (one per Grain worker) is a warm-up, shown "
+    "apart; then one epoch (files // batch batches) is timed. The method "
+    "is in benchmarks/README.md.",
+]
 
 
-def render(settings, machine, source, shards, entries, command, elapsed,
-           load_end):
-    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
-    n = settings["num_files"]
-    batch = settings["batch_size"]
-    lines = [SECTION, "", METHOD.format(classes=NUM_CLASSES)]
-    lines += [
-        "### Machine (input pipeline run)",
-        "",
-        f"- Date: {machine['date']}; commit {machine['commit'] or '?'}",
-        f"- CPU: {machine['cpu']}, {machine['cores']} cores "
-        f"({machine['usable_cores']} usable), {machine['memory']} memory",
-        f"- Python {machine['python']} on {machine['os']}",
-        f"- {versions}",
-        f"- Load average at start: {machine['load']}; at the end: "
-        f"{load_end}",
-        "",
-        f"### Results ({settings['mode']})",
-        "",
-        f"Command: `{command}`",
-        "",
-    ]
-    if settings["quick"]:
-        lines += ["**Smoke test only**: tiny sizes; the figures show that "
-                  "the script works, not how fast anything is.", ""]
+def _sig(value):
+    value = float(f"{value:.3g}")
+    return round(value) if value >= 100 else value
+
+
+def results(settings, machine, source, shards, entries, command, elapsed,
+            load_end):
+    """The run as a results file (see render.py)."""
+    n, batch = settings["num_files"], settings["batch_size"]
     raw = n * int(round(settings["file_seconds"] * SAMPLING_RATE)) * 4
-    lines += [
+    notes = [
         f"Source: {n} FLAC files of {settings['file_seconds']:g} s, "
         f"{source['bytes'] / 1e6:.1f} MB ({2 * source['bytes'] / raw:.0%} "
-        f"of 16-bit PCM; the float32 audio is {raw / 1e6:.1f} MB), written in "
-        f"{source['seconds']:.1f} s. Batches of {batch} clips of "
+        f"of 16-bit PCM; the float32 audio is {raw / 1e6:.1f} MB), written "
+        f"in {source['seconds']:.1f} s. Batches of {batch} clips of "
         f"{settings['clip_seconds']:g} s; timed: {n // batch} batches "
         f"({(n // batch) * batch} clips) after the warm-up.",
-        "",
-        "Shard writing (`make_shards`, decode + write, "
+        f"Shard writing: `make_shards`, decode + write, "
         f"{settings['workers']} worker processes; a first, untimed call on "
-        f"2 files took {source['warmup_s']:.1f} s, mostly starting the "
-        "forkserver and its worker processes; the size is the "
-        "shard directory on disk):",
-        "",
-        "| format | shards | size (MB) | time (s) | clips/s |",
-        "|---|---:|---:|---:|---:|",
+        f"2 files took {source['warmup_s']:.1f} s.",
     ]
-    for shard in shards:
-        if "error" in shard:
-            lines.append(f"| {shard['format']} | failed: "
-                         f"{shard['error']} | | | |")
-            continue
-        lines.append(
-            f"| {shard['format']} | {shard['shards']} | "
-            f"{shard['bytes'] / 1e6:.1f} | {shard['seconds']:.1f} | "
-            f"{fmt_rate(shard['clips_per_s'])} |")
-    lines += [
-        "",
-        "Reading (training batches as numpy arrays):",
-        "",
-        "| reader | how | clips/s | ratio vs Python loop | clips/s, last "
-        "half | warm-up (s) | timed (s) | timed batches (s) |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
-    ]
+    if settings["quick"]:
+        notes.insert(0, "Smoke test only: tiny sizes; the figures show that "
+                     "the script works, not how fast anything is.")
+    shard_rows = [
+        [s["format"], "failed: " + s["error"]] if "error" in s else
+        [s["format"], s["shards"], round(s["bytes"] / 1e6, 1),
+         round(s["seconds"], 1), _sig(s["clips_per_s"])]
+        for s in shards]
     base = entries[0].get("clips_per_s")
-    for entry in entries:
-        if "error" in entry:
-            why = entry["error"].replace("|", "\\|")[:300]
-            lines.append(f"| {entry['name']} | {entry['how']} | failed: "
-                         f"{why} | | | | | |")
+    read_rows = []
+    for e in entries:
+        if "error" in e:
+            read_rows.append([e["name"], e["how"], "failed: " + e["error"]])
             continue
-        rate = entry["clips_per_s"]
-        ratio = f"{rate / base:.2f}" if base else "—"
-        lines.append(
-            f"| {entry['name']} | {entry['how']} | {fmt_rate(rate)} | "
-            f"{ratio} | "
-            + (fmt_rate(entry["last_half_clips_per_s"])
-               if "last_half_clips_per_s" in entry else "—")
-            + f" | {entry['first_s']:.2f}"
-            + (f" ({entry['warmup']} batches)" if entry["warmup"] > 1
-               else "")
-            + f" | {entry['seconds']:.2f} | "
-            + fmt_times(entry["times_s"]) + " |")
-    lines += ["", f"Whole run: {elapsed / 60:.1f} min.", ""]
-    return "\n".join(lines)
-
-
-def write_section(text, path=README):
-    """Replaces the `## Input pipeline` section of `path`, or appends it."""
-    replace_section(path, SECTION, text)
+        read_rows.append([
+            e["name"], e["how"], _sig(e["clips_per_s"]),
+            round(e["clips_per_s"] / base, 2) if base else None,
+            _sig(e["last_half_clips_per_s"])
+            if "last_half_clips_per_s" in e else None,
+            round(e["first_s"], 2), e["warmup"], round(e["seconds"], 2),
+            [round(t, 3) for t in e["times_s"]]])
+    machine = dict(machine, load_start=machine["load"], load_end=load_end)
+    return {
+        "title": f"Input pipeline: clips per second delivered to a "
+                 f"training loop ({settings['mode']})",
+        "script": "benchmarks/input_pipeline.py", "command": command,
+        "date": machine.pop("date"), "commit": machine.pop("commit"),
+        "machine": {k: v for k, v in machine.items() if k != "load"},
+        "backends": ["tensorflow (tf.data)", "grain"],
+        "method": [m.format(classes=NUM_CLASSES) for m in METHOD],
+        "wall_min": round(elapsed / 60, 1),
+        "tables": [
+            {"title": "Shard writing", "after_note": len(notes),
+             "columns": ["format", "shards", "size (MB)", "time (s)",
+                         "clips/s"], "rows": shard_rows},
+            {"title": "Reading (training batches as numpy arrays)",
+             "after_note": len(notes),
+             "columns": ["reader", "how", "clips/s", "ratio vs Python loop",
+                         "clips/s, last half", "warm-up (s)",
+                         "warm-up batches", "timed (s)",
+                         "timed batches (s)"], "rows": read_rows},
+        ],
+        "notes": notes, "settings": settings,
+    }
 
 
 # --------------------------------------------------------------------------
@@ -390,9 +305,9 @@ def parse_args(argv=None):
                         help="shard_size_mb of make_shards (64)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes, to check the plumbing")
-    parser.add_argument("--no-write", action="store_true",
-                        help="print the Markdown only; do not touch "
-                        "benchmarks/README.md")
+    parser.add_argument("--output", type=Path,
+                        help="the results file (JSON; default "
+                        "benchmarks/results/<date>-input-pipeline.json)")
     parser.add_argument("--keep", type=Path,
                         help="keep the source and shards in this (new or "
                         "empty) directory")
@@ -537,12 +452,11 @@ def main(argv=None):
             log(f"kept the source and shards in {work}")
 
     elapsed = time.perf_counter() - started
-    text = render(settings, machine, source, shards, entries, command,
-                  elapsed, load_average())
-    print(text)
-    if not args.no_write:
-        write_section(text)
-        log(f"wrote the \"{SECTION[3:]}\" section of {README}")
+    data = results(settings, machine, source, shards, entries, command,
+                   elapsed, load_average())
+    write_results(args.output or results_path(
+        "input-pipeline", data["date"], args.quick), data, log)
+    print(render(data))
     return 0 if all("error" not in e for e in entries) else 1
 
 

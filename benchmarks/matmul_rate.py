@@ -8,9 +8,9 @@ weights) in float32 at batch 1 and 4, and in bfloat16 under
 `torch.autocast`. The model's rate is its arithmetic (`workload.py`: 261
 GFLOP a clip) over its time. If the reference runs at the product rate, no
 float32 implementation on the same CPU can be much faster; the only exact
-saving left is work not done (keras_ast's last layer computes 2 tokens, not 1214:
-about 7% of the model). Prints a Markdown table for README.md ("Where the
-time goes"). Needs torch and transformers.
+saving left is work not done (keras_ast's last layer computes 2 tokens, not
+1214). Prints a Markdown table (its figures are kept in
+`benchmarks/results/`). Needs torch and transformers.
 
     python benchmarks/matmul_rate.py
 """
@@ -53,7 +53,8 @@ def main():
                      timed(forward, iters=3),
                      batch * model_flops_per_clip(FULL)))
     print(f"{platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}")
+          f"{torch.get_num_threads()} torch threads, "
+          f"torch {torch.__version__}")
     print()
     print("| what | ms per call | GFLOP/s |")
     print("|---|---:|---:|")

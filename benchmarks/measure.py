@@ -1,15 +1,17 @@
 """Timing and recording of measurements, and how their figures are printed.
 
 Shared by run_benchmarks.py and tagging.py (whose child processes record
-through `Recorder`) and input_pipeline.py, which like tagging.py writes its
-own section of the README (`replace_section`); stdlib and `keras_ast.utils.files`
-only.
+through `Recorder`) and input_pipeline.py; each writes its results file
+with `write_results`. Stdlib and `keras_ast.utils.files` only.
 """
 
+import json
 import statistics
 import sys
+import tempfile
 import time
 import traceback
+from pathlib import Path
 
 from keras_ast.utils.files import atomic_write
 from keras_ast.utils.files import write_json
@@ -185,29 +187,19 @@ class Recorder:
                                   "skipped": reason})
 
 
-def replace_section(path, heading, text):
-    """Replaces the section `heading` (`## ...`) of a Markdown file.
+def results_path(name, date, quick=False):
+    """`benchmarks/results/<date>-<name>.json`; a temporary file if quick."""
+    if quick:
+        return Path(tempfile.gettempdir()) / f"ast-bench-{name}-quick.json"
+    stamp = date.replace(" UTC", "").replace(" ", "-").replace(":", "")
+    return Path(__file__).resolve().parent / "results" / f"{stamp}-{name}.json"
 
-    The section runs to the next `## ` heading; it is appended when the
-    file has none. The rest of the file is kept; the file is rewritten
-    atomically.
-    """
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines)
-                  if line.rstrip("\n") == heading), None)
-    if start is None:
-        head, tail = old, ""
-        if head and not head.endswith("\n"):
-            head += "\n"
-        if head and not head.endswith("\n\n"):
-            head += "\n"
-    else:
-        end = next((i for i in range(start + 1, len(lines))
-                    if lines[i].startswith("## ")), len(lines))
-        head = "".join(lines[:start])
-        tail = "".join(lines[end:])
-        if tail:
-            text = text.rstrip("\n") + "\n\n"
+
+def write_results(path, data, log):
+    """Writes a results file (JSON, see render.py) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as f:
-        f.write(head + text + tail)
+        json.dump(data, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    log(f"wrote {path}")

@@ -13,7 +13,7 @@ Each Keras backend runs in its own process, the parts compiled as
 `predict` runs them on a CPU-only machine (`jax.jit`, a `tf.function`
 graph without XLA, eager PyTorch under `no_grad`), beside `transformers`'
 `ASTLayer` (sdpa) and plain `torch.matmul` on the same shapes. Prints a
-Markdown table; the finding is written up in README.md ("Where the time
+Markdown table; the findings are in
 goes").
 
     python benchmarks/profile_layer.py
@@ -172,9 +172,10 @@ def main():
                      if part == "the rest" else r.get(part))
             cells.append("—" if value is None else f"{value * 1000:.0f}")
         print(f"| {part} | " + " | ".join(cells) + " |")
+    kinds = {role: "fused" if results[role]["fused"] else "products"
+             for role in roles}
     print("\nThe layer's attention: "
-          + ", ".join(f"{role} {'fused' if results[role]['fused'] else 'products'}"
-                      for role in roles) + ".")
+          + ", ".join(f"{role} {kinds[role]}" for role in roles) + ".")
 
 
 if __name__ == "__main__":

@@ -42,19 +42,17 @@ import threading
 import time
 from pathlib import Path
 
-from keras_ast.utils.files import atomic_write
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the modules beside this file
 from backends import TORCH_COMPILE  # noqa: E402
 from machine import gpu_visible, load_average, machine_info  # noqa: E402
 from machine import warn_if_busy  # noqa: E402
-from measure import PROGRESS, Recorder, log  # noqa: E402
+from measure import PROGRESS, Recorder, log, results_path  # noqa: E402
+from measure import write_results  # noqa: E402
 from report import results_file  # noqa: E402
 from workload import FULL, OVERRIDABLE, QUICK  # noqa: E402
 
 REPO = HERE.parent
-RESULTS = HERE / "results"
 
 BACKENDS = ("jax", "tensorflow", "torch")
 SECTIONS = ("features", "e2e", "paired", "paired_bf16", "memory", "gpu")
@@ -311,22 +309,6 @@ def run_all(roles, sections, settings, args):
 # --------------------------------------------------------------------------
 
 
-def default_output(quick, date):
-    """benchmarks/results/<date>-run.json; a temporary file for --quick."""
-    if quick:
-        return Path(tempfile.gettempdir()) / "ast-bench-quick.json"
-    stamp = date.replace(" UTC", "").replace(" ", "-").replace(":", "")
-    return RESULTS / f"{stamp}-run.json"
-
-
-def write_results(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as f:
-        json.dump(data, f, ensure_ascii=False, indent=1)
-        f.write("\n")
-    log(f"wrote {path}")
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.child:
@@ -377,8 +359,8 @@ def main(argv=None):
         "summary": tables["summary"], "settings": settings,
         "raw": children,
     }
-    output = args.output or default_output(args.quick, data["date"])
-    write_results(output, data)
+    write_results(args.output or results_path("run", data["date"],
+                                              args.quick), data, log)
     from render import render
 
     print(render(data))

@@ -19,9 +19,9 @@ run_benchmarks.py); each timed call follows an untimed warm-up on one
 window's audio with the same shapes, so compiling is not timed. The figure
 is audio seconds tagged per second of wall time, and the ratio keras_ast /
 reference. The per-window scores of keras_ast (hop = window) are compared
-with the reference's. The Markdown goes to the "## Tagging a long
-recording" section of `benchmarks/README.md` (full run) or is printed
-(`--quick`).
+with the reference's. The results go to a results file (JSON, `--output`;
+by default `benchmarks/results/<date>-tagging.json`, a temporary file with
+`--quick`) and are printed as Markdown (render.py).
 
     python benchmarks/tagging.py              # full run (slow on CPU)
     python benchmarks/tagging.py --quick      # smoke test: 1 min, tiny model
@@ -42,13 +42,13 @@ from keras_ast.utils.files import write_json
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the modules beside this file
 from machine import load_average, machine_info, warn_if_busy  # noqa: E402
-from measure import Recorder, fmt_rate, log, replace_section  # noqa: E402
+from measure import Recorder, fmt_rate, log, results_path  # noqa: E402
+from measure import write_results  # noqa: E402
+from render import render  # noqa: E402
 from run_benchmarks import BACKENDS, comma_list, run_child  # noqa: E402
 from workload import FULL, QUICK, SAMPLING_RATE  # noqa: E402
 from workload import make_recording, model_flops_per_clip  # noqa: E402
 
-README = HERE / "README.md"
-SECTION = "## Tagging a long recording"
 SCRIPT = Path(__file__).resolve()
 TARGET = 1.2  # keras_ast / reference, hop = window, best backend
 AGREEMENT = 1e-3  # the largest score difference that counts as agreeing
@@ -73,8 +73,8 @@ def parse_args(argv=None):
     )
     parser.add_argument("--quick", action="store_true",
                         help="1 min recording and a tiny model (128 frames, "
-                        "2 layers of width 64): checks the plumbing; prints "
-                        "the Markdown, writes nothing unless --output")
+                        "2 layers of width 64): checks the plumbing; writes "
+                        "a temporary file unless --output")
     parser.add_argument("--minutes", type=float,
                         help="length of the recording (10; 1 with --quick)")
     parser.add_argument("--backends", default=",".join(BACKENDS),
@@ -94,11 +94,8 @@ def parse_args(argv=None):
     parser.add_argument("--timeout", type=int, default=3600,
                         help="seconds allowed to each subprocess")
     parser.add_argument("--output", type=Path,
-                        help="write the section into this Markdown file "
-                        "instead (default: benchmarks/README.md; nothing "
-                        "with --quick)")
-    parser.add_argument("--no-write", action="store_true",
-                        help="print the Markdown only")
+                        help="the results file (JSON; default "
+                        "benchmarks/results/<date>-tagging.json)")
     parser.add_argument("--verbose", action="store_true",
                         help="show the subprocesses' whole output")
     # Internal: a child process (the arguments run_benchmarks.run_child
@@ -180,98 +177,18 @@ def run_all(backends, settings, args):
 
 
 # --------------------------------------------------------------------------
-# Markdown.
+# The results file.
 # --------------------------------------------------------------------------
 
 
-METHOD = """\
-`benchmarks/tagging.py` measures how fast a long recording is tagged on the
-CPU: keras_ast's `ASTClassifier.tag` on each Keras backend against what a
-user of Hugging Face `transformers` writes. The figure is **audio seconds
-per second** (recording length ÷ wall time of the whole call); the ratio
-keras_ast / reference compares figures from the same run.
-
-- **Recording**: synthetic, made once by `workload.make_recording` and
-  given to every side (a `.npy` file): scenes of 3–20 s, cross-faded —
-  espeak-ng sentences in several voices over faint room noise (when
-  espeak-ng and sox are installed), white/pink/red noise whose loudness
-  drifts between -45 and -18 dBFS, gliding harmonic notes, near silence —
-  over a -65 dBFS noise floor; float32, 16 kHz, mono.
-- **Model**: the AudioSet geometry of `ASTConfig()` (hidden 768, 12 layers,
-  12 heads, 1024 frames, strides 10/10, 527 classes), random weights:
-  `ASTForAudioClassification` (sdpa) built after `torch.manual_seed(0)`,
-  saved with `save_pretrained` (with its `ASTFeatureExtractor`) to a
-  temporary folder, and loaded into keras_ast with
-  `ASTClassifier.from_preset(folder)`. No download.
-- **Reference**: a Python loop over non-overlapping windows of 1024 frames
-  (10.24 s; the last one shorter): `ASTFeatureExtractor(...)(window,
-  sampling_rate=16000, return_tensors="pt")` (its default path: numpy, as
-  torchaudio is not installed here), the model under
-  `torch.inference_mode()`, `torch.sigmoid`. It runs twice, first and
-  last in the run (in a child process each), so that a change in the
-  machine's load between the children shows; ratios are against the mean
-  time of the two.
-- **keras_ast**: `classifier.tag(recording, window_seconds=10.24,
-  hop_seconds=10.24, batch_size=B)`: the reference's windows, so the same
-  work; the ratio that counts. Then `classifier.tag(recording,
-  batch_size=B)` with `tag`'s defaults (window 10.255 s, the model's whole
-  input, hop half a window): **about twice the windows**, so twice the
-  work for the same audio; its ratio is not like for like. `tag` scores the
-  windows in batches of at most B through `predict_on_batch`
-  (`keras_ast.inference.classify.batch_plan`: on PyTorch, even batches and no
-  padding; on JAX and TensorFlow, which compile each shape, full batches
-  and a last one padded to a power of two), then merges events (`top_k=3`,
-  `threshold=0.3`). Each batch size of `--batch-sizes` is timed with
-  hop = window; the fastest is profiled and runs the default geometry.
-- **bfloat16**: the same windows once more on both sides, in bfloat16
-  (matrix units: AMX, AVX512-BF16): the reference's loop with the model
-  under `torch.autocast("cpu", dtype=torch.bfloat16)`, and keras_ast's
-  `tag` at the fastest batch size on `from_preset(...,
-  dtype="mixed_bfloat16")` (features, LayerNorm and scores stay float32).
-  Their scores are compared with the reference's float32 scores. These
-  rows are not in the float32 verdict.
-- **Timing**: each implementation runs in its own child process (the Keras
-  backend is fixed per process, no GPU visible). Before the timed call,
-  an untimed warm-up tags one-window clips in the batch shapes the timed
-  call will use, so compiling (XLA on JAX, `tf.function` tracing) is not
-  in the figure; the warm-up's time is shown apart. One timed call each (a
-  call is minutes long). torch uses its default threads on both sides.
-- **Agreement**: the per-window scores of keras_ast with hop = window
-  against the reference's sigmoid scores, same weights and windows: the
-  largest absolute difference (agreeing means at most 1e-3).
-- **Where the time goes**: the reference's loop is split by timing the
-  extractor alone over all windows. For keras_ast, one more
-  `predict_on_batch` of the fastest batch shape is timed, and the backend's
-  converter call (`jax.jit`, `tf.function`, eager torch; median of 3)
-  alone on the same batch: model = batch − converter; "other" is the `tag`
-  time minus batches × batch time (host-side work: slicing and padding
-  windows, event merging; it is within timing noise when near 0); padding
-  is the windows scored (padding rows included) over the windows asked
-  for.
-
-```
-. .venv/bin/activate
-python benchmarks/tagging.py                  # full run: rewrites this section
-python benchmarks/tagging.py --quick          # smoke test: prints only
-```
-
-| flag | effect |
-|---|---|
-| `--quick` | 1 min recording, tiny model (128 frames, 2 layers of width 64): checks the plumbing; prints the Markdown only (unless `--output`) |
-| `--minutes M` | length of the recording (10; 1 with `--quick`) |
-| `--backends jax,tensorflow,torch` | the Keras backends to measure |
-| `--batch-sizes 8,16` | batch sizes of `tag` with hop = window |
-| `--seed N` | seed of the recording and of the weights (0) |
-| `--no-speech` | leave espeak-ng speech out of the recording |
-| `--work DIR` | keep the recording, the model and each child's results in DIR; the same command again resumes (children with results are not rerun) |
-| `--timeout S` | time allowed to each subprocess (3600 s) |
-| `--output PATH` | write the section into PATH instead of this file |
-| `--no-write` | print the Markdown only |
-| `--verbose` | show the subprocesses' whole output |
-
-`run_benchmarks.py`'s full run rewrites this whole file, this section
-included: run `tagging.py` again after it.
-"""
+METHOD = [
+    "Audio seconds tagged per second of wall time (recording length ÷ the "
+    "whole call), keras_ast's `ASTClassifier.tag` against a Python loop "
+    "over 10.24 s windows with `transformers`' `ASTFeatureExtractor` and "
+    "`ASTForAudioClassification` (sdpa), same random weights. The reference "
+    "runs first and last; ratios are against the mean of its two times. "
+    "The method is in benchmarks/README.md.",
+]
 
 
 def fmt_s(seconds):
@@ -305,27 +222,7 @@ def reference_figure(children, geometry="same"):
     return {"rate": audio_s / mean_s, "timings": timings}
 
 
-def render_machine(machine, children, load_end):
-    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
-    info = children.get("reference", {}).get("info", {})
-    threads = info.get("torch_threads")
-    return [
-        "### Machine (tagging run)",
-        "",
-        f"- Date: {machine['date']}; commit {machine['commit'] or '?'}",
-        f"- CPU: {machine['cpu']}, {machine['cores']} cores "
-        f"({machine['usable_cores']} usable), {machine['memory']} memory"
-        + (f"; torch uses {threads} threads" if threads else ""),
-        f"- Python {machine['python']} on {machine['os']}",
-        f"- {versions}",
-        f"- Reference feature path: {info.get('feature_path', '?')}",
-        f"- Load average at start: {machine['load']}; at the end: "
-        f"{load_end}",
-        "",
-    ]
-
-
-def render_recording(settings, recording):
+def recording_note(settings, recording):
     scenes = ", ".join(f"{n} {kind}" for kind, n in
                        recording["scenes"].items())
     sizes = (f"hidden {settings['hidden_dim']}, {settings['num_layers']} "
@@ -349,7 +246,7 @@ def _diff_cell(entry):
     return f"{diff:.1e} ({'agrees' if diff <= AGREEMENT else 'DIFFERS'})"
 
 
-def render_bfloat16(children, backends, ref):
+def bfloat16_notes(children, backends, ref):
     """The same windows in bfloat16, against the reference in both."""
     tops = [(role, best_same(tagging_entries(children, role), "bfloat16"))
             for role in backends]
@@ -374,16 +271,17 @@ def render_bfloat16(children, backends, ref):
     if diffs:
         line += (f"; scores differ from float32 by up to {max(diffs):.1e} "
                  "(both sides' bfloat16 runs)")
-    return [line + ".", ""]
+    return [line + "."]
 
 
-def render_table(children, backends, ref):
-    lines = [
-        "| implementation | how it is called | windows (scored) | warm-up "
-        "(s) | time (s) | audio s/s | ratio vs reference (mean) | max score "
-        "difference vs reference |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
-    ]
+TABLE_COLUMNS = [
+    "implementation", "how it is called", "windows", "windows scored",
+    "warm-up (s)", "time (s)", "audio s/s", "ratio vs reference (mean)",
+    "max score difference vs reference"]
+
+
+def table_rows(children, backends, ref):
+    rows = []
     for role in REFERENCE_KEYS + tuple(backends):
         child = children.get(role, {})
         name = ROW_NAMES.get(role, f"keras_ast {role}")
@@ -396,33 +294,31 @@ def render_table(children, backends, ref):
                        if entry.get("geometry") == "bfloat16"
                        else "the same loop, last in the run")
             if "error" in entry:
-                why = entry["error"].replace("|", "\\|")
-                lines.append(f"| {name} ({entry['label']}) | {how} | "
-                             f"failed: {why} | | | | | |")
+                rows.append([f"{name} ({entry['label']})", how,
+                             "failed: " + entry["error"]])
                 continue
-            ratio = "—"
+            ratio = None
             if ref and ref.get("rate"):
-                ratio = f"{entry['rate'] / ref['rate']:.2f}"
+                ratio = round(entry["rate"] / ref["rate"], 2)
                 if entry["geometry"] == "default":
-                    ratio += " (2× work)"
+                    ratio = f"{ratio:.2f} (2× work)"
                 elif entry["geometry"] == "bfloat16":
-                    ratio += " (bfloat16)"
+                    ratio = f"{ratio:.2f} (bfloat16)"
                 elif role not in REFERENCE_KEYS and entry is top:
-                    ratio = f"**{ratio}**"
-            lines.append(
-                f"| {name} | {how} | {entry['windows']} "
-                f"({entry['scored']}) | {fmt_s(entry['warmup_s'])} | "
-                f"{fmt_s(entry['seconds'])} | {fmt_rate(entry['rate'])} | "
-                f"{ratio} | {_diff_cell(entry)} |")
+                    ratio = f"{ratio:.2f} (best)"
+            rows.append([
+                name, how, entry["windows"], entry["scored"],
+                float(fmt_s(entry["warmup_s"])),
+                float(fmt_s(entry["seconds"])),
+                float(fmt_rate(entry["rate"])), ratio, _diff_cell(entry)])
         if child.get("problem"):
-            lines.append(f"| {name} | subprocess {child['problem']} | | | "
-                         "| | | |")
+            rows.append([name, f"subprocess {child['problem']}"])
         if not entries and not child.get("problem"):
-            lines.append(f"| {name} | not run | | | | | | |")
-    return lines + [""]
+            rows.append([name, "not run"])
+    return rows
 
 
-def render_loads(children, backends):
+def loads_notes(children, backends):
     """Each child's wall time and the load average before and after it."""
     parts = []
     for role in REFERENCE_KEYS[:1] + tuple(backends) + REFERENCE_KEYS[1:]:
@@ -437,16 +333,16 @@ def render_loads(children, backends):
     if not parts:
         return []
     return ["Each child process (wall time; load average before → after, "
-            "1/5/15 min): " + "; ".join(parts) + ".", ""]
+            "1/5/15 min): " + "; ".join(parts) + "."]
 
 
-def render_verdict(children, backends, ref):
+def verdict_notes(children, backends, ref):
     """The best backend with the reference's windows, and the target."""
     tops = [(role, best_same(tagging_entries(children, role)))
             for role in backends]
     tops = [(role, top) for role, top in tops if top]
     if not tops or not ref or not ref.get("rate"):
-        return ["No ratio: a side is missing.", ""]
+        return ["No ratio: a side is missing."]
     per_backend = "; ".join(
         f"{role} (batch {top['batch']}) **{top['rate'] / ref['rate']:.2f}**"
         for role, top in tops)
@@ -486,33 +382,29 @@ def render_verdict(children, backends, ref):
             f"{max(diffs):.1e} "
             f"({'all agree' if max(diffs) <= AGREEMENT else 'NOT all agree'}"
             f" to {AGREEMENT:g}).")
-    return lines + [""]
+    return lines
 
 
-def render_profile(children, backends):
+PROFILE_COLUMNS = [
+    "implementation", "batch", "features (s/window)", "model (s/window)",
+    "other (s/window)", "total (s/window)", "windows scored / asked"]
+
+
+def _g(value):
+    return float(f"{value:.3g}")
+
+
+def profile_rows(children, backends):
     """Seconds per window: features, model, other; and the padding."""
-    lines = [
-        "#### Where the time goes",
-        "",
-        "Seconds per window asked for (hop = window; keras_ast at its "
-        "fastest batch size). Features and model from the profile calls "
-        "(see above), scaled by the windows scored; other = the rest of "
-        "the timed call.",
-        "",
-        "| implementation | batch | features (s/window) | model "
-        "(s/window) | other (s/window) | total (s/window) | windows "
-        "scored / asked |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
+    rows = []
     for key in REFERENCE_KEYS:
         timing = best_same(tagging_entries(children, key))
         if not timing or "features_s" not in timing:
             continue
         n = timing["windows"]
-        lines.append(
-            f"| {ROW_NAMES[key]} | 1 | {timing['features_s'] / n:.3g} | "
-            f"{(timing['seconds'] - timing['features_s']) / n:.3g} | — | "
-            f"{timing['seconds'] / n:.3g} | 1.00 |")
+        rows.append([ROW_NAMES[key], 1, _g(timing["features_s"] / n),
+                     _g((timing["seconds"] - timing["features_s"]) / n),
+                     None, _g(timing["seconds"] / n), 1.0])
     for role in backends:
         top = best_same(tagging_entries(children, role))
         if not top or "batch_s" not in top:
@@ -521,34 +413,50 @@ def render_profile(children, backends):
         converter = top["converter_batch_s"] * batches / n
         model = (top["batch_s"] - top["converter_batch_s"]) * batches / n
         other = (top["seconds"] - top["batch_s"] * batches) / n
-        lines.append(
-            f"| keras_ast {role} | {top['batch']} | {converter:.3g} | "
-            f"{model:.3g} | {other:+.2g} | {top['seconds'] / n:.3g} | "
-            f"{top['scored'] / n:.2f} |")
-    return lines + [""]
+        rows.append([f"keras_ast {role}", top["batch"], _g(converter),
+                     _g(model), float(f"{other:.2g}"),
+                     _g(top["seconds"] / n), round(top["scored"] / n, 2)])
+    return rows
 
 
-def render(settings, machine, recording, children, backends, command,
-           elapsed, load_end):
+def results(settings, machine, recording, children, backends, command,
+            elapsed, load_end):
+    """The run as a results file (see render.py)."""
     ref = reference_figure(children)
     mode = "quick smoke test, tiny sizes" if settings["quick"] else "full run"
-    lines = [SECTION, "", METHOD]
-    lines += render_machine(machine, children, load_end)
-    lines += [f"### Results ({mode})", "", f"Command: `{command}`", ""]
+    info = children.get("reference", {}).get("info", {})
+    machine = dict(machine, load_start=machine["load"], load_end=load_end,
+                   torch_threads=info.get("torch_threads"),
+                   reference_feature_path=info.get("feature_path"))
+    notes = [recording_note(settings, recording)]
     if settings["quick"]:
-        lines += ["**Smoke test only**: tiny sizes; the figures show that "
-                  "the script works, not how fast anything is.", ""]
-    lines += [render_recording(settings, recording), ""]
-    lines += render_table(children, backends, ref)
-    lines += render_loads(children, backends)
-    lines += render_verdict(children, backends, ref)
-    lines += render_bfloat16(children, backends, ref)
-    lines += render_profile(children, backends)
-    lines += [f"Whole run: {elapsed / 60:.1f} min"
-              + (" (this part; resumed from an earlier one)"
-                 if any(c.get("reused") for c in children.values()) else "")
-              + ".", ""]
-    return "\n".join(lines)
+        notes.insert(0, "Smoke test only: tiny sizes; the figures show that "
+                     "the script works, not how fast anything is.")
+    after_table = len(notes)
+    notes += loads_notes(children, backends)
+    notes += verdict_notes(children, backends, ref)
+    notes += bfloat16_notes(children, backends, ref)
+    notes.append("Where the time goes: seconds per window asked for (hop = "
+                 "window; keras_ast at its fastest batch size). Features "
+                 "and model from the profile calls, scaled by the windows "
+                 "scored; other = the rest of the timed call.")
+    return {
+        "title": f"Tagging a long recording ({mode})",
+        "script": "benchmarks/tagging.py", "command": command,
+        "date": machine.pop("date"), "commit": machine.pop("commit"),
+        "machine": {k: v for k, v in machine.items() if k != "load"},
+        "backends": backends, "method": METHOD,
+        "wall_min": round(elapsed / 60, 1),
+        "tables": [
+            {"title": "Tagging, CPU", "after_note": after_table,
+             "columns": TABLE_COLUMNS,
+             "rows": table_rows(children, backends, ref)},
+            {"title": "Where the time goes", "after_note": len(notes),
+             "columns": PROFILE_COLUMNS,
+             "rows": profile_rows(children, backends)},
+        ],
+        "notes": notes, "settings": settings, "raw": children,
+    }
 
 
 # --------------------------------------------------------------------------
@@ -567,7 +475,7 @@ def reproducing_command(argv):
         if name in ("--output", "--timeout", "--work"):
             skip = "=" not in word
             continue
-        if name not in ("--no-write", "--verbose"):
+        if name != "--verbose":
             words.append(word)
     return " ".join(words)
 
@@ -639,13 +547,11 @@ def main(argv=None):
             f"batch sizes {settings['batch_sizes']}")
         children = run_all(backends, settings, args)
     elapsed = time.perf_counter() - started
-    text = render(settings, machine, recording, children, backends, command,
-                  elapsed, load_average())
-    print(text)
-    output = args.output or (None if args.quick else README)
-    if output and not args.no_write:
-        replace_section(output, SECTION, text)
-        log(f"wrote the \"{SECTION[3:]}\" section of {output}")
+    data = results(settings, machine, recording, children, backends,
+                   command, elapsed, load_average())
+    write_results(args.output or results_path("tagging", data["date"],
+                                              args.quick), data, log)
+    print(render(data))
     failed = [role for role, child in children.items()
               if child.get("problem") or any(
                   "error" in e for e in tagging_entries(children, role))]
