@@ -72,7 +72,20 @@ def to_mono(audio):
 
 
 def resample(audio, rate, sampling_rate=SAMPLING_RATE):
-    """`audio` at `rate` -> float32 at `sampling_rate` (soxr, "HQ")."""
+    """Resamples a waveform to `sampling_rate`, with soxr's "HQ" quality.
+
+    Args:
+        audio: a waveform `(samples,)` (or `(samples, channels)`) at `rate`.
+        rate: the rate of `audio`, in Hz.
+        sampling_rate: the wanted rate, in Hz (16000, AST's, by default).
+
+    Returns:
+        float32 array; `audio` as float32 when the rates are equal.
+
+    Example:
+        >>> resample(np.zeros(8000, "float32"), 8000).shape
+        (16000,)
+    """
     audio = np.asarray(audio, dtype=np.float32)
     if int(rate) == int(sampling_rate):
         return audio
@@ -100,7 +113,14 @@ def load_audio(path, sampling_rate=SAMPLING_RATE):
             decode, holds no samples, or holds NaN or infinite values.
 
     Example:
-    >>> waveform = load_audio("dog_bark.flac")
+        >>> import os, tempfile
+        >>> import soundfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "tone.wav")
+        >>> tone = np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)
+        >>> soundfile.write(path, tone, 8000)  # one second at 8 kHz
+        >>> waveform = load_audio(path)
+        >>> waveform.dtype, waveform.shape
+        (dtype('float32'), (16000,))
     """
     path = os.fspath(path)
     if not os.path.isfile(path):

@@ -6,13 +6,15 @@ logits. A plain `tf.Module` then wraps it with the signatures people call,
 each with named outputs and input checks that fail with a clear message
 inside the graph:
 
-| signature | inputs | outputs |
-|---|---|---|
-| `serve` (also `serving_default`) | `waveforms` float32 `(batch, samples)` | `logits` |
-| `serve_with_lengths` | `waveforms`, `lengths` int32 `(batch,)` | `logits` |
-| `scores` | `waveforms` | `scores` (sigmoid or softmax) |
-| `classify` | `waveforms` | `labels` string `(batch, k)`, `scores` `(batch, k)` |
-| `serve_wav` | `wav` string `(batch,)`: encoded WAV files | `labels`, `scores`, `logits` |
+- `serve` (also `serving_default`): `waveforms` float32
+  `(batch, samples)` -> `logits`;
+- `serve_with_lengths`: `waveforms`, `lengths` int32 `(batch,)` ->
+  `logits`;
+- `scores`: `waveforms` -> `scores` (sigmoid or softmax);
+- `classify`: `waveforms` -> `labels` string `(batch, k)`, `scores`
+  `(batch, k)`;
+- `serve_wav`: `wav` string `(batch,)`, encoded WAV files -> `labels`,
+  `scores`, `logits`.
 
 Waveforms are 16 kHz mono float32 of any length (dynamic batch and
 length). The label names are stored as an asset (`assets/labels.txt`).

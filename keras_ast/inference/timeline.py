@@ -32,7 +32,22 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class Event:
-    """A sound class present from `onset` to `offset` (seconds)."""
+    """A sound class present from `onset` to `offset` (seconds).
+
+    `ASTClassifier.tag` makes events by merging the windows that vote for a
+    class (see `keras_ast.inference.timeline`); they are frozen.
+
+    Args:
+        label: the class name.
+        onset: the start, in seconds from the start of the recording.
+        offset: the end, in seconds.
+        score: the highest window score of the class within the event.
+
+    Example:
+        >>> event = Event("Dog", onset=1.0, offset=3.5, score=0.8)
+        >>> event.offset - event.onset
+        2.5
+    """
 
     label: str
     onset: float
@@ -44,7 +59,10 @@ class Event:
 class Timeline:
     """What `ASTClassifier.tag` found in one recording.
 
-    Attributes:
+    `tag` makes timelines; `to_dict` and `events_csv` write them as JSON
+    and CSV, `keras_ast.plot.timeline` draws them.
+
+    Args:
         starts: `(windows,)` window start times, seconds.
         ends: `(windows,)` window end times, seconds (the last window ends
             with the recording unless the hop is longer than the window).
@@ -53,6 +71,17 @@ class Timeline:
         events: merged `Event`s, by onset then label.
         duration: the recording's length, seconds.
         path: the file it came from, if any.
+
+    Example:
+        >>> timeline = Timeline(
+        ...     starts=np.array([0.0, 5.0]), ends=np.array([10.0, 12.0]),
+        ...     scores=np.array([[0.9, 0.1], [0.2, 0.7]], "float32"),
+        ...     labels=["Dog", "Rain"],
+        ...     events=[Event("Dog", 0.0, 10.0, 0.9),
+        ...             Event("Rain", 5.0, 12.0, 0.7)],
+        ...     duration=12.0, path="street.wav")
+        >>> timeline.to_dict()["events"][1]
+        {'label': 'Rain', 'onset': 5.0, 'offset': 12.0, 'score': 0.7}
     """
 
     starts: np.ndarray
@@ -64,7 +93,13 @@ class Timeline:
     path: Optional[str] = None
 
     def to_dict(self):
-        """A JSON-ready dict: path, duration, events (no score matrix)."""
+        """A JSON-ready dict: path, duration, events (no score matrix).
+
+        Returns:
+            `{"path", "duration", "events"}`, the events as dicts with
+            `label`, `onset`, `offset` (seconds, rounded to milliseconds)
+            and `score` (rounded to 4 decimals).
+        """
         return {
             "path": self.path,
             "duration": round(float(self.duration), 3),
@@ -163,7 +198,27 @@ def merge_events(starts, ends, scores, labels, top_k=None, threshold=0.0):
 
 
 def events_csv(timelines):
-    """CSV text: `path,label,onset,offset,score`, one row per event."""
+    """CSV text: `path,label,onset,offset,score`, one row per event.
+
+    Args:
+        timelines: an iterable of `Timeline`s, e.g. what `tag` returns for
+            a list of files. A timeline without a path gets an empty
+            `path` column.
+
+    Returns:
+        The CSV text, a header row first, lines ending in `\\n`; times in
+        seconds with 3 decimals, scores with 4.
+
+    Example:
+        >>> timeline = Timeline(
+        ...     starts=np.array([0.0]), ends=np.array([10.0]),
+        ...     scores=np.array([[0.9]], "float32"), labels=["Dog"],
+        ...     events=[Event("Dog", 0.0, 10.0, 0.9)], duration=10.0,
+        ...     path="dog.wav")
+        >>> print(events_csv([timeline]), end="")
+        path,label,onset,offset,score
+        dog.wav,Dog,0.000,10.000,0.9000
+    """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["path", "label", "onset", "offset", "score"])

@@ -223,9 +223,9 @@ def pad_waveforms(waveforms):
         ValueError: an empty list, or a clip `check_clip` refuses.
 
     Example:
-    >>> batch, lengths = pad_waveforms([np.zeros(16000), np.zeros(8000)])
-    >>> batch.shape, lengths.tolist()
-    ((2, 16000), [16000, 8000])
+        >>> batch, lengths = pad_waveforms([np.zeros(16000), np.zeros(8000)])
+        >>> batch.shape, lengths.tolist()
+        ((2, 16000), [16000, 8000])
     """
     if len(waveforms) == 0:
         raise ValueError(EMPTY_LIST)

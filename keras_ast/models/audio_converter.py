@@ -64,10 +64,10 @@ class ASTAudioConverter(keras.layers.Layer):
         float32 features `(batch, max_length, num_mel_bins)`.
 
     Example:
-    >>> converter = ASTAudioConverter(max_length=128)
-    >>> features = converter(np.zeros((2, 16000), "float32"))
-    >>> tuple(features.shape)
-    (2, 128, 128)
+        >>> converter = ASTAudioConverter(max_length=128)
+        >>> features = converter(np.zeros((2, 16000), "float32"))
+        >>> tuple(features.shape)
+        (2, 128, 128)
     """
 
     # Built-in preset names -> hub repository, description, size, score.
@@ -327,17 +327,33 @@ class ASTAudioConverter(keras.layers.Layer):
         """Builds the converter a preset was trained with.
 
         Args:
-            preset: a directory in the Hugging Face format
-                (`preprocessor_config.json`) or written by `save_to_preset`.
+            preset: a built-in name (`ASTAudioConverter.presets`), a hub
+                id (`owner/repo` or `hf://owner/repo`) or a local directory
+                in the Hugging Face format (`preprocessor_config.json`) or
+                written by `save_to_preset`.
             **kwargs: overrides of the stored arguments (e.g. `max_length`).
 
+        Returns:
+            An `ASTAudioConverter`.
+
+        Raises:
+            keras_ast.presets.io.PresetNotFoundError: the preset is neither
+                a built-in name, a reachable hub repository nor a folder.
+
         Example:
-        >>> converter = ASTAudioConverter.from_preset("path/to/preset")
+            ```python
+            converter = keras_ast.ASTAudioConverter.from_preset(
+                "ast_speech_commands_v2")
+            ```
         """
         config = preset_io.load_preset(preset).converter_config()
         config.update(kwargs)
         return cls(**config)
 
     def save_to_preset(self, preset_dir):
-        """Writes this converter's configuration into `preset_dir`."""
+        """Writes this converter's configuration into `preset_dir`.
+
+        Args:
+            preset_dir: an existing folder, e.g. a backbone preset.
+        """
         preset_io.save_converter_config(self, preset_dir)

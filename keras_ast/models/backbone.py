@@ -109,11 +109,11 @@ class ASTBackbone(keras.Model):
     hidden states and attention maps.
 
     Example:
-    >>> backbone = ASTBackbone(hidden_dim=64, num_layers=2, num_heads=4,
-    ...                        intermediate_dim=128, max_length=128)
-    >>> out = backbone(np.zeros((1, 128, 128), "float32"))
-    >>> tuple(out["pooled_output"].shape)
-    (1, 64)
+        >>> backbone = ASTBackbone(hidden_dim=64, num_layers=2, num_heads=4,
+        ...                        intermediate_dim=128, max_length=128)
+        >>> out = backbone(np.zeros((1, 128, 128), "float32"))
+        >>> tuple(out["pooled_output"].shape)
+        (1, 64)
     """
 
     # Built-in preset names -> hub repository, description, size, score.
@@ -227,12 +227,21 @@ class ASTBackbone(keras.Model):
 
         Equal to `backbone(features)["pooled_output"]`, but the last layer
         computes only the [CLS] and distillation tokens (all tokens are
-        still attended to), which saves close to a twelfth of the work of
-        a 12-layer model. `ASTClassifier` runs this.
+        still attended to), which saves most of that layer's work.
+        `ASTClassifier` runs this.
 
         Outside training, a batch of more than `inference_slice` clips runs
-        that many clips at a time (`keras_ast.ops.slicing`): the same outputs,
-        with the activation memory of one slice, not of the whole batch.
+        that many clips at a time (`keras_ast.ops.slicing`): the same
+        outputs, with the activation memory of one slice, not of the whole
+        batch.
+
+        Args:
+            features: `(batch, max_length, num_mel_bins)`.
+            training: whether dropout is active (None: Keras' learning
+                phase, off outside `fit`).
+
+        Returns:
+            `(batch, hidden_dim)`, in the compute dtype.
         """
         def pooled(x):
             return self._run(x, training=training,
@@ -295,12 +304,26 @@ class ASTBackbone(keras.Model):
             **kwargs: overrides of the stored arguments (e.g. `dtype`, or
                 `max_length`, which adapts the position embeddings).
 
+        Returns:
+            An `ASTBackbone`.
+
+        Raises:
+            keras_ast.presets.io.PresetNotFoundError: the preset is neither
+                a built-in name, a reachable hub repository nor a folder.
+
         Example:
-        >>> backbone = ASTBackbone.from_preset("path/to/preset")
+            ```python
+            backbone = keras_ast.ASTBackbone.from_preset(
+                "ast_audioset_10_10_0.4593", dtype="mixed_bfloat16")
+            ```
         """
         return preset_io.load_preset(preset).load_backbone(
             cls, load_weights, **kwargs)
 
     def save_to_preset(self, preset_dir):
-        """Writes config and weights to `preset_dir` (see `from_preset`)."""
+        """Writes config and weights to `preset_dir` (see `from_preset`).
+
+        Args:
+            preset_dir: the folder to write.
+        """
         preset_io.save_preset(preset_dir, backbone=self)

@@ -50,13 +50,14 @@ class ASTClassifier(keras.Model):
     sample count). `predict` also takes a list of 1-D clips.
 
     Example:
-    >>> backbone = ASTBackbone(hidden_dim=64, num_layers=2, num_heads=4,
-    ...                        intermediate_dim=128, max_length=128)
-    >>> classifier = ASTClassifier(backbone, num_classes=3,
-    ...     preprocessor=ASTAudioConverter(max_length=128),
-    ...     labels=["yes", "no", "up"])
-    >>> classifier.predict(np.zeros((2, 16000), "float32")).shape
-    (2, 3)
+        >>> backbone = ASTBackbone(hidden_dim=64, num_layers=2, num_heads=4,
+        ...                        intermediate_dim=128, max_length=128)
+        >>> classifier = ASTClassifier(backbone, num_classes=3,
+        ...     preprocessor=ASTAudioConverter(max_length=128),
+        ...     labels=["yes", "no", "up"])
+        >>> waveforms = np.zeros((2, 16000), "float32")
+        >>> classifier.predict(waveforms, verbose=0).shape
+        (2, 3)
     """
 
     # Built-in preset names -> hub repository, description, size, score.
@@ -160,7 +161,14 @@ class ASTClassifier(keras.Model):
         return self.head_dense(x)
 
     def scores(self, logits):
-        """Sigmoid (multi-label) or softmax (single-label) of logits."""
+        """Sigmoid (multi-label) or softmax (single-label) of logits.
+
+        Args:
+            logits: the model's outputs, `(batch, num_classes)`.
+
+        Returns:
+            float32 scores of the same shape, a backend tensor.
+        """
         logits = ops.cast(logits, "float32")
         if self.multi_label:
             return ops.sigmoid(logits)
@@ -174,8 +182,23 @@ class ASTClassifier(keras.Model):
         (mono, integer PCM scaled, finite, not empty; `sampling_rate`
         checked when given); a list of 1-D clips of different lengths is
         padded and each clip scored as if alone. A clip longer than the
-        model's input is cut to it, with a warning. Other arguments are
-        `keras.Model.predict`'s.
+        model's input is cut to it, with a warning.
+
+        Args:
+            x: waveforms `(batch, samples)` or one clip `(samples,)`, a
+                list of 1-D clips of any lengths, a dict `{"waveforms":
+                ..., "lengths": ...}`, a `tf.data.Dataset` or a generator;
+                features instead for a model without a preprocessor.
+            batch_size: clips per model call (Keras' default: 32).
+            verbose: `"auto"`, 0, 1 or 2, as `keras.Model.predict`.
+            steps: batches to draw from a dataset or generator (None:
+                until it ends).
+            callbacks: `keras.callbacks.Callback`s to call.
+            sampling_rate: the rate of host arrays, checked against the
+                model's; None takes them to be at the model's rate.
+
+        Returns:
+            NumPy logits `(batch, num_classes)`, float32.
 
         Raises:
             ValueError: host audio the rules refuse, or `sampling_rate`
@@ -222,10 +245,16 @@ class ASTClassifier(keras.Model):
                 (see `keras_ast.inference.waveforms`).
 
         Example:
-        >>> classifier.classify("dog.wav", top_k=3)
-        [('Dog', 0.91), ('Animal', 0.88), ('Bark', 0.71)]
-        >>> classifier.classify(waveform, sampling_rate=16000)
-        >>> results, skipped = classifier.classify(paths, skip_errors=True)
+            ```python
+            classifier = keras_ast.ASTClassifier.from_preset(
+                "ast_audioset_10_10_0.4593")
+            classifier.classify("dog.wav", top_k=3)
+            # [("Dog", ...), ("Animal", ...), ("Bark", ...)]
+            waveform = keras_ast.load_audio("dog.wav", sampling_rate=16000)
+            classifier.classify(waveform, sampling_rate=16000)
+            results, skipped = classifier.classify(
+                ["a.wav", "b.flac"], skip_errors=True)
+            ```
         """
         return inference.classify(self, inputs, top_k=top_k,
                                   threshold=threshold, batch_size=batch_size,
@@ -269,8 +298,13 @@ class ASTClassifier(keras.Model):
                 input.
 
         Example:
-        >>> timeline = classifier.tag("street.flac")
-        >>> [(e.label, e.onset, e.offset) for e in timeline.events]
+            ```python
+            classifier = keras_ast.ASTClassifier.from_preset(
+                "ast_audioset_10_10_0.4593")
+            timeline = classifier.tag("street.flac", hop_seconds=2.5)
+            for event in timeline.events:
+                print(event.label, event.onset, event.offset)
+            ```
         """
         return inference.tag(self, inputs, window_seconds=window_seconds,
                              hop_seconds=hop_seconds, top_k=top_k,
@@ -290,11 +324,25 @@ class ASTClassifier(keras.Model):
         them) makes more than one batch: a call on a few clips prints
         nothing.
 
+        Args:
+            x: as `predict`.
+            sampling_rate: as `predict`'s.
+            batch_size: clips per model call (None: Keras' default, 32).
+            verbose: `"auto"` (see above), 0, 1 or 2.
+            **kwargs: other `predict` arguments (`steps`, `callbacks`).
+
         Returns:
             float32 NumPy scores `(batch, num_classes)`.
 
+        Raises:
+            ValueError: as `predict`.
+
         Example:
-        >>> classifier.predict_scores(waveforms, sampling_rate=16000)
+            ```python
+            scores = classifier.predict_scores(
+                [clip_a, clip_b], sampling_rate=16000)
+            scores.shape  # (2, classifier.num_classes)
+            ```
         """
         return inference.predict_scores(
             self, x, sampling_rate=sampling_rate, batch_size=batch_size,
@@ -316,12 +364,19 @@ class ASTClassifier(keras.Model):
         - metrics: multi-label AUC-PR named `map` (mAP-like), or accuracy.
 
         Args:
-            optimizer, loss, metrics: as `keras.Model.compile`, or `"auto"`.
-            learning_rate: the auto optimizer's learning rate.
-            **kwargs: passed to `keras.Model.compile`.
+            optimizer: a `keras.optimizers.Optimizer` or its name, or
+                `"auto"` (see above).
+            loss: a Keras loss or its name, or `"auto"`.
+            metrics: a list of Keras metrics or names, or `"auto"`.
+            learning_rate: the learning rate of the `"auto"` optimizer;
+                ignored with another optimizer.
+            **kwargs: passed to `keras.Model.compile` (e.g.
+                `jit_compile`, `steps_per_execution`).
 
         Example:
-        >>> classifier.compile(learning_rate=1e-4)
+            ```python
+            classifier.compile(learning_rate=1e-4)
+            ```
         """
         if optimizer == "auto":
             optimizer = keras.optimizers.AdamW(
@@ -366,8 +421,38 @@ class ASTClassifier(keras.Model):
         An explicit `input_signature` (or a features-in model) goes to
         `keras.Model.export` unchanged.
 
+        Args:
+            filepath: the output: a folder for `"tf_saved_model"`, a
+                `.onnx` or `.tflite` file for the others.
+            format: `"tf_saved_model"`, `"onnx"` or `"litert"`.
+            verbose: whether Keras prints its export messages (ONNX and
+                LiteRT; None: no).
+            input_signature: None for the audio-in exports above, or the
+                `keras.Model.export` signature to export with.
+            top_k: labels the SavedModel's `classify` and `serve_wav`
+                signatures return.
+            serving_version: None, or a version number: the SavedModel is
+                written to `filepath/<serving_version>/` for TF Serving.
+            **kwargs: passed to the ONNX or LiteRT exporter (e.g.
+                `batch_size`, `num_samples`, `quantization` for LiteRT),
+                or to `keras.Model.export` with an `input_signature`.
+
+        Returns:
+            The SavedModel's folder, or the path of the ONNX or LiteRT
+            file.
+
+        Raises:
+            ValueError: an unknown `format`, or a model the exporter
+                refuses (ONNX and LiteRT need float32).
+            NotImplementedError: the format is not available on this
+                backend (SavedModel: TensorFlow and JAX; LiteRT:
+                TensorFlow; ONNX: TensorFlow, or torch with fixed shapes).
+
         Example:
-        >>> classifier.export("models/ast", serving_version=1)
+            ```python
+            classifier.export("models/ast", serving_version=1)
+            classifier.export("ast.onnx", format="onnx")
+            ```
         """
         if input_signature is None and self.preprocessor is None:
             input_signature = [keras.InputSpec(
@@ -443,10 +528,24 @@ class ASTClassifier(keras.Model):
             **kwargs: backbone overrides (e.g. `dtype="mixed_bfloat16"`,
                 or `max_length`, which adapts the position embeddings).
 
+        Returns:
+            A compiled `ASTClassifier`.
+
+        Raises:
+            ValueError: the preset has no classification head and no
+                `num_classes` is given, or the parts disagree (as the
+                constructor).
+            keras_ast.presets.io.PresetNotFoundError: the preset is neither
+                a built-in name, a reachable hub repository nor a folder.
+
         Example:
-        >>> classifier = ASTClassifier.from_preset(
-        ...     "MIT/ast-finetuned-speech-commands-v2")
-        >>> scores = classifier.predict_scores(waveforms)
+            ```python
+            classifier = keras_ast.ASTClassifier.from_preset(
+                "MIT/ast-finetuned-speech-commands-v2")
+            # A new 10-class head on the AudioSet backbone:
+            classifier = keras_ast.ASTClassifier.from_preset(
+                "ast_audioset_10_10_0.4593", num_classes=10)
+            ```
         """
         loader = preset_io.load_preset(preset)
         head = loader.head_config()
@@ -479,6 +578,15 @@ class ASTClassifier(keras.Model):
         """Writes config, weights, converter config and labels to a folder.
 
         The folder appears whole or not at all; `from_preset` reads it.
+
+        Args:
+            preset_dir: the folder to write.
+
+        Example:
+            ```python
+            classifier.save_to_preset("runs/sc/preset")
+            classifier = keras_ast.ASTClassifier.from_preset("runs/sc/preset")
+            ```
         """
         preset_io.save_preset(preset_dir, backbone=self.backbone,
                               classifier=self)

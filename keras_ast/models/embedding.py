@@ -26,9 +26,9 @@ class ASTEmbedding(keras.layers.Layer):
         dropout: dropout rate on the embeddings.
 
     Example:
-    >>> layer = ASTEmbedding(64, num_mel_bins=128, max_length=128)
-    >>> tuple(layer(np.zeros((1, 128, 128))).shape)
-    (1, 146, 64)
+        >>> layer = ASTEmbedding(64, num_mel_bins=128, max_length=128)
+        >>> tuple(layer(np.zeros((1, 128, 128))).shape)
+        (1, 146, 64)
     """
 
     def __init__(

@@ -44,9 +44,9 @@ class ASTEncoderLayer(keras.layers.Layer):
             for a classification from the [CLS] and distillation tokens.
 
     Example:
-    >>> layer = ASTEncoderLayer(64, num_heads=4, intermediate_dim=128)
-    >>> tuple(layer(np.zeros((2, 10, 64))).shape)
-    (2, 10, 64)
+        >>> layer = ASTEncoderLayer(64, num_heads=4, intermediate_dim=128)
+        >>> tuple(layer(np.zeros((2, 10, 64))).shape)
+        (2, 10, 64)
     """
 
     def __init__(

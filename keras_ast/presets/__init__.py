@@ -1,1 +1,1 @@
-"""Preset directories: the published checkpoints, reading, writing, converting, uploading."""
+"""Presets: the published checkpoints; reading, writing, converting them."""

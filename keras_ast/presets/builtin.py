@@ -55,6 +55,7 @@ BUILTIN_PRESETS = {
 }
 for _name, _preset in BUILTIN_PRESETS.items():
     if _preset["hf_repo"] is None:
-        # ast_audioset_10_10_0.448_v2 -> MIT/ast-finetuned-audioset-10-10-0.448-v2
+        # ast_audioset_10_10_0.448_v2 ->
+        # MIT/ast-finetuned-audioset-10-10-0.448-v2
         suffix = _name[len("ast_audioset_"):].replace("_", "-")
         _preset["hf_repo"] = f"MIT/ast-finetuned-audioset-{suffix}"
