@@ -139,9 +139,10 @@ class DatasetInfo:
 
     `read_info` returns one; `make_shards` returns the one it wrote. Both
     pipelines take one in place of a directory (`tf_dataset(info, ...)`),
-    which saves reading the file again.
+    which saves reading the file again. The arguments are also its
+    attributes.
 
-    Attributes:
+    Args:
         record_format: `"tfrecord"` or `"arrayrecord"`.
         sampling_rate: the clips' rate, in Hz.
         multi_label: whether a clip may have no label or several.
@@ -162,9 +163,15 @@ class DatasetInfo:
             part of the file, and left out of comparisons).
 
     Example:
-    >>> info = read_info("shards/train")
-    >>> info.labels[:2], info.num_examples, info.shards[0].file
-    (('backward', 'bed'), 84843, 'shard-00000.tfrecord')
+        >>> info = DatasetInfo(
+        ...     record_format="tfrecord", sampling_rate=16000,
+        ...     multi_label=False, labels=["no", "yes"], num_examples=0,
+        ...     max_num_samples=16000, shards=(),
+        ...     class_counts={"no": 0, "yes": 0}, directory="shards/train")
+        >>> info.num_classes, info.labels
+        (2, ('no', 'yes'))
+        >>> DatasetInfo.from_json(info.to_json()) == info
+        True
     """
 
     record_format: str
@@ -203,9 +210,8 @@ class DatasetInfo:
     def to_json(self):
         """The content of `dataset.json` (see `FORMAT.md`), a dict.
 
-        Example:
-        >>> DatasetInfo.from_json(info.to_json()) == info
-        True
+        Returns:
+            A JSON-ready dict; `from_json` reads it back.
         """
         content = {
             "format": FORMAT_NAME,
@@ -230,12 +236,15 @@ class DatasetInfo:
     def from_json(cls, content, directory=None):
         """A `DatasetInfo` from the content of a `dataset.json`, checked.
 
-        An index written by an older keras_ast is read with today's keys
-        (its `version` is `format_version`).
+        An index that names its format version `version` is read as if
+        the key were `format_version`.
 
         Args:
             content: the parsed JSON.
             directory: where it was read from (see `directory`).
+
+        Returns:
+            A `DatasetInfo`.
 
         Raises:
             ValueError: content that is not a valid index of this
@@ -409,9 +418,11 @@ def read_info(path, verify=False, check_files=True):
             sha256 differs; the message names them and how to rebuild.
 
     Example:
-    >>> info = read_info("shards/train")
-    >>> info.labels[:2], info.num_examples
-    (('backward', 'bed'), 84843)
+        ```python
+        info = read_info("shards/train")
+        info.labels[:2], info.num_examples
+        # (('backward', 'bed'), 84843)
+        ```
     """
     path = os.fspath(path)
     if os.path.isfile(path) and path.endswith(".json"):
@@ -598,8 +609,10 @@ def verify_shards(path):
             invalid `dataset.json`.
 
     Example:
-    >>> verify_shards("shards/train")
-    {}
+        ```python
+        verify_shards("shards/train")
+        # {}
+        ```
     """
     info = as_info(path, check_files=False)
     return shard_problems(info)

@@ -31,9 +31,9 @@ def mixup(waveforms, targets, alpha=10.0, probability=0.5, rng=None):
         `(mixed_waveforms, mixed_targets)`, float32.
 
     Example:
-    >>> waves = np.random.normal(size=(4, 16000)).astype("float32")
-    >>> targets = np.eye(3, dtype="float32")[[0, 1, 2, 1]]
-    >>> mixed_waves, mixed_targets = mixup(waves, targets, rng=0)
+        >>> waves = np.random.normal(size=(4, 16000)).astype("float32")
+        >>> targets = np.eye(3, dtype="float32")[[0, 1, 2, 1]]
+        >>> mixed_waves, mixed_targets = mixup(waves, targets, rng=0)
     """
     waveforms = np.asarray(waveforms, dtype=np.float32)
     targets = np.asarray(targets)

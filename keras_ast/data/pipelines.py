@@ -210,9 +210,11 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
         ValueError: ArrayRecord shards (`grain_dataset` reads them).
 
     Example:
-    >>> ds = tf_dataset("shards/train", batch_size=32, training=True,
-    ...                 clip_seconds=1.0)
-    >>> classifier.fit(ds, epochs=10)
+        ```python
+        ds = tf_dataset("shards/train", batch_size=32, training=True,
+                        clip_seconds=1.0)
+        classifier.fit(ds, epochs=10)
+        ```
     """
     import tensorflow as tf
 
@@ -638,8 +640,10 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
         ValueError: TFRecord shards (`tf_dataset` reads them).
 
     Example:
-    >>> ds = grain_dataset("shards/train", 32, training=True, num_workers=4)
-    >>> classifier.fit(ds, epochs=10)
+        ```python
+        ds = grain_dataset("shards/train", 32, training=True, num_workers=4)
+        classifier.fit(ds, epochs=10)
+        ```
     """
     if num_workers:
         _refuse_in_worker_bootstrap(num_workers)
@@ -746,7 +750,9 @@ def dataset_for(path, batch_size, *, repeat=False, num_workers=0,
         FileNotFoundError, ValueError: as the pipeline's.
 
     Example:
-    >>> train = dataset_for("shards/train", 32, training=True, repeat=True)
+        ```python
+        train = dataset_for("shards/train", 32, training=True, repeat=True)
+        ```
     """
     unknown = sorted(set(options) - set(_SHARED_OPTIONS))
     if unknown:

@@ -328,8 +328,10 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
             another file list, or no file decodes.
 
     Example:
-    >>> info = make_shards("speech_commands/train", "shards/train",
-    ...                    format="arrayrecord", num_workers=8)
+        ```python
+        info = make_shards("speech_commands/train", "shards/train",
+                           format="arrayrecord", num_workers=8)
+        ```
     """
     if num_workers is None:
         num_workers = os.cpu_count() or 1

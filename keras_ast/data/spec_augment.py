@@ -72,11 +72,11 @@ class SpecAugment(keras.layers.Layer):
         training: whether to mask.
 
     Example:
-    >>> augment = SpecAugment(freq_mask_param=48, time_mask_param=192)
-    >>> features = np.random.normal(size=(2, 1024, 128)).astype("float32")
-    >>> masked = augment(features, training=True)
-    >>> tuple(masked.shape)
-    (2, 1024, 128)
+        >>> augment = SpecAugment(freq_mask_param=48, time_mask_param=192)
+        >>> features = np.random.normal(size=(2, 1024, 128)).astype("float32")
+        >>> masked = augment(features, training=True)
+        >>> tuple(masked.shape)
+        (2, 1024, 128)
     """
 
     def __init__(
@@ -124,9 +124,9 @@ class SpecAugment(keras.layers.Layer):
                        time_mask_param=192, **kwargs):
         """A SpecAugment that masks like the AST authors' data loader.
 
-        They mask the log-mel features with 0 before normalising them;
-        after an `ASTAudioConverter` that normalises, that value is
-        `(0 - mean) / (2 * std)`.
+        The AST authors mask the log-mel features with 0 before
+        normalising them; after an `ASTAudioConverter` that normalises,
+        that value is `(0 - mean) / (2 * std)`.
 
         Args:
             converter: the `ASTAudioConverter` whose output is masked.
@@ -134,9 +134,18 @@ class SpecAugment(keras.layers.Layer):
             time_mask_param: see the class.
             **kwargs: other constructor arguments (not `mask_value`).
 
+        Returns:
+            A `SpecAugment` whose `mask_value` is the converter's
+            normalised zero.
+
+        Raises:
+            ValueError: `mask_value` is among `kwargs`.
+
         Example:
-        >>> converter = ASTAudioConverter(max_length=128)
-        >>> augment = SpecAugment.from_converter(converter, 48, 48)
+            >>> converter = keras_ast.ASTAudioConverter(max_length=128)
+            >>> augment = SpecAugment.from_converter(converter, 48, 48)
+            >>> round(augment.mask_value, 3)
+            0.467
         """
         if "mask_value" in kwargs:
             raise ValueError("from_converter sets mask_value itself.")
