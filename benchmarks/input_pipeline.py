@@ -210,8 +210,8 @@ METHOD = [
     "random start or zero-padded, full batches only. Source: FLAC files of "
     "Gaussian noise × 0.1 in {classes} class folders (read from the page "
     "cache). The first batch (one per Grain worker) is a warm-up, shown "
-    "apart; then one epoch (files // batch batches) is timed. The method "
-    "is in benchmarks/README.md.",
+    "apart; then one epoch (files // batch batches) is timed. Method: "
+    "the method of benchmarks/results/2026-11-26-input-pipeline.json.",
 ]
 
 

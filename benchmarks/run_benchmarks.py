@@ -352,8 +352,8 @@ def main(argv=None):
             f"{settings['fe_iters']}, end to end {settings['e2e_warmup']} "
             f"+ {settings['e2e_iters']}, GPU {settings['gpu_warmup']} + "
             f"{settings['gpu_iters']}. Ratios: keras_ast clips/s ÷ "
-            f"reference clips/s from this run; the method is in "
-            f"benchmarks/README.md."],
+            f"reference clips/s from this run. Method: benchmarks/README.md "
+            f"and the method of results/2026-11-28-full-run.json."],
         "wall_min": round(elapsed / 60, 1),
         "tables": tables["tables"], "notes": tables["notes"],
         "summary": tables["summary"], "settings": settings,

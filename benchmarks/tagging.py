@@ -187,7 +187,8 @@ METHOD = [
     "over 10.24 s windows with `transformers`' `ASTFeatureExtractor` and "
     "`ASTForAudioClassification` (sdpa), same random weights. The reference "
     "runs first and last; ratios are against the mean of its two times. "
-    "The method is in benchmarks/README.md.",
+    "Method: this script's docstring and the method of "
+    "benchmarks/results/2026-11-27-tagging.json.",
 ]
 
 
