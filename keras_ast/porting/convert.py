@@ -232,11 +232,18 @@ def convert_checkpoint(source, output, *, frequency_stride=None,
         source: a hub repository id, `hf://owner/repo`, a local directory in
             the Hugging Face format, or an original `.pth` file.
         output: the preset directory to write.
-        frequency_stride, time_stride, max_length: `.pth` geometry (default:
-            from the authors' file-name pattern).
-        mean, std: `.pth` feature statistics (default: from the file name,
-            else AudioSet's).
-        num_heads: `.pth` attention heads (default: width / 64).
+        frequency_stride: the patch stride along frequency of a `.pth`
+            checkpoint (None: from the authors' file-name pattern).
+        time_stride: the patch stride along time of a `.pth` checkpoint
+            (None: from the file name).
+        max_length: the input frames of a `.pth` checkpoint (None: from
+            the file name).
+        mean: the feature mean of a `.pth` checkpoint (None: from the file
+            name, else AudioSet's).
+        std: the feature standard deviation of a `.pth` checkpoint (None:
+            from the file name, else AudioSet's).
+        num_heads: the attention heads of a `.pth` checkpoint (None: the
+            width divided by 64).
         labels: `.pth` labels: a list, or a file (one a line, or the
             AudioSet `index,mid,display_name` CSV).
         multi_label: `.pth` head kind (default: from the file name).
@@ -248,19 +255,24 @@ def convert_checkpoint(source, output, *, frequency_stride=None,
             to with `keras_ast.upload_preset`.
 
     Returns:
-        A `Conversion` (the classifier, the verification result, the URI).
+        A `keras_ast.porting.convert.Conversion`: the classifier, the
+        verification result and the URI it was uploaded to.
 
     Raises:
-        SourceError: the source could not be read or does not fit.
-        VerificationError: the logits differ beyond `tolerance`; nothing
-            was written.
-        ConversionError: anything else that stops the conversion.
+        keras_ast.porting.convert.SourceError: the source could not be
+            read or does not fit.
+        keras_ast.porting.convert.VerificationError: the logits differ
+            beyond `tolerance`; nothing was written.
+        keras_ast.porting.convert.ConversionError: anything else that
+            stops the conversion.
 
     Example:
-    >>> result = convert_checkpoint("MIT/ast-finetuned-speech-commands-v2",
-    ...                             "ast_sc", verify=True)
-    >>> result.classifier.num_classes
-    35
+        ```python
+        result = keras_ast.convert_checkpoint(
+            "MIT/ast-finetuned-speech-commands-v2", "ast_sc", verify=True)
+        result.classifier.num_classes
+        # 35
+        ```
     """
     from keras_ast.utils.files import sha256_file
 

@@ -180,10 +180,20 @@ def upload_preset(uri, preset_dir):
     Returns:
         The `hf://owner/repo` URI, which `from_preset` accepts.
 
+    Raises:
+        ValueError: a malformed or non-`hf://` URI, or a folder that is
+            not a keras_ast preset (no `config.json` of this format, or no
+            weights); checked before any network call.
+        FileNotFoundError: `preset_dir` does not exist.
+        huggingface_hub.errors.HfHubHTTPError: the Hub refuses the
+            repository or the upload (e.g. no token, no write access).
+
     Example:
-    >>> classifier.save_to_preset("ast_sc")
-    >>> keras_ast.upload_preset("hf://someone/ast-sc", "ast_sc")
-    'hf://someone/ast-sc'
+        ```python
+        classifier.save_to_preset("ast_sc")
+        keras_ast.upload_preset("hf://someone/ast-sc", "ast_sc")
+        # 'hf://someone/ast-sc'
+        ```
     """
     repo_id = parse_uri(uri)
     preset_dir = os.fspath(preset_dir)

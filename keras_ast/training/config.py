@@ -26,10 +26,65 @@ class TrainConfig:
     randomly initialised model also trains. SpecAugment's masks are off
     by default (on the keyword set they cost a run from scratch accuracy;
     the README has the measurements); turn them on (`freq_mask`,
-    `time_mask`) for longer runs or fine-tuning.
+    `time_mask`) for longer runs or fine-tuning. The instances are frozen:
+    `dataclasses.replace` makes a changed copy.
+
+    Args:
+        epochs: passes over the training data.
+        batch_size: clips per step, global (over all devices).
+        learning_rate: the peak learning rate, after warm-up (about 1e-3
+            suits a model trained from scratch; pretrained AudioSet
+            weights on a small set want 1e-5 to 5e-5).
+        warmup_fraction: the share of the steps spent warming up.
+        max_length: input frames; the position embeddings are adapted and
+            clips cut to match. None: the preset's.
+        mixed_precision: train under `mixed_bfloat16` (features,
+            LayerNorms and logits stay float32).
+        remat: gradient checkpointing: recompute the encoder's activations
+            in the backward pass (less memory, more compute).
+        spec_augment: SpecAugment on the features: masks, noise and time
+            roll. False: none of them.
+        freq_mask: the widest SpecAugment frequency mask, in mel bins (0:
+            none; the authors use 48, and 24 for ESC-50).
+        time_mask: the widest SpecAugment time mask, in frames (0: none;
+            the authors use 48 for Speech Commands, 192 for AudioSet;
+            None: a tenth of the input frames).
+        mixup: mix waveforms and targets (`keras_ast.data.mixup`).
+        mixup_alpha: mixup's Beta(alpha, alpha) parameter.
+        mixup_probability: the share of the clips that are mixed (the
+            authors use 0.5 for AudioSet, 0.6 for Speech Commands).
+        feature_noise: the largest amplitude of the uniform noise added to
+            the normalised features (0: none).
+        time_roll: the largest random circular roll of the features along
+            time, in frames (0: none).
+        time_shift: the largest random circular shift of the waveforms, as
+            a share of the clip (0: none).
+        balanced_sampling: draw training clips with replacement, weighted
+            so that every label is drawn about equally often.
+        seed: the shuffling, cropping and augmentation seed.
+        num_workers: Grain decoding processes (ArrayRecord shards).
+        data_parallel: split batches over all local devices
+            (`keras.distribution.DataParallel`). None: when JAX sees
+            several devices.
+        coordinator: `HOST:PORT` of process 0, for training in several
+            processes (JAX only; every process gets the same address).
+            None: one process.
+        num_processes: training processes (one per host), with
+            `coordinator`.
+        process_id: this process's index, 0 to `num_processes - 1`.
+        keep_checkpoints: how many of the latest epochs' checkpoints
+            (weights and optimizer state) `OUTPUT/checkpoints` keeps (0:
+            none); the best epoch's model is kept apart (see `monitor`).
+        monitor: the logged value whose best epoch is kept in
+            `OUTPUT/best_preset`: `val_accuracy`, `val_map`, `val_loss`,
+            `accuracy`, `map` or `loss`. None: `val_accuracy`, or
+            `val_map` for multi-label data, when there is validation data;
+            no best model without.
 
     Example:
-    >>> config = TrainConfig(epochs=30, learning_rate=1e-3, mixup=False)
+        >>> config = TrainConfig(epochs=30, learning_rate=1e-3, mixup=False)
+        >>> config.batch_size, config.mixup
+        (16, False)
     """
 
     # --- optimisation

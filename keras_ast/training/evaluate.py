@@ -378,8 +378,10 @@ def evaluate(preset_or_classifier, data, output=None, batch_size=32,
         FileNotFoundError: as `read_info`.
 
     Example:
-    >>> report = evaluate("runs/sc/preset", "shards/test", output="eval")
-    >>> print(format_report(report))
+        ```python
+        report = evaluate("runs/sc/preset", "shards/test", output="eval")
+        print(format_report(report))
+        ```
     """
     import keras
 
@@ -449,8 +451,23 @@ def _number(value):
 def format_report(report, max_rows=30):
     """A short text table of a report (what `keras-ast evaluate` prints).
 
+    A header line (data, clips, skipped records), the summary figures
+    (accuracy and F1, or mAP, mean AUC and d-prime for multi-label data),
+    then one row per class. Undefined figures print as `n/a`.
+
+    Args:
+        report: a report of `evaluate` (or the content of its
+            `evaluation.json`).
+        max_rows: the most class rows printed.
+
+    Returns:
+        The table, lines joined by newlines.
+
     Example:
-    >>> print(format_report(evaluate(classifier, "shards/test")))
+        ```python
+        report = keras_ast.evaluate(classifier, "shards/test")
+        print(keras_ast.format_report(report))
+        ```
     """
     lines = [f"{report['data']}: {report['num_clips']} clips, "
              f"{report['skipped_records']} skipped"]

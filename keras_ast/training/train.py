@@ -507,8 +507,10 @@ def train(preset, train, output, validation=None, config=None, *,
             run with another model or settings.
 
     Example:
-    >>> train("ast_speech_commands_v2", "shards/train", "runs/sc",
-    ...       validation="shards/val", epochs=5)
+        ```python
+        train("ast_speech_commands_v2", "shards/train", "runs/sc",
+              validation="shards/val", epochs=5)
+        ```
     """
     config = dataclasses.replace(config or TrainConfig(), **settings)
     output = os.fspath(output)

@@ -162,10 +162,9 @@ def quiet_tensorflow():
 
 
 def import_tensorflow():
-    """Imports TensorFlow where it is installed, without its start-up
-    lines; for notebooks.
+    """Imports TensorFlow, where installed, without its start-up log lines.
 
-    A notebook's kernel shows a library's C++ log lines among the cells'
+    For notebooks: a notebook's kernel shows a library's C++ log lines among the cells'
     outputs, and Keras' saving imports TensorFlow on any backend. Called
     first, this starts TensorFlow inside `quiet_tensorflow()` and sets
     `TF_CPP_MIN_LOG_LEVEL` to 3 for the rest of the process where it is
@@ -176,7 +175,9 @@ def import_tensorflow():
         The `tensorflow` module, or None where it is not installed.
 
     Example:
-    >>> tf = import_tensorflow()
+        ```python
+        tf = keras_ast.import_tensorflow()  # first, before Keras
+        ```
     """
     if importlib.util.find_spec("tensorflow") is None:
         return None
