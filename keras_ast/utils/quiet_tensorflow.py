@@ -164,12 +164,13 @@ def quiet_tensorflow():
 def import_tensorflow():
     """Imports TensorFlow, where installed, without its start-up log lines.
 
-    For notebooks: a notebook's kernel shows a library's C++ log lines among the cells'
-    outputs, and Keras' saving imports TensorFlow on any backend. Called
-    first, this starts TensorFlow inside `quiet_tensorflow()` and sets
-    `TF_CPP_MIN_LOG_LEVEL` to 3 for the rest of the process where it is
-    unset (the caller asks for it), so later lines such as the cuInit
-    error of a machine without a GPU stay out too.
+    For notebooks: a notebook's kernel shows a library's C++ log lines
+    among the cells' outputs, and Keras' saving imports TensorFlow on any
+    backend. Called first, this starts TensorFlow inside
+    `quiet_tensorflow()` and sets `TF_CPP_MIN_LOG_LEVEL` to 3 for the rest
+    of the process where it is unset (the caller asks for it), so later
+    lines such as the cuInit error of a machine without a GPU stay out
+    too.
 
     Returns:
         The `tensorflow` module, or None where it is not installed.
