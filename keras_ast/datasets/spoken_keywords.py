@@ -40,7 +40,11 @@ PITCHES = (30, 50, 70)
 
 
 class SpeechUnavailableError(RuntimeError):
-    """espeak-ng or sox is not installed."""
+    """espeak-ng or sox is not installed.
+
+    `speak` and `make_keyword_dataset` raise it before running anything;
+    `apt-get install espeak-ng sox` installs both on Debian and Ubuntu.
+    """
 
 
 def available():
@@ -75,7 +79,7 @@ def speak(text, voice="en", speed=160, pitch=50):
             (an unknown voice, for instance).
 
     Example:
-    >>> waveform = speak("yes", voice="en-us", speed=140)
+        >>> waveform = speak("yes", voice="en-us", speed=140)
     """
     _require_programs()
     with tempfile.TemporaryDirectory() as directory:
@@ -151,10 +155,10 @@ def make_keyword_dataset(directory, words=WORDS, voices=VOICES,
         TypeError: `voices` is not a mapping.
 
     Example:
-    >>> make_keyword_dataset("keywords", words=["yes", "no"],
-    ...                      voices={"train": ["en"], "test": ["en-us"]},
-    ...                      speeds=[160], pitches=[50])
-    {'train': 2, 'test': 2}
+        >>> make_keyword_dataset("keywords", words=["yes", "no"],
+        ...                      voices={"train": ["en"], "test": ["en-us"]},
+        ...                      speeds=[160], pitches=[50])
+        {'train': 2, 'test': 2}
     """
     import soundfile
 
