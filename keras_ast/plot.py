@@ -1,11 +1,11 @@
-"""Pictures of what a model hears and finds: spectrograms, timelines, attention.
+"""Pictures of what a model hears and finds.
 
 Five functions draw with matplotlib (the `plot` extra,
 `pip install keras-ast[plot]`) and return a `matplotlib.figure.Figure`:
 - `spectrogram`: the log-mel features of a waveform (or features) over
   time in seconds;
-- `timeline`: a `keras_ast.inference.timeline.Timeline` as a class-by-time heat map
-  of window scores, with the merged events outlined;
+- `timeline`: a `keras_ast.inference.timeline.Timeline` as a
+  class-by-time heat map of window scores, with the merged events outlined;
 - `attention`: the last layer's [CLS] attention over the patch grid, laid
   over the spectrogram;
 - `file_report`: a spectrogram above a timeline on one time axis (what
@@ -101,6 +101,11 @@ def waveform_features(waveform, converter, batch_size=8):
 
     Returns:
         float32 `(frames, num_mel_bins)`.
+
+    Example:
+        >>> converter = keras_ast.ASTAudioConverter(max_length=128)
+        >>> waveform_features(np.zeros(48000, "float32"), converter).shape
+        (298, 128)
     """
     waveform = _waveform(waveform)
     frames = _num_frames(len(waveform))
@@ -175,9 +180,17 @@ def spectrogram(x, converter=None, ax=None, title=None):
     Returns:
         The matplotlib Figure.
 
+    Raises:
+        ImportError: matplotlib is not installed (the `plot` extra).
+
     Example:
-    >>> figure = spectrogram(waveform, converter=classifier.preprocessor)
-    >>> figure.savefig("spectrogram.png")
+        ```python
+        classifier = keras_ast.ASTClassifier.from_preset(
+            "ast_audioset_10_10_0.4593")
+        waveform = keras_ast.load_audio("dog.wav")
+        figure = spectrogram(waveform, converter=classifier.preprocessor)
+        figure.savefig("spectrogram.png")
+        ```
     """
     _require_matplotlib()
     features, frame_seconds, label = _features_of(x, converter)
@@ -196,9 +209,17 @@ def window_edges(starts, ends):
     the middle: cells tile the recording from the first start to the last
     end, and are the windows themselves when windows do not overlap.
 
+    Args:
+        starts: `(windows,)` window start times, seconds, increasing
+            (`Timeline.starts`).
+        ends: `(windows,)` window end times, seconds (`Timeline.ends`).
+
+    Returns:
+        float64 `(windows + 1,)`: the edges of the cells.
+
     Example:
-    >>> window_edges(np.array([0., 5., 10.]), np.array([10., 15., 17.]))
-    array([ 0. ,  7.5, 12.5, 17. ])
+        >>> window_edges(np.array([0., 5., 10.]), np.array([10., 15., 17.]))
+        array([ 0. ,  7.5, 12.5, 17. ])
     """
     starts = np.asarray(starts, np.float64)
     ends = np.asarray(ends, np.float64)
@@ -211,6 +232,23 @@ def timeline_rows(timeline, top_k=10):
 
     The `top_k` classes with the highest score in any window (all with
     `top_k=None`), and every class that has an event.
+
+    Args:
+        timeline: a `keras_ast.inference.timeline.Timeline`.
+        top_k: how many classes to take by score (None: all).
+
+    Returns:
+        A list of class indices (columns of `timeline.scores`).
+
+    Example:
+        >>> from keras_ast.inference.timeline import Event, Timeline
+        >>> found = Timeline(
+        ...     starts=np.array([0.0, 5.0]), ends=np.array([10.0, 12.0]),
+        ...     scores=np.array([[0.9, 0.1, 0.3], [0.2, 0.05, 0.4]]),
+        ...     labels=["Dog", "Bird", "Rain"],
+        ...     events=[Event("Bird", 0.0, 10.0, 0.1)], duration=12.0)
+        >>> timeline_rows(found, top_k=2)
+        [0, 2, 1]
     """
     scores = np.asarray(timeline.scores, np.float32)
     best = scores.max(axis=0) if len(scores) else np.zeros(scores.shape[1])
@@ -278,9 +316,14 @@ def timeline(timeline, top_k=10, ax=None):
     Returns:
         The matplotlib Figure.
 
+    Raises:
+        ImportError: matplotlib is not installed (the `plot` extra).
+
     Example:
-    >>> found = classifier.tag("street.wav")
-    >>> timeline(found, top_k=5).savefig("street_timeline.png")
+        ```python
+        found = classifier.tag("street.wav")
+        keras_ast.plot.timeline(found, top_k=5).savefig("timeline.png")
+        ```
     """
     _require_matplotlib()
     if ax is None:
@@ -305,6 +348,14 @@ def cls_attention(backbone, features):
     Returns:
         float32 `(F', T')`, the patch grid (`backbone.token_grid`):
         row `f`, column `t` is the attention to token `2 + f * T' + t`.
+
+    Example:
+        >>> backbone = keras_ast.ASTBackbone(
+        ...     hidden_dim=64, num_layers=2, num_heads=4,
+        ...     intermediate_dim=128, max_length=128)
+        >>> grid = cls_attention(backbone, np.zeros((1, 128, 128)))
+        >>> grid.shape == backbone.token_grid
+        True
     """
     from keras import ops
 
@@ -349,8 +400,15 @@ def attention(classifier, waveform, ax=None):
     Returns:
         The matplotlib Figure.
 
+    Raises:
+        ValueError: the classifier has no preprocessor.
+        ImportError: matplotlib is not installed (the `plot` extra).
+
     Example:
-    >>> attention(classifier, waveform).savefig("attention.png")
+        ```python
+        waveform = keras_ast.load_audio("dog.wav")
+        attention(classifier, waveform).savefig("attention.png")
+        ```
     """
     _require_matplotlib()
     converter = classifier.preprocessor
@@ -413,9 +471,15 @@ def file_report(classifier, waveform, timeline=None, path=None):
     Returns:
         The matplotlib Figure.
 
+    Raises:
+        ImportError: matplotlib is not installed (the `plot` extra).
+
     Example:
-    >>> found = classifier.tag(waveform)
-    >>> file_report(classifier, waveform, found).savefig("report.png")
+        ```python
+        waveform = keras_ast.load_audio("street.wav")
+        found = classifier.tag(waveform, sampling_rate=16000)
+        file_report(classifier, waveform, found).savefig("report.png")
+        ```
     """
     _require_matplotlib()
     converter = classifier.preprocessor
@@ -467,10 +531,22 @@ def confusion_matrix(counts, labels, ax=None, title=None):
     Returns:
         The matplotlib Figure.
 
+    Raises:
+        ValueError: `counts` is not `(len(labels), len(labels))`.
+        ImportError: matplotlib is not installed (the `plot` extra).
+
     Example:
-    >>> report = keras_ast.training.evaluate.evaluate(classifier, "shards/test")
-    >>> matrix = report["confusion_matrix"]
-    >>> confusion_matrix(matrix["counts"], matrix["labels"]).savefig("cm.png")
+        >>> figure = confusion_matrix([[8, 2], [1, 9]], ["no", "yes"])
+        >>> figure.axes[0].get_title()
+        '20 clips, accuracy 85.0%'
+
+        From an evaluation report:
+
+        ```python
+        report = keras_ast.evaluate(classifier, "shards/test")
+        matrix = report["confusion_matrix"]
+        confusion_matrix(matrix["counts"], matrix["labels"]).savefig("cm.png")
+        ```
     """
     _require_matplotlib()
     counts = np.asarray(counts, np.int64)
