@@ -350,12 +350,13 @@ def test_every_module_states_its_job():
 
 
 def user_facing_sources():
-    """`(where, source)` of the README's Python blocks, the quick start and
-    every notebook's code cells."""
-    readme = (ROOT / "README.md").read_text()
-    for index, block in enumerate(
-            re.findall(r"```python\n(.*?)```", readme, re.S)):
-        yield f"README.md block {index}", block
+    """`(where, source)` of the Python blocks of the README and the guide
+    pages of docs/, the quick start and every notebook's code cells."""
+    pages = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
+    for page in pages:
+        for index, block in enumerate(
+                re.findall(r"```python\n(.*?)```", page.read_text(), re.S)):
+            yield f"{page.relative_to(ROOT)} block {index}", block
     yield "tutorials/quickstart.py", (ROOT / "tutorials/quickstart.py"
                                       ).read_text()
     for path in sorted((ROOT / "tutorials").glob("*.ipynb")):
@@ -375,13 +376,13 @@ def test_docs_use_only_the_public_api():
         if hits:
             found[where] = hits
     assert not found, (
-        f"README and tutorials must import from {PUBLIC_MODULES} only, "
-        f"names those export: {found}")
+        f"README, docs and tutorials must import from {PUBLIC_MODULES} "
+        f"only, names those export: {found}")
 
 
-def test_readme_layout_names_every_floor():
-    readme = (ROOT / "README.md").read_text()
-    layout = readme[readme.index("## Layout"):]
+def test_layout_page_names_every_floor():
+    """docs/layout.md, the engineers' page, names every floor and tool."""
+    layout = (ROOT / "docs" / "layout.md").read_text()
     folders = [path.parent.name for path in PACKAGE.glob("*/__init__.py")]
     tops = [path.name for path in PACKAGE.glob("*.py")
             if path.name != "__init__.py"]
@@ -389,8 +390,8 @@ def test_readme_layout_names_every_floor():
     missing += [name for name in tops if name not in layout]
     tools = [path.name for path in (ROOT / "tools").iterdir()
              if path.suffix in (".py", ".sh")]
-    missing += [f"tools/{name}" for name in tools if name not in layout]
-    assert not missing, f"README's layout lacks {missing}"
+    missing += [name for name in tools if f"`{name}`" not in layout]
+    assert not missing, f"docs/layout.md lacks {missing}"
 
 
 # --- each rule fails on code that breaks it ---------------------------------
