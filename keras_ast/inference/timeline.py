@@ -80,7 +80,8 @@ class Timeline:
         ...     events=[Event("Dog", 0.0, 10.0, 0.9),
         ...             Event("Rain", 5.0, 12.0, 0.7)],
         ...     duration=12.0, path="street.wav")
-        >>> timeline.to_dict()["events"][1]
+        >>> events = timeline.to_dict()["events"]
+        >>> events[1]
         {'label': 'Rain', 'onset': 5.0, 'offset': 12.0, 'score': 0.7}
     """
 

@@ -354,6 +354,7 @@ class ASTClassifier(keras.Model):
 
         The defaults of the whole project live here (`keras-ast train`
         uses them too). `"auto"` picks:
+
         - optimizer: AdamW with betas (0.95, 0.999) and weight decay 5e-7
           as the AST authors used, `learning_rate` (a float or a
           `keras.optimizers.schedules` schedule) and gradient clipping to a
@@ -411,6 +412,7 @@ class ASTClassifier(keras.Model):
         """Exports the model with the spectrogram inside: audio in.
 
         Formats:
+
         - `"tf_saved_model"` (TensorFlow and JAX backends): the signatures
           `serve`, `serve_with_lengths`, `scores`, `classify` (top-k label
           strings) and `serve_wav` (encoded WAV bytes), with named outputs;
@@ -418,6 +420,7 @@ class ASTClassifier(keras.Model):
           Serving's layout (`filepath/1/`); `top_k` sets what `classify`
           returns.
         - `"onnx"` and `"litert"`: see `keras_ast.export.portable`.
+
         An explicit `input_signature` (or a features-in model) goes to
         `keras.Model.export` unchanged.
 
