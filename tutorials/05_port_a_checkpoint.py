@@ -103,8 +103,8 @@ print(len(WORDS), "labels")
 # before anything runs.
 
 # %%
-# !keras-ast convert --source {PTH} --output ast_speech_commands \
-#     --labels labels.txt --single-label --verify
+FLAGS = "--labels labels.txt --single-label --verify"
+# !keras-ast convert --source {PTH} --output ast_speech_commands {FLAGS}
 
 # %% [markdown]
 # The folder is a keras_ast preset: `config.json`, the weights, `labels.json`
