@@ -67,9 +67,13 @@ class SpecAugment(keras.layers.Layer):
         max_roll: largest time roll, in frames (0: none).
         seed: int seed of the layer's `SeedGenerator`, for reproducibility.
 
+    Raises:
+        ValueError: a mask parameter, mask count or `max_roll` that is
+            not a non-negative integer, or a negative `noise`.
+
     Call arguments:
-        features: float `(batch, time, freq)` or `(time, freq)`.
-        training: whether to mask.
+        - `features`: float `(batch, time, freq)` or `(time, freq)`.
+        - `training`: whether to mask.
 
     Example:
         >>> augment = SpecAugment(freq_mask_param=48, time_mask_param=192)

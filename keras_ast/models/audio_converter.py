@@ -50,18 +50,24 @@ class ASTAudioConverter(keras.layers.Layer):
             which ONNX and LiteRT exporters can write). Both give the same
             features within float32 rounding.
 
-    Call arguments:
-        waveforms: float waveforms in [-1, 1] (or integer PCM, scaled by
-            full scale), `(batch, samples)` or `(samples,)`, or a list of
-            1-D clips of any lengths; see `keras_ast.inference.waveforms`
-            for the rules host arrays follow.
-        lengths: optional int `(batch,)`, the number of valid samples of
-            each row; samples past it are ignored. Defaults to all samples.
-        sampling_rate: optional; the rate of `waveforms`, checked against
-            the layer's.
+    Raises:
+        ValueError: `max_length` below 1, `std` not positive, or an
+            unknown `spectrum_method`.
 
-    Returns:
-        float32 features `(batch, max_length, num_mel_bins)`.
+    Call arguments:
+        - `waveforms`: float waveforms in [-1, 1] (or integer PCM, scaled by
+          full scale), `(batch, samples)` or `(samples,)`, or a list of
+          1-D clips of any lengths; see `keras_ast.inference.waveforms`
+          for the rules host arrays follow.
+        - `lengths`: optional int `(batch,)`, the number of valid samples of
+          each row; samples past it are ignored. Defaults to all samples.
+        - `sampling_rate`: optional; the rate of `waveforms`, checked against
+          the layer's.
+
+        A call returns float32 features `(batch, max_length, num_mel_bins)`.
+        It raises `ValueError` for host audio that the rules of
+        `keras_ast.inference.waveforms` refuse, or for a `sampling_rate`
+        other than the layer's.
 
     Example:
         >>> converter = ASTAudioConverter(max_length=128)

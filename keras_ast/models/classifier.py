@@ -44,6 +44,11 @@ class ASTClassifier(keras.Model):
         augmenter: optional layer applied to the features in training
             only, e.g. `keras_ast.data.SpecAugment`.
 
+    Raises:
+        ValueError: `num_classes` below 1, `labels` not `num_classes`
+            long, or a preprocessor whose `max_length` or `num_mel_bins`
+            is not the backbone's.
+
     Call inputs: waveforms `(batch, samples)` (or features without a
     preprocessor), or a dict `{"waveforms": ..., "lengths": ...}` for
     batches of clips of different lengths (zero-padded, with each clip's

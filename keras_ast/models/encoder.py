@@ -32,16 +32,19 @@ class ASTEncoderLayer(keras.layers.Layer):
         dropout: dropout rate after the attention output and the MLP.
         attention_dropout: dropout rate on the attention probabilities.
 
+    Raises:
+        ValueError: `num_heads` does not divide `hidden_dim`.
+
     Call arguments:
-        tokens: `(batch, sequence, hidden_dim)`.
-        training: whether dropout is active.
-        return_attention_scores: also return the attention probabilities
-            `(batch, heads, sequence, sequence)`; computed explicitly, for
-            analysis.
-        num_queries: compute the output of the first `num_queries` tokens
-            only (they still attend to all tokens); returns
-            `(batch, num_queries, hidden_dim)`. The last layer needs no more
-            for a classification from the [CLS] and distillation tokens.
+        - `tokens`: `(batch, sequence, hidden_dim)`.
+        - `training`: whether dropout is active.
+        - `return_attention_scores`: also return the attention probabilities
+          `(batch, heads, sequence, sequence)`; computed explicitly, for
+          analysis.
+        - `num_queries`: compute the output of the first `num_queries` tokens
+          only (they still attend to all tokens); returns
+          `(batch, num_queries, hidden_dim)`. The last layer needs no more
+          for a classification from the [CLS] and distillation tokens.
 
     Example:
         >>> layer = ASTEncoderLayer(64, num_heads=4, intermediate_dim=128)
