@@ -418,11 +418,22 @@ def read_info(path, verify=False, check_files=True):
             sha256 differs; the message names them and how to rebuild.
 
     Example:
-        ```python
-        info = read_info("shards/train")
-        info.labels[:2], info.num_examples
-        # (('backward', 'bed'), 84843)
-        ```
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import soundfile
+        >>> from keras_ast.data import make_shards
+        >>> root = tempfile.mkdtemp()
+        >>> for label in ("no", "yes"):  # a class-folder source, 2 clips
+        ...     os.makedirs(os.path.join(root, "words", label))
+        ...     soundfile.write(os.path.join(root, "words", label, "a.wav"),
+        ...                     np.zeros(16000), 16000)
+        >>> _ = make_shards(os.path.join(root, "words"),
+        ...                    os.path.join(root, "shards"),
+        ...                    format="arrayrecord", num_workers=0,
+        ...                    progress=False)
+        >>> info = read_info(os.path.join(root, "shards"))
+        >>> info.labels, info.num_examples, info.record_format
+        (('no', 'yes'), 2, 'arrayrecord')
     """
     path = os.fspath(path)
     if os.path.isfile(path) and path.endswith(".json"):
@@ -605,14 +616,25 @@ def verify_shards(path):
         `{shard file name: what is wrong}`, empty when every shard is good.
 
     Raises:
-        FileNotFoundError, ValueError: as `read_info`, for a missing or
-            invalid `dataset.json`.
+        FileNotFoundError: as `read_info`, for a missing `dataset.json`.
+        ValueError: as `read_info`, for an invalid `dataset.json`.
 
     Example:
-        ```python
-        verify_shards("shards/train")
-        # {}
-        ```
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import soundfile
+        >>> from keras_ast.data import make_shards
+        >>> root = tempfile.mkdtemp()
+        >>> for label in ("no", "yes"):  # a class-folder source, 2 clips
+        ...     os.makedirs(os.path.join(root, "words", label))
+        ...     soundfile.write(os.path.join(root, "words", label, "a.wav"),
+        ...                     np.zeros(16000), 16000)
+        >>> info = make_shards(os.path.join(root, "words"),
+        ...                    os.path.join(root, "shards"),
+        ...                    format="arrayrecord", num_workers=0,
+        ...                    progress=False)
+        >>> verify_shards(info)
+        {}
     """
     info = as_info(path, check_files=False)
     return shard_problems(info)

@@ -328,10 +328,20 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
             another file list, or no file decodes.
 
     Example:
-        ```python
-        info = make_shards("speech_commands/train", "shards/train",
-                           format="arrayrecord", num_workers=8)
-        ```
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import soundfile
+        >>> root = tempfile.mkdtemp()
+        >>> for label in ("no", "yes"):  # a class-folder source, 2 clips
+        ...     os.makedirs(os.path.join(root, "words", label))
+        ...     soundfile.write(os.path.join(root, "words", label, "a.wav"),
+        ...                     np.zeros(16000), 16000)
+        >>> info = make_shards(os.path.join(root, "words"),
+        ...                    os.path.join(root, "shards"),
+        ...                    format="arrayrecord", num_workers=0,
+        ...                    progress=False)
+        >>> info.labels, info.num_examples, info.shards[0].file
+        (('no', 'yes'), 2, 'shard-00000.array_record')
     """
     if num_workers is None:
         num_workers = os.cpu_count() or 1
