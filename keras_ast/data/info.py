@@ -396,7 +396,7 @@ def write_info(directory, info):
 def read_info(path, verify=False, check_files=True):
     """The `dataset.json` of a shard directory, checked, as a `DatasetInfo`.
 
-    An index written by an older keras_ast (`version` in place of
+    An index that names its format version `version` (in place of
     `format_version`) reads the same.
 
     Args:

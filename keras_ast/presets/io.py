@@ -12,8 +12,9 @@ directory, in one of two formats:
   `audio_converter.json`, `labels.json` and `metadata.json`.
 
 Format versions of keras_ast presets:
-- 2 (written now): backbone and head weights in separate files, so a
-  backbone loads alone and a new head skips the stored one.
+- 2 (the one `save_preset` writes): backbone and head weights in
+  separate files, so a backbone loads alone and a new head skips the
+  stored one.
 - 1: one `model.weights.h5` holding the classifier
   (or the backbone alone). Still read: the backbone's part is copied out of
   it into a temporary file, and the head is read from it with the backbone
