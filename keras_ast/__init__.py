@@ -5,7 +5,7 @@ imported on first use (PEP 562), so that `import keras_ast` loads neither
 Keras nor a backend, and light modules such as `keras_ast.data.pipelines`
 stay light in Grain and shard-writer worker processes.
 
-Example:
+Examples:
 >>> import keras_ast
 >>> classifier = keras_ast.ASTClassifier.from_preset(
 ...     "ast_audioset_10_10_0.4593")

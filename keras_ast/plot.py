@@ -102,7 +102,7 @@ def waveform_features(waveform, converter, batch_size=8):
     Returns:
         float32 `(frames, num_mel_bins)`.
 
-    Example:
+    Examples:
         >>> converter = keras_ast.ASTAudioConverter(max_length=128)
         >>> waveform_features(np.zeros(48000, "float32"), converter).shape
         (298, 128)
@@ -183,7 +183,7 @@ def spectrogram(x, converter=None, ax=None, title=None):
     Raises:
         ImportError: matplotlib is not installed (the `plot` extra).
 
-    Example:
+    Examples:
         ```python
         classifier = keras_ast.ASTClassifier.from_preset(
             "ast_audioset_10_10_0.4593")
@@ -217,7 +217,7 @@ def window_edges(starts, ends):
     Returns:
         float64 `(windows + 1,)`: the edges of the cells.
 
-    Example:
+    Examples:
         >>> window_edges(np.array([0., 5., 10.]), np.array([10., 15., 17.]))
         array([ 0. ,  7.5, 12.5, 17. ])
     """
@@ -240,7 +240,7 @@ def timeline_rows(timeline, top_k=10):
     Returns:
         A list of class indices (columns of `timeline.scores`).
 
-    Example:
+    Examples:
         >>> from keras_ast.inference.timeline import Event, Timeline
         >>> found = Timeline(
         ...     starts=np.array([0.0, 5.0]), ends=np.array([10.0, 12.0]),
@@ -319,7 +319,7 @@ def timeline(timeline, top_k=10, ax=None):
     Raises:
         ImportError: matplotlib is not installed (the `plot` extra).
 
-    Example:
+    Examples:
         ```python
         found = classifier.tag("street.wav")
         keras_ast.plot.timeline(found, top_k=5).savefig("timeline.png")
@@ -349,7 +349,7 @@ def cls_attention(backbone, features):
         float32 `(F', T')`, the patch grid (`backbone.token_grid`):
         row `f`, column `t` is the attention to token `2 + f * T' + t`.
 
-    Example:
+    Examples:
         >>> backbone = keras_ast.ASTBackbone(
         ...     hidden_dim=64, num_layers=2, num_heads=4,
         ...     intermediate_dim=128, max_length=128)
@@ -404,7 +404,7 @@ def attention(classifier, waveform, ax=None):
         ValueError: the classifier has no preprocessor.
         ImportError: matplotlib is not installed (the `plot` extra).
 
-    Example:
+    Examples:
         ```python
         waveform = keras_ast.load_audio("dog.wav")
         attention(classifier, waveform).savefig("attention.png")
@@ -474,7 +474,7 @@ def file_report(classifier, waveform, timeline=None, path=None):
     Raises:
         ImportError: matplotlib is not installed (the `plot` extra).
 
-    Example:
+    Examples:
         ```python
         waveform = keras_ast.load_audio("street.wav")
         found = classifier.tag(waveform, sampling_rate=16000)
@@ -535,7 +535,7 @@ def confusion_matrix(counts, labels, ax=None, title=None):
         ValueError: `counts` is not `(len(labels), len(labels))`.
         ImportError: matplotlib is not installed (the `plot` extra).
 
-    Example:
+    Examples:
         >>> figure = confusion_matrix([[8, 2], [1, 9]], ["no", "yes"])
         >>> figure.axes[0].get_title()
         '20 clips, accuracy 85.0%'

@@ -6,7 +6,7 @@ The names below are imported on first use (PEP 562), so that
 worker processes import only what they run. `SpecAugment` imports Keras
 when it is first used. Decoding one file: `keras_ast.load_audio`.
 
-Example:
+Examples:
 >>> from keras_ast import data
 >>> data.make_shards("my_audio/train", "shards/train", format="arrayrecord")
 >>> train, info = data.grain_dataset("shards/train", 32, training=True,

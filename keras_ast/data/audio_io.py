@@ -82,7 +82,7 @@ def resample(audio, rate, sampling_rate=SAMPLING_RATE):
     Returns:
         float32 array; `audio` as float32 when the rates are equal.
 
-    Example:
+    Examples:
         >>> resample(np.zeros(8000, "float32"), 8000).shape
         (16000,)
     """
@@ -112,7 +112,7 @@ def load_audio(path, sampling_rate=SAMPLING_RATE):
         AudioDecodeError: the file is missing or empty (0 bytes), does not
             decode, holds no samples, or holds NaN or infinite values.
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> import soundfile
         >>> path = os.path.join(tempfile.mkdtemp(), "tone.wav")
@@ -168,7 +168,7 @@ def in_order(submit, items, window):
     long list holds a bounded number of decoded files, and the pool works
     on the next ones while the caller uses this one.
 
-    Example:
+    Examples:
     >>> with concurrent.futures.ThreadPoolExecutor(2) as pool:
     ...     for path, future in in_order(
     ...             lambda path: pool.submit(load_audio, path), paths, 4):

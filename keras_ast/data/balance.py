@@ -37,7 +37,7 @@ def label_weights(info):
     Args:
         info: a shard set's `DatasetInfo` (`read_info`).
 
-    Example:
+    Examples:
     >>> weights = label_weights(read_info("shards/train"))
     """
     counts = np.array([info.class_counts.get(label, 0)
@@ -84,7 +84,7 @@ def record_labels(info):
     Raises:
         ValueError: the shards are not ArrayRecord shards.
 
-    Example:
+    Examples:
     >>> labels = record_labels(read_info("shards/train"))
     """
     if info.record_format != "arrayrecord":
@@ -112,7 +112,7 @@ def record_weights(labels, info):
         labels: label ids per record (`record_labels`).
         info: the shard set's `DatasetInfo`.
 
-    Example:
+    Examples:
     >>> weights = record_weights([[0], [1], [1]], info)  # 1, 0.5, 0.5
     """
     per_label = label_weights(info)

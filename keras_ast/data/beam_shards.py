@@ -201,7 +201,7 @@ def make_shards_beam(source, output, format="tfrecord", shard_size_mb=64,
         ImportError: Apache Beam is not installed.
         FileExistsError, FileNotFoundError, ValueError: as `make_shards`.
 
-    Example:
+    Examples:
     >>> info = make_shards_beam(
     ...     "audio/train", "shards/train", format="arrayrecord",
     ...     beam_options="--runner=DirectRunner --direct_num_workers=4 "

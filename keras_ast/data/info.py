@@ -45,7 +45,7 @@ class FrozenCounts(collections.abc.Mapping):
 
     Compares equal to a dict with the same items.
 
-    Example:
+    Examples:
     >>> counts = FrozenCounts({"dog": 3})
     >>> counts["dog"], dict(counts) == {"dog": 3}
     (3, True)
@@ -162,7 +162,7 @@ class DatasetInfo:
         directory: the folder the index was read from or written to (not
             part of the file, and left out of comparisons).
 
-    Example:
+    Examples:
         >>> info = DatasetInfo(
         ...     record_format="tfrecord", sampling_rate=16000,
         ...     multi_label=False, labels=["no", "yes"], num_examples=0,
@@ -335,7 +335,7 @@ class PipelineInfo(DatasetInfo):
             `SkipCount` (Grain; its `reasons()` says which records and
             why). Left out of comparisons.
 
-    Example:
+    Examples:
     >>> dataset, info = tf_dataset("shards/train", 32, with_info=True)
     >>> classifier.fit(dataset)
     >>> info.skipped_records, info.num_examples
@@ -417,7 +417,7 @@ def read_info(path, verify=False, check_files=True):
         DamagedShardError: (a ValueError) with `verify`, shards whose
             sha256 differs; the message names them and how to rebuild.
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> import numpy as np
         >>> import soundfile
@@ -521,7 +521,7 @@ def remedy(info, verify=True):
         verify: also suggest `keras-ast verify-shards` to list every bad
             shard (False where they were just listed: in `verify-shards`).
 
-    Example:
+    Examples:
     >>> remedy(read_info("shards/train"), verify=False)
     'Rebuild the shard set (move shards/train away, then ...).'
     """
@@ -544,7 +544,7 @@ def shard_sha256(path):
     the same data set again (every epoch, validation, a second pipeline)
     does not read the shards again; a file rewritten since is hashed anew.
 
-    Example:
+    Examples:
     >>> shard_sha256("shards/train/shard-00000.tfrecord")[:8]
     '3f1c9a0e'
     """
@@ -588,7 +588,7 @@ def shard_problems(info, files=None, threads=None):
         files: shard file names to check; defaults to all.
         threads: hashing threads; defaults to the CPUs, at most 8.
 
-    Example:
+    Examples:
     >>> shard_problems(read_info("shards/train", check_files=False))
     {}
     """
@@ -619,7 +619,7 @@ def verify_shards(path):
         FileNotFoundError: as `read_info`, for a missing `dataset.json`.
         ValueError: as `read_info`, for an invalid `dataset.json`.
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> import numpy as np
         >>> import soundfile

@@ -30,7 +30,7 @@ def mixup(waveforms, targets, alpha=10.0, probability=0.5, rng=None):
     Returns:
         `(mixed_waveforms, mixed_targets)`, float32.
 
-    Example:
+    Examples:
         >>> waves = np.random.normal(size=(4, 16000)).astype("float32")
         >>> targets = np.eye(3, dtype="float32")[[0, 1, 2, 1]]
         >>> mixed_waves, mixed_targets = mixup(waves, targets, rng=0)

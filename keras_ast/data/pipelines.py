@@ -61,7 +61,7 @@ def process_part():
     count-th shard (or record) from its index on. Otherwise `(0, 1)`: the
     whole set. What the pipelines' `part=None` means.
 
-    Example:
+    Examples:
     >>> process_part()
     (0, 1)
     """
@@ -209,7 +209,7 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
         FileNotFoundError: no `dataset.json`, or a listed shard is missing.
         ValueError: ArrayRecord shards (`grain_dataset` reads them).
 
-    Example:
+    Examples:
         ```python
         ds = tf_dataset("shards/train", batch_size=32, training=True,
                         clip_seconds=1.0)
@@ -639,7 +639,7 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
         FileNotFoundError: no `dataset.json`, or a listed shard is missing.
         ValueError: TFRecord shards (`tf_dataset` reads them).
 
-    Example:
+    Examples:
         ```python
         ds = grain_dataset("shards/train", 32, training=True, num_workers=4)
         classifier.fit(ds, epochs=10)
@@ -749,7 +749,7 @@ def dataset_for(path, batch_size, *, repeat=False, num_workers=0,
         TypeError: an option the two pipelines do not share.
         FileNotFoundError, ValueError: as the pipeline's.
 
-    Example:
+    Examples:
         ```python
         train = dataset_for("shards/train", 32, training=True, repeat=True)
         ```

@@ -16,7 +16,7 @@ def encode(audio, labels, path=""):
         labels: label ids (one for single-label data, any number otherwise).
         path: where the clip came from.
 
-    Example:
+    Examples:
     >>> audio, labels, path = decode(encode(np.zeros(3), [1], "a.wav"))
     """
     audio = np.ascontiguousarray(audio, dtype="<f4")

@@ -52,7 +52,7 @@ def decode_file(path, sampling_rate=SAMPLING_RATE):
         `(audio, None)`, or `(None, reason)` for a file that does not
         decode: `reason` is what `dataset.json` lists under `skipped`.
 
-    Example:
+    Examples:
     >>> audio, reason = decode_file("dog/a.wav")
     """
     try:
@@ -149,7 +149,7 @@ def write_shard(output, index, clips, record_format):
         `(shard, max_num_samples)`: the shard's `ShardInfo` (file,
         num_examples, sha256, class_counts) and its longest clip.
 
-    Example:
+    Examples:
     >>> shard, longest = write_shard("out", 0, clips, "arrayrecord")
     """
     make_writer, encode = _writer_factory(record_format)
@@ -327,7 +327,7 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
         ValueError: a bad source or manifest, a resumed `output` made from
             another file list, or no file decodes.
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> import numpy as np
         >>> import soundfile
@@ -411,7 +411,7 @@ def start_job(source, output, format, shard_size_mb, resume, seed):
     Raises:
         ValueError, FileExistsError, FileNotFoundError: as `make_shards`.
 
-    Example:
+    Examples:
     >>> job, existing = start_job("audio/train", "shards/train",
     ...                           "tfrecord", 64, resume=False, seed=0)
     """

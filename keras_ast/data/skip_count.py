@@ -27,7 +27,7 @@ class SkipCount:
     number of records skipped so far; `reasons()` says which and why. The
     file lives as long as the `SkipCount` made in this process.
 
-    Example:
+    Examples:
     >>> count = SkipCount()
     >>> count.add("shard-00003.array_record record 17: cannot be read")
     >>> int(count)

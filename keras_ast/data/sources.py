@@ -177,7 +177,7 @@ def list_source(source):
         ValueError: a manifest that is not valid.
         FileNotFoundError: `source` does not exist.
 
-    Example:
+    Examples:
     >>> entries, skipped = list_source("speech_commands/train")
     >>> entries[0].name, entries[0].labels
     ('down/0a2b400e_nohash_0.wav', ('down',))
@@ -202,7 +202,7 @@ def list_source(source):
 def source_fingerprint(entries):
     """sha256 of the sorted `(name, labels)` list of a source.
 
-    Example:
+    Examples:
     >>> source_fingerprint(list_source("speech_commands/train")[0])
     '3f6c...'
     """

@@ -75,7 +75,7 @@ class SpecAugment(keras.layers.Layer):
         - `features`: float `(batch, time, freq)` or `(time, freq)`.
         - `training`: whether to mask.
 
-    Example:
+    Examples:
         >>> augment = SpecAugment(freq_mask_param=48, time_mask_param=192)
         >>> features = np.random.normal(size=(2, 1024, 128)).astype("float32")
         >>> masked = augment(features, training=True)
@@ -145,7 +145,7 @@ class SpecAugment(keras.layers.Layer):
         Raises:
             ValueError: `mask_value` is among `kwargs`.
 
-        Example:
+        Examples:
             >>> converter = keras_ast.ASTAudioConverter(max_length=128)
             >>> augment = SpecAugment.from_converter(converter, 48, 48)
             >>> round(augment.mask_value, 3)

@@ -5,7 +5,7 @@ class folders that `keras-ast make-shards` reads. The names below are
 imported on first use (PEP 562): `import keras_ast.datasets` loads
 neither Keras nor a backend.
 
-Example:
+Examples:
 >>> from keras_ast.datasets import make_keyword_dataset, speak
 >>> make_keyword_dataset("keywords", words=["yes", "no", "up", "down"])
 >>> waveform = speak("hello", voice="en-us")  # float32, 16 kHz

@@ -8,7 +8,7 @@ the test split holds voices a model never heard:
 
     DIRECTORY/{train,validation,test}/<word>/<voice>_<speed>_<pitch>.wav
 
-Example:
+Examples:
 >>> from keras_ast.datasets import make_keyword_dataset
 >>> make_keyword_dataset("keywords", words=["yes", "no"])
 {'train': 240, 'validation': 48, 'test': 72}
@@ -78,7 +78,7 @@ def speak(text, voice="en", speed=160, pitch=50):
         subprocess.CalledProcessError: espeak-ng refused the arguments
             (an unknown voice, for instance).
 
-    Example:
+    Examples:
         >>> waveform = speak("yes", voice="en-us", speed=140)
     """
     _require_programs()
@@ -154,7 +154,7 @@ def make_keyword_dataset(directory, words=WORDS, voices=VOICES,
         ValueError: `noise_share` outside [0, 1], or no words.
         TypeError: `voices` is not a mapping.
 
-    Example:
+    Examples:
         >>> make_keyword_dataset("keywords", words=["yes", "no"],
         ...                      voices={"train": ["en"], "test": ["en-us"]},
         ...                      speeds=[160], pitches=[50])

@@ -226,7 +226,7 @@ def export_onnx(classifier, path, batch_size=None, num_samples=None,
     Returns:
         `path`.
 
-    Example:
+    Examples:
     >>> export_onnx(classifier, "ast.onnx")
     >>> import onnxruntime
     >>> session = onnxruntime.InferenceSession("ast.onnx")
@@ -350,7 +350,7 @@ def export_litert(classifier, path, quantization=None, batch_size=None,
     Returns:
         `path`.
 
-    Example:
+    Examples:
     >>> export_litert(classifier, "ast.tflite", quantization="float16")
     >>> from ai_edge_litert.interpreter import Interpreter
     >>> run = Interpreter("ast.tflite").get_signature_runner()

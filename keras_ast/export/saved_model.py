@@ -170,7 +170,7 @@ def export_saved_model(classifier, path, top_k=5, serving_version=None):
     Returns:
         The folder holding `saved_model.pb`.
 
-    Example:
+    Examples:
     >>> export_saved_model(classifier, "models/ast", serving_version=1)
     'models/ast/1'
     """

@@ -76,7 +76,7 @@ def batch_plan(count, batch_size, fixed_shapes):
     Raises:
         ValueError: `batch_size` is below 1.
 
-    Example:
+    Examples:
     >>> batch_plan(18, 8, fixed_shapes=False)
     [(0, 6, 6), (6, 6, 6), (12, 6, 6)]
     >>> batch_plan(19, 8, fixed_shapes=True)
@@ -157,7 +157,7 @@ def label_names(classifier):
 def top_labels(scores, labels, top_k=5, threshold=None):
     """`[(label, score)]` by score: the `top_k` best, or all >= threshold.
 
-    Example:
+    Examples:
     >>> top_labels(np.array([0.1, 0.7, 0.2]), ["a", "b", "c"], top_k=2)
     [('b', 0.7), ('c', 0.2)]
     """

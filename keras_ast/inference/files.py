@@ -20,7 +20,7 @@ def list_audio(paths):
     A path that is not a folder is kept as is (a missing file is reported
     when it is decoded).
 
-    Example:
+    Examples:
     >>> list_audio(["recordings/", "extra.wav"])
     ['recordings/a.flac', 'recordings/b/c.wav', 'extra.wav']
     """
@@ -62,7 +62,7 @@ def decoded_files(items, sampling_rate, ahead=32, workers=None):
         that does not (the caller raises or skips it), and `(None, clip,
         None)` for a clip.
 
-    Example:
+    Examples:
     >>> [(path, error is None) for path, _, error in decoded_files(
     ...     ["a.wav", "gone.wav"], 16000)]
     [('a.wav', True), ('gone.wav', False)]

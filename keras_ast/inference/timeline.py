@@ -43,7 +43,7 @@ class Event:
         offset: the end, in seconds.
         score: the highest window score of the class within the event.
 
-    Example:
+    Examples:
         >>> event = Event("Dog", onset=1.0, offset=3.5, score=0.8)
         >>> event.offset - event.onset
         2.5
@@ -72,7 +72,7 @@ class Timeline:
         duration: the recording's length, seconds.
         path: the file it came from, if any.
 
-    Example:
+    Examples:
         >>> timeline = Timeline(
         ...     starts=np.array([0.0, 5.0]), ends=np.array([10.0, 12.0]),
         ...     scores=np.array([[0.9, 0.1], [0.2, 0.7]], "float32"),
@@ -119,7 +119,7 @@ def window_starts(num_samples, window, hop):
     reaches the end, or, with `hop > window` (gaps between windows), at the
     last that starts before it.
 
-    Example:
+    Examples:
     >>> window_starts(100, 40, 20).tolist()
     [0, 20, 40, 60]
     >>> window_starts(100, 10, 30).tolist()
@@ -164,7 +164,7 @@ def merge_events(starts, ends, scores, labels, top_k=None, threshold=0.0):
     Returns:
         A list of `Event`, sorted by onset, then label.
 
-    Example:
+    Examples:
     >>> events = merge_events(
     ...     np.array([0., 1., 2.]), np.array([2., 3., 4.]),
     ...     np.array([[.75, .25], [.5, .25], [.25, .75]]), ["a", "b"],
@@ -210,7 +210,7 @@ def events_csv(timelines):
         The CSV text, a header row first, lines ending in `\\n`; times in
         seconds with 3 decimals, scores with 4.
 
-    Example:
+    Examples:
         >>> timeline = Timeline(
         ...     starts=np.array([0.0]), ends=np.array([10.0]),
         ...     scores=np.array([[0.9]], "float32"), labels=["Dog"],

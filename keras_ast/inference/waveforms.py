@@ -92,7 +92,7 @@ def to_float(audio):
         ValueError: the samples are not numbers, or unsigned integers
             other than uint8.
 
-    Example:
+    Examples:
     >>> to_float(np.array([-32768, 16384], np.int16)).tolist()
     [-1.0, 0.5]
     """
@@ -144,7 +144,7 @@ def check_waveforms(waveforms):
         ValueError: an empty input, another rank, a `(samples, channels)`
             layout, or NaN or infinite samples.
 
-    Example:
+    Examples:
     >>> check_waveforms(np.zeros((441000, 2), np.float32))
     Traceback (most recent call last):
     ValueError: ... looks like (samples, channels) ...
@@ -222,7 +222,7 @@ def pad_waveforms(waveforms):
     Raises:
         ValueError: an empty list, or a clip `check_clip` refuses.
 
-    Example:
+    Examples:
         >>> batch, lengths = pad_waveforms([np.zeros(16000), np.zeros(8000)])
         >>> batch.shape, lengths.tolist()
         ((2, 16000), [16000, 8000])
@@ -339,7 +339,7 @@ def as_items(inputs, sampling_rate, given_rate=None):
         ValueError: another stated rate, an empty input, or a clip the
             module's rules refuse.
 
-    Example:
+    Examples:
     >>> items, single = as_items("dog.wav", 16000)
     >>> items, single
     (['dog.wav'], True)

@@ -69,7 +69,7 @@ class ASTAudioConverter(keras.layers.Layer):
         `keras_ast.inference.waveforms` refuse, or for a `sampling_rate`
         other than the layer's.
 
-    Example:
+    Examples:
         >>> converter = ASTAudioConverter(max_length=128)
         >>> features = converter(np.zeros((2, 16000), "float32"))
         >>> tuple(features.shape)
@@ -346,7 +346,7 @@ class ASTAudioConverter(keras.layers.Layer):
             keras_ast.presets.io.PresetNotFoundError: the preset is neither
                 a built-in name, a reachable hub repository nor a folder.
 
-        Example:
+        Examples:
             ```python
             converter = keras_ast.ASTAudioConverter.from_preset(
                 "ast_speech_commands_v2")

@@ -108,7 +108,7 @@ class ASTBackbone(keras.Model):
     distillation tokens. `hidden_states(features)` also gives every layer's
     hidden states and attention maps.
 
-    Example:
+    Examples:
         >>> backbone = ASTBackbone(hidden_dim=64, num_layers=2, num_heads=4,
         ...                        intermediate_dim=128, max_length=128)
         >>> out = backbone(np.zeros((1, 128, 128), "float32"))
@@ -311,7 +311,7 @@ class ASTBackbone(keras.Model):
             keras_ast.presets.io.PresetNotFoundError: the preset is neither
                 a built-in name, a reachable hub repository nor a folder.
 
-        Example:
+        Examples:
             ```python
             backbone = keras_ast.ASTBackbone.from_preset(
                 "ast_audioset_10_10_0.4593", dtype="mixed_bfloat16")

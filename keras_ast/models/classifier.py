@@ -54,7 +54,7 @@ class ASTClassifier(keras.Model):
     batches of clips of different lengths (zero-padded, with each clip's
     sample count). `predict` also takes a list of 1-D clips.
 
-    Example:
+    Examples:
         >>> backbone = ASTBackbone(hidden_dim=64, num_layers=2, num_heads=4,
         ...                        intermediate_dim=128, max_length=128)
         >>> classifier = ASTClassifier(backbone, num_classes=3,
@@ -249,7 +249,7 @@ class ASTClassifier(keras.Model):
             ValueError: `top_k`, `sampling_rate` or an array is refused
                 (see `keras_ast.inference.waveforms`).
 
-        Example:
+        Examples:
             ```python
             classifier = keras_ast.ASTClassifier.from_preset(
                 "ast_audioset_10_10_0.4593")
@@ -302,7 +302,7 @@ class ASTClassifier(keras.Model):
             ValueError: as `classify`, or a window longer than the model's
                 input.
 
-        Example:
+        Examples:
             ```python
             classifier = keras_ast.ASTClassifier.from_preset(
                 "ast_audioset_10_10_0.4593")
@@ -342,7 +342,7 @@ class ASTClassifier(keras.Model):
         Raises:
             ValueError: as `predict`.
 
-        Example:
+        Examples:
             ```python
             scores = classifier.predict_scores(
                 [clip_a, clip_b], sampling_rate=16000)
@@ -379,7 +379,7 @@ class ASTClassifier(keras.Model):
             **kwargs: passed to `keras.Model.compile` (e.g.
                 `jit_compile`, `steps_per_execution`).
 
-        Example:
+        Examples:
             ```python
             classifier.compile(learning_rate=1e-4)
             ```
@@ -456,7 +456,7 @@ class ASTClassifier(keras.Model):
                 backend (SavedModel: TensorFlow and JAX; LiteRT:
                 TensorFlow; ONNX: TensorFlow, or torch with fixed shapes).
 
-        Example:
+        Examples:
             ```python
             classifier.export("models/ast", serving_version=1)
             classifier.export("ast.onnx", format="onnx")
@@ -546,7 +546,7 @@ class ASTClassifier(keras.Model):
             keras_ast.presets.io.PresetNotFoundError: the preset is neither
                 a built-in name, a reachable hub repository nor a folder.
 
-        Example:
+        Examples:
             ```python
             classifier = keras_ast.ASTClassifier.from_preset(
                 "MIT/ast-finetuned-speech-commands-v2")
@@ -590,7 +590,7 @@ class ASTClassifier(keras.Model):
         Args:
             preset_dir: the folder to write.
 
-        Example:
+        Examples:
             ```python
             classifier.save_to_preset("runs/sc/preset")
             classifier = keras_ast.ASTClassifier.from_preset("runs/sc/preset")

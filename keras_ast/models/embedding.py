@@ -25,7 +25,7 @@ class ASTEmbedding(keras.layers.Layer):
         time_stride: patch stride along time.
         dropout: dropout rate on the embeddings.
 
-    Example:
+    Examples:
         >>> layer = ASTEmbedding(64, num_mel_bins=128, max_length=128)
         >>> tuple(layer(np.zeros((1, 128, 128))).shape)
         (1, 146, 64)

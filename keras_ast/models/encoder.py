@@ -46,7 +46,7 @@ class ASTEncoderLayer(keras.layers.Layer):
           `(batch, num_queries, hidden_dim)`. The last layer needs no more
           for a classification from the [CLS] and distillation tokens.
 
-    Example:
+    Examples:
         >>> layer = ASTEncoderLayer(64, num_heads=4, intermediate_dim=128)
         >>> tuple(layer(np.zeros((2, 10, 64))).shape)
         (2, 10, 64)

@@ -48,7 +48,7 @@ def top1_accuracy(y_true, y_pred):
 class SoftmaxCrossentropy(keras.losses.Loss):
     """Softmax cross-entropy on logits, for class ids or soft targets.
 
-    Example:
+    Examples:
     >>> loss = SoftmaxCrossentropy()
     >>> float(loss(np.array([1]), np.array([[0.0, 5.0]]))) < 0.01
     True
@@ -65,7 +65,7 @@ class SoftmaxCrossentropy(keras.losses.Loss):
 class SoftmaxAccuracy(keras.metrics.MeanMetricWrapper):
     """Top-1 accuracy for class ids or soft targets.
 
-    Example:
+    Examples:
     >>> metric = SoftmaxAccuracy()
     >>> metric.update_state(np.array([[0.3, 0.7]]), np.array([[0.0, 1.0]]))
     >>> float(metric.result())

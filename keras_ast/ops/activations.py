@@ -34,7 +34,7 @@ def gelu(x):
 
     Returns float32 or `x`'s dtype: callers cast it to what they need.
 
-    Example:
+    Examples:
     >>> float(gelu(np.float32(0.0)))
     0.0
     """

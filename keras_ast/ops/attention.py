@@ -43,7 +43,7 @@ def softmax_attention(query, key, value, scale, dropout=None):
         float32 probabilities `(batch, heads, queries, keys)` (before
         dropout).
 
-    Example:
+    Examples:
     >>> q = np.ones((1, 3, 2, 4), "float32")
     >>> context, probabilities = softmax_attention(q, q, q, 0.5)
     >>> tuple(probabilities.shape)
@@ -195,7 +195,7 @@ def attention(query, key, value, scale, training=False):
     Returns:
         The context `(batch, queries, heads, head_dim)`, query's dtype.
 
-    Example:
+    Examples:
     >>> q = np.ones((1, 3, 2, 4), "float32")
     >>> tuple(attention(q, q, q, 0.5).shape)
     (1, 3, 2, 4)

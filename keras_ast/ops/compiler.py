@@ -43,7 +43,7 @@ def cpu_options(platform_name, machine, jaxlib_version, xla_flags,
     Returns:
         A dict for `jax.jit(..., compiler_options=...)`, or `None`.
 
-    Example:
+    Examples:
     >>> cpu_options("cpu", "x86_64", "0.10.2", None)
     {'xla_cpu_experimental_ynn_fusion_type': ''}
     >>> cpu_options("gpu", "x86_64", "0.10.2", None) is None
@@ -109,7 +109,7 @@ COMPILERS = {
 def compiler():
     """The current backend's entry of `COMPILERS` (None: run eagerly).
 
-    Example:
+    Examples:
     >>> compile_fn = compiler()
     >>> square = compile_fn(lambda x: x * x) if compile_fn else None
     """

@@ -105,7 +105,7 @@ def einsum(subscripts, *operands):
     The result's dtype is the operands' or float32 (a widened product):
     callers cast it to what they need.
 
-    Example:
+    Examples:
     >>> x = np.ones((2, 3), "float32")
     >>> tuple(einsum("ij,jk->ik", x, np.ones((3, 4), "float32")).shape)
     (2, 4)
@@ -118,7 +118,7 @@ def matmul(x, y):
     """The current backend's `ops.matmul(x, y)` (`MATMUL_FUNCTIONS`), in
     `x`'s dtype.
 
-    Example:
+    Examples:
     >>> x = np.ones((2, 3), "float32")
     >>> tuple(matmul(x, np.ones((3, 4), "float32")).shape)
     (2, 4)
@@ -130,7 +130,7 @@ def matmul(x, y):
 def dense(x, kernel, bias=None):
     """The current backend's `x @ kernel + bias` (`DENSE_FUNCTIONS`).
 
-    Example:
+    Examples:
     >>> x = np.ones((2, 3), "float32")
     >>> tuple(dense(x, np.ones((3, 4), "float32"), np.zeros(4)).shape)
     (2, 4)
@@ -146,7 +146,7 @@ class Dense(keras.layers.Dense):
     The same weights, config and quantization as Keras' layer; only the
     kernel of the float product differs (see the module doc).
 
-    Example:
+    Examples:
     >>> layer = Dense(4, dtype="mixed_bfloat16")
     >>> y = layer(np.ones((2, 3), "float32"))
     >>> keras.backend.standardize_dtype(y.dtype)

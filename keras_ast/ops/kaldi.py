@@ -40,7 +40,7 @@ def mel_filter_bank(num_mel_bins, sampling_rate):
         float32 array `(FFT_LENGTH // 2 + 1, num_mel_bins)`; no area
         normalisation, and the Nyquist bin gets zero weight.
 
-    Example:
+    Examples:
     >>> mel_filter_bank(128, 16000).shape
     (257, 128)
     """
@@ -83,7 +83,7 @@ def windowed_dft_matrix():
     Returns:
         float32 array `(FRAME_LENGTH, 2 * (FFT_LENGTH // 2 + 1))`.
 
-    Example:
+    Examples:
     >>> windowed_dft_matrix().shape
     (400, 514)
     """

@@ -11,7 +11,7 @@ def patch_grid(num_mel_bins, max_length, patch_size, frequency_stride,
     Raises:
         ValueError: where one patch does not fit the spectrogram.
 
-    Example:
+    Examples:
     >>> patch_grid(128, 1024, 16, 10, 10)
     (12, 101)
     """
@@ -43,7 +43,7 @@ def adapt_position_embedding(table, old_grid, new_grid):
     Returns:
         float32 NumPy array `(1, 2 + F' * T', dim)`.
 
-    Example:
+    Examples:
     >>> adapt_position_embedding(np.zeros((1, 1214, 8)), (12, 101),
     ...                          (12, 11)).shape
     (1, 134, 8)

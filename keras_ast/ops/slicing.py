@@ -47,7 +47,7 @@ DEFAULT_SLICE_TOKENS = 8192
 def is_traced(x):
     """True where `x` is symbolic (jit, tf.function, functional graphs).
 
-    Example:
+    Examples:
     >>> is_traced(keras.KerasTensor((2, 3)))
     True
     """
@@ -61,7 +61,7 @@ def examples_per_slice(tokens_per_example):
     """The largest power of two of examples whose tokens fit the current
     backend's `SLICE_TOKENS` (at least 1).
 
-    Example:
+    Examples:
     >>> examples_per_slice(8192 // 4)  # on JAX or TensorFlow
     4
     """
@@ -76,7 +76,7 @@ def map_slices(function, x, size):
     the batch first. A batch of unknown or at most `size` examples is one
     call; the rows left after the whole slices are one more call.
 
-    Example:
+    Examples:
     >>> map_slices(lambda x: x * 2, np.ones((5, 3), "float32"), 2).shape
     (5, 3)
     """

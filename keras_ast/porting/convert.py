@@ -266,7 +266,7 @@ def convert_checkpoint(source, output, *, frequency_stride=None,
         keras_ast.porting.convert.ConversionError: anything else that
             stops the conversion.
 
-    Example:
+    Examples:
         ```python
         result = keras_ast.convert_checkpoint(
             "MIT/ast-finetuned-speech-commands-v2", "ast_sc", verify=True)

@@ -383,7 +383,7 @@ def load_preset(preset):
     Returns:
         A `PresetLoader`.
 
-    Example:
+    Examples:
     >>> loader = load_preset("MIT/ast-finetuned-speech-commands-v2")
     >>> loader.head_config()["num_classes"]
     35

@@ -122,7 +122,7 @@ def geometry_from_file_name(path):
 
     Returns `None` for a name that does not follow their pattern.
 
-    Example:
+    Examples:
     >>> geometry_from_file_name("audioset_10_10_0.4593.pth")["max_length"]
     1024
     """

@@ -37,7 +37,7 @@ def parse_uri(uri):
         ValueError: for another scheme (only the Hugging Face Hub is
             supported) or a malformed repository id.
 
-    Example:
+    Examples:
     >>> parse_uri("hf://someone/ast-speech-commands")
     'someone/ast-speech-commands'
     """
@@ -104,7 +104,7 @@ def model_card(preset_dir, repo_id):
     model, its configuration and its provenance from `metadata.json`; the
     author is expected to complete it.
 
-    Example:
+    Examples:
     >>> print(model_card("ast_sc", "someone/ast-sc").splitlines()[0])
     ---
     """
@@ -188,7 +188,7 @@ def upload_preset(uri, preset_dir):
         huggingface_hub.errors.HfHubHTTPError: the Hub refuses the
             repository or the upload (e.g. no token, no write access).
 
-    Example:
+    Examples:
         ```python
         classifier.save_to_preset("ast_sc")
         keras_ast.upload_preset("hf://someone/ast-sc", "ast_sc")

@@ -81,7 +81,7 @@ class TrainConfig:
             `val_map` for multi-label data, when there is validation data;
             no best model without.
 
-    Example:
+    Examples:
         >>> config = TrainConfig(epochs=30, learning_rate=1e-3, mixup=False)
         >>> config.batch_size, config.mixup
         (16, False)

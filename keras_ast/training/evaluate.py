@@ -28,7 +28,7 @@ Macro F1 averages the classes that occur in the labels or the predictions
 (scikit-learn's default); an undefined precision or recall (nothing
 predicted, or no support) counts as 0.
 
-Example:
+Examples:
 >>> from keras_ast.training.evaluate import evaluate
 >>> report = evaluate("runs/sc/preset", "shards/test", output="runs/sc")
 >>> report["accuracy"], report["macro_f1"]
@@ -83,7 +83,7 @@ def average_precision(y_true, scores):
     Returns:
         The AP, or NaN when no clip is positive (undefined).
 
-    Example:
+    Examples:
     >>> average_precision([0, 1, 1, 0], [0.1, 0.4, 0.35, 0.8])
     0.5833333333333333
     """
@@ -100,7 +100,7 @@ def roc_auc(y_true, scores):
 
     Returns NaN when the clips are all positive or all negative.
 
-    Example:
+    Examples:
     >>> roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     0.75
     """
@@ -119,7 +119,7 @@ def d_prime(auc):
     (`statistics.NormalDist().inv_cdf`). An AUC of 0.5 gives 0, of 1 gives
     infinity, NaN gives NaN.
 
-    Example:
+    Examples:
     >>> round(d_prime(0.9), 4)
     1.8124
     """
@@ -150,7 +150,7 @@ def _class_ids(name, ids, num_classes):
 def confusion_matrix(y_true, y_pred, num_classes):
     """Counts: row `i`, column `j` = clips of class `i` predicted as `j`.
 
-    Example:
+    Examples:
     >>> confusion_matrix([0, 1, 1], [0, 0, 1], 3)[1].tolist()
     [1, 1, 0]
     """
@@ -377,7 +377,7 @@ def evaluate(preset_or_classifier, data, output=None, batch_size=32,
             rate are not the classifier's, or no clip could be read.
         FileNotFoundError: as `read_info`.
 
-    Example:
+    Examples:
         ```python
         report = evaluate("runs/sc/preset", "shards/test", output="eval")
         print(format_report(report))
@@ -463,7 +463,7 @@ def format_report(report, max_rows=30):
     Returns:
         The table, lines joined by newlines.
 
-    Example:
+    Examples:
         ```python
         report = keras_ast.evaluate(classifier, "shards/test")
         print(keras_ast.format_report(report))

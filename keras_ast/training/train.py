@@ -506,7 +506,7 @@ def train(preset, train, output, validation=None, config=None, *,
         ValueError: a setting is invalid, or the backup was written by a
             run with another model or settings.
 
-    Example:
+    Examples:
         ```python
         train("ast_speech_commands_v2", "shards/train", "runs/sc",
               validation="shards/val", epochs=5)

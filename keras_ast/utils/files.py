@@ -39,7 +39,7 @@ def atomic_path(path, suffix=""):
     ends the temporary name, for writers that check it (Keras'
     `save_weights` wants `.weights.h5`).
 
-    Example:
+    Examples:
     >>> with atomic_path("shard-00000.tfrecord") as temp:
     ...     write_records(temp)
     """
@@ -67,7 +67,7 @@ def atomic_path(path, suffix=""):
 def atomic_write(path, mode="w", encoding="utf-8"):
     """`open(path, mode)` that appears at `path` whole or not at all.
 
-    Example:
+    Examples:
     >>> with atomic_write("notes.txt") as f:
     ...     f.write("done\\n")
     """

@@ -16,7 +16,7 @@ def lazy_attributes(package, exports, subpackages=()):
         exports: public name -> module that defines it.
         subpackages: subpackage names reachable as attributes.
 
-    Example:
+    Examples:
     >>> __getattr__, __dir__ = lazy_attributes(
     ...     __name__, {"mixup": "keras_ast.data.mixing"})
     """

@@ -57,7 +57,7 @@ def filter_log(text, level):
     level of 1 or more absl's notice that logging is not initialised goes
     too. Every other line (Python warnings, tracebacks) is kept.
 
-    Example:
+    Examples:
     >>> filter_log("I0000 00:00:1.5   7 port.cc:153] oneDNN\\nhello\\n", 1)
     'hello\\n'
     """
@@ -140,7 +140,7 @@ def quiet_tensorflow():
     See the module's docstring. Nothing changes where `tensorflow` is
     already imported.
 
-    Example:
+    Examples:
     >>> with quiet_tensorflow():
     ...     status = args._run(args)
     """
@@ -175,7 +175,7 @@ def import_tensorflow():
     Returns:
         The `tensorflow` module, or None where it is not installed.
 
-    Example:
+    Examples:
         ```python
         tf = keras_ast.import_tensorflow()  # first, before Keras
         ```
