@@ -308,8 +308,12 @@ class ASTBackbone(keras.Model):
             An `ASTBackbone`.
 
         Raises:
-            keras_ast.presets.io.PresetNotFoundError: the preset is neither
-                a built-in name, a reachable hub repository nor a folder.
+            FileNotFoundError: the preset is neither a built-in name, a
+                reachable hub repository nor a folder
+                (`keras_ast.presets.io.PresetNotFoundError`), or the folder
+                has no `config.json`.
+            ValueError: its `config.json` is neither a keras_ast nor a
+                `transformers` AST config.
 
         Examples:
             ```python

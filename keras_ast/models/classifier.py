@@ -541,10 +541,13 @@ class ASTClassifier(keras.Model):
 
         Raises:
             ValueError: the preset has no classification head and no
-                `num_classes` is given, or the parts disagree (as the
-                constructor).
-            keras_ast.presets.io.PresetNotFoundError: the preset is neither
-                a built-in name, a reachable hub repository nor a folder.
+                `num_classes` is given, its `config.json` is neither a
+                keras_ast nor a `transformers` AST config, or the parts
+                disagree (as the constructor).
+            FileNotFoundError: the preset is neither a built-in name, a
+                reachable hub repository nor a folder
+                (`keras_ast.presets.io.PresetNotFoundError`), or the folder
+                has no `config.json`.
 
         Examples:
             ```python
