@@ -5,12 +5,18 @@
 no `::: module.name` entry in an API page (`docs/api/*.md`) pointing at the
 module that defines it, or its definition has no docstring. The public
 names are read statically, with `ast`: the package is not imported.
+
+`SettingDefaults` is a griffe extension for mkdocstrings (mkdocs.yml:
+`extensions: [docs/hooks.py:SettingDefaults]`): `TrainConfig`'s fields
+are `_setting(default, help, type)` calls, which the reference would show
+as they are; the extension shows the default alone.
 """
 
 import ast
 import pathlib
 import re
 
+import griffe
 from mkdocs.exceptions import PluginError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -87,3 +93,14 @@ def on_config(config):
             "The API reference misses public names:\n  "
             + "\n  ".join(problems))
     return config
+
+
+class SettingDefaults(griffe.Extension):
+    """Reads `name: type = _setting(default, ...)` as `= default`."""
+
+    def on_attribute_instance(self, *, attr, **kwargs):
+        value = attr.value
+        if (isinstance(value, griffe.ExprCall)
+                and str(value.function) == "_setting"
+                and value.arguments):
+            attr.value = value.arguments[0]
