@@ -10,6 +10,7 @@ import pytest
 from conftest import CONFIGS
 from conftest import compiled
 from conftest import to_numpy
+from layer_testing import run_layer_test
 
 from keras_ast import ASTBackbone
 from keras_ast import ASTEmbedding
@@ -80,50 +81,37 @@ def tiny_backbone(**kwargs):
     return ASTBackbone(**config)
 
 
-def test_mixed_bfloat16():
-    backbone = tiny_backbone()
-    features = random_features(64)
-    full = backbone.predict(features, verbose=0)["pooled_output"]
-    mixed = tiny_backbone(dtype="mixed_bfloat16")
-    mixed.set_weights(backbone.get_weights())
-    assert mixed.embedding.compute_dtype == "bfloat16"
-    assert mixed.encoder_layers[0].norm_before.compute_dtype == "float32"
-    assert mixed.final_norm.compute_dtype == "float32"
-    for variable in mixed.weights:
-        assert variable.dtype == "float32"
-    got = mixed.predict(features, verbose=0)["pooled_output"]
-    # LayerNorm keeps the output float32; bfloat16 matmuls keep it close.
-    assert got.dtype == np.float32
-    assert np.abs(got - full).max() < 0.1
-    assert np.corrcoef(got.ravel(), full.ravel())[0, 1] > 0.99
-
-
-def test_config_round_trip():
-    backbone = tiny_backbone(layer_norm_epsilon=1e-6, dropout=0.1)
-    restored = ASTBackbone.from_config(backbone.get_config())
-    assert restored.get_config() == backbone.get_config()
-    restored.set_weights(backbone.get_weights())
-    features = random_features(64)
-    np.testing.assert_array_equal(
-        restored.predict(features, verbose=0)["pooled_output"],
-        backbone.predict(features, verbose=0)["pooled_output"],
+def test_backbone_keras_contract(tmp_path):
+    run_layer_test(
+        lambda: tiny_backbone(layer_norm_epsilon=1e-6, dropout=0.1),
+        random_features(64), tmp_path, preset=True,
+        # LayerNorm keeps the outputs float32; the matmuls are mixed.
+        float32_layers=lambda b: [b.encoder_layers[0].norm_before,
+                                  b.encoder_layers[0].norm_after,
+                                  b.final_norm],
+        mixed_layers=lambda b: [b.embedding, b.encoder_layers[0].query],
     )
 
 
-@pytest.mark.parametrize(
-    "layer",
-    [
+def test_embedding_keras_contract(tmp_path):
+    features = random_features(48, seed=1)[..., :32]
+    run_layer_test(
         lambda: ASTEmbedding(16, num_mel_bins=32, max_length=48,
                              frequency_stride=8, time_stride=8, dropout=0.1),
+        features, tmp_path, float32_outputs=False,
+        mixed_layers=lambda layer: [layer, layer.projection],
+    )
+
+
+def test_encoder_layer_keras_contract(tmp_path):
+    tokens = np.random.default_rng(2).standard_normal((2, 23, 16))
+    run_layer_test(
         lambda: ASTEncoderLayer(16, 2, 32, layer_norm_epsilon=1e-6,
                                 dropout=0.1, attention_dropout=0.1),
-    ],
-    ids=["embedding", "encoder_layer"],
-)
-def test_layer_config_round_trip(layer):
-    layer = layer()
-    restored = layer.__class__.from_config(layer.get_config())
-    assert restored.get_config() == layer.get_config()
+        tokens.astype("float32"), tmp_path, float32_outputs=False,
+        float32_layers=lambda layer: [layer.norm_before, layer.norm_after],
+        mixed_layers=lambda layer: [layer.query, layer.intermediate],
+    )
 
 
 def test_heads_must_divide_width():

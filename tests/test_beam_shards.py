@@ -22,9 +22,12 @@ from keras_ast.data.beam_shards import make_shards_beam
 from keras_ast.data.info import read_info
 from keras_ast.data.shards import make_shards
 
-pytestmark = pytest.mark.skipif(
-    keras.config.backend() != "tensorflow",
-    reason="a shard-format test: run once, under the TensorFlow backend")
+pytestmark = [
+    pytest.mark.large,
+    pytest.mark.skipif(
+        keras.config.backend() != "tensorflow",
+        reason="a shard-format test: run once, under the TensorFlow backend"),
+]
 
 if os.environ.get("CI"):
     import apache_beam  # noqa: F401  CI installs the [beam] extra.

@@ -16,6 +16,9 @@ import keras_ast
 from keras_ast import ASTClassifier
 from keras_ast import pad_waveforms
 
+# Reloads each SavedModel in TensorFlow, in a fresh interpreter.
+pytestmark = pytest.mark.large
+
 EXPORTS = keras.config.backend() in ("tensorflow", "jax")
 
 # Runs in a fresh interpreter that imports TensorFlow and nothing of

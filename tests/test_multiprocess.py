@@ -27,9 +27,11 @@ from conftest import tiny_backbone
 from keras_ast.data.shards import make_shards
 from keras_ast.training.train import train
 
-pytestmark = pytest.mark.skipif(
-    keras.config.backend() != "jax",
-    reason="training in several processes is JAX's")
+pytestmark = [
+    pytest.mark.large,
+    pytest.mark.skipif(keras.config.backend() != "jax",
+                       reason="training in several processes is JAX's"),
+]
 
 SETTINGS = dict(epochs=3, batch_size=4, learning_rate=3e-2,
                 warmup_fraction=0.0, mixup=False, spec_augment=False,

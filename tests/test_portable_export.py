@@ -19,7 +19,10 @@ from keras_ast import ASTClassifier
 from keras_ast.export import portable as portable_export
 
 # Clips longer than the tiny model's window are cut, on purpose.
-pytestmark = pytest.mark.filterwarnings("ignore:A clip of .* is longer")
+pytestmark = [
+    pytest.mark.large,  # runs the files in ONNX Runtime and LiteRT
+    pytest.mark.filterwarnings("ignore:A clip of .* is longer"),
+]
 
 BACKEND = keras.config.backend()
 LABELS = ["yes", "no", "up"]
