@@ -10,6 +10,8 @@ from conftest import clip_of
 from conftest import noise
 from conftest import reference_logits
 from conftest import tiny_backbone
+from layer_testing import dtype_policy
+from layer_testing import run_layer_test
 
 from keras_ast import ASTAudioConverter
 from keras_ast import ASTBackbone
@@ -176,14 +178,25 @@ def test_fit_with_lengths_dict():
                            alone[0], atol=1e-5)
 
 
-def test_mixed_precision_outputs_float32():
-    classifier = tiny_classifier(dtype="mixed_bfloat16")
-    assert classifier.head_dense.compute_dtype == "float32"
-    assert classifier.head_norm.compute_dtype == "float32"
-    assert classifier.preprocessor.compute_dtype == "float32"
+def test_keras_contract(tmp_path):
+    waves = np.stack([noise(0.5, seed=i) for i in range(2)])
+    run_layer_test(
+        lambda: tiny_classifier(multi_label=True), waves, tmp_path,
+        preset=True,
+        # The features and the head compute in float32.
+        float32_layers=lambda c: [c.preprocessor, c.head_norm, c.head_dense],
+        mixed_layers=lambda c: [c.backbone.embedding],
+    )
+
+
+def test_fits_under_mixed_precision():
+    with dtype_policy("mixed_bfloat16"):
+        classifier = tiny_classifier()
     classifier.compile(optimizer=keras.optimizers.Adam(1e-3))
     waves, labels = tone_dataset(4)
-    classifier.fit(waves, labels, batch_size=4, epochs=1, verbose=0)
+    history = classifier.fit(waves, labels, batch_size=4, epochs=1,
+                             verbose=0)
+    assert np.isfinite(history.history["loss"][0])
     assert classifier.predict(waves, verbose=0).dtype == np.float32
 
 

@@ -86,8 +86,9 @@ OFFLINE_LOAD = textwrap.dedent(
                    "MIT/ast-finetuned-speech-commands-v2"):
         classifier = keras_ast.ASTClassifier.from_preset(preset)
         out[preset] = classifier.predict(clips, verbose=0).tolist()
-    for key, preset in (("error", "ast_audioset_16_16_0.442"),
-                        ("bare_error", "MIT/ast-finetuned-audioset-10-10-0.450")):
+    for key, preset in (
+            ("error", "ast_audioset_16_16_0.442"),
+            ("bare_error", "MIT/ast-finetuned-audioset-10-10-0.450")):
         try:
             keras_ast.ASTClassifier.from_preset(preset)
         except Exception as error:
@@ -119,8 +120,9 @@ def test_offline_hub_cache(tmp_path, reference):
                    "MIT/ast-finetuned-speech-commands-v2"):
         np.testing.assert_allclose(out[preset], expected, atol=1e-3)
     # Not cached, and offline: one clear error naming the repository.
-    for key, repo in (("error", "MIT/ast-finetuned-audioset-16-16-0.442"),
-                      ("bare_error", "MIT/ast-finetuned-audioset-10-10-0.450")):
+    for key, repo in (
+            ("error", "MIT/ast-finetuned-audioset-16-16-0.442"),
+            ("bare_error", "MIT/ast-finetuned-audioset-10-10-0.450")):
         kind, message = out[key]
         assert kind == "PresetNotFoundError"
         assert f"hf://{repo}" in message

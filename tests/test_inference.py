@@ -562,7 +562,7 @@ def test_a_file_that_does_not_decode_raises_unless_skipped(classifier,
     for result, alone in ((results[0], classifier.classify(good, top_k=2)),
                           (results[2], classifier.classify(
                               clip, top_k=2, sampling_rate=RATE))):
-        assert [label for label, _ in result] == [l for l, _ in alone]
+        assert [label for label, _ in result] == [x for x, _ in alone]
         np.testing.assert_allclose([s for _, s in result],
                                    [s for _, s in alone], atol=1e-5)
     timelines, skipped = classifier.tag([bad, good], window_seconds=0.25,
@@ -592,7 +592,7 @@ def test_files_score_in_batches_as_they_decode(classifier, tmp_path):
     from_files = classifier.classify(paths, top_k=None, batch_size=2)
     from_arrays = classifier.classify(clips, top_k=None, sampling_rate=RATE)
     for got, expected in zip(from_files, from_arrays):
-        assert [label for label, _ in got] == [l for l, _ in expected]
+        assert [label for label, _ in got] == [x for x, _ in expected]
         np.testing.assert_allclose([s for _, s in got],
                                    [s for _, s in expected], atol=1e-5)
     timelines = classifier.tag(paths, window_seconds=0.5, batch_size=3)

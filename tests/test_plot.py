@@ -1,4 +1,4 @@
-"""keras_ast.plot: figures that draw the real features, scores and attention."""
+"""keras_ast.plot: figures of the real features, scores and attention."""
 
 import sys
 
