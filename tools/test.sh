@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # Runs the test suite once per Keras backend: JAX, TensorFlow, PyTorch,
-# and prints how long each took. Extra arguments go to pytest
-# (e.g. `-m "not slow"` skips the learning test).
+# and prints how long each took. Extra arguments go to pytest.
+#
+# Tiers (pytest markers, registered in pyproject.toml):
+#   large  notebooks, exports run in their runtimes (TensorFlow, ONNX
+#          Runtime, LiteRT), several JAX processes, Beam
+#   slow   the learning test
+# With no -m every test runs: CI runs it so (.ci/run). The edit loop:
+#   bash tools/test.sh -m "not large and not slow"
+# BACKENDS picks the backends, e.g. BACKENDS=jax bash tools/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=".venv/bin/python"
