@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from conftest import compiled
 from conftest import to_numpy
 from layer_testing import run_layer_test
 
@@ -151,6 +152,23 @@ def test_in_fit_and_under_mixed_precision():
         keras.config.set_dtype_policy(previous)
 
 
+def check_masks(masked, mask_value):
+    """`masked` is `features()` with some bins set to `mask_value`."""
+    kept = masked != np.float32(mask_value)
+    assert not kept.all()
+    np.testing.assert_array_equal(masked[kept], features()[kept])
+
+
+def test_runs_compiled():
+    layer = SpecAugment(freq_mask_param=20, time_mask_param=40, seed=4)
+    x = features()
+    fn = compiled(lambda v: layer(v, training=True))
+    y = to_numpy(fn(keras.ops.convert_to_tensor(x)))
+    widths = mask_widths(x, y)
+    assert widths.max() > 0
+    assert widths[:, 0].max() <= 39 and widths[:, 1].max() <= 19
+
+
 def test_keras_contract(tmp_path):
     # Seeded: every copy draws the masks the first call of the layer draws.
     masked = run_layer_test(
@@ -158,10 +176,9 @@ def test_keras_contract(tmp_path):
                             mask_value=0.5, seed=7, name="spec_augment"),
         features(), tmp_path, call_kwargs=dict(training=True),
         float32_layers=lambda layer: [layer], mixed_atol=0,
+        check_compiled=lambda got: check_masks(got, 0.5),
     )
-    kept = masked != np.float32(0.5)
-    assert not kept.all()
-    np.testing.assert_array_equal(masked[kept], features()[kept])
+    check_masks(masked, 0.5)
 
 
 def test_rejects_bad_arguments():
