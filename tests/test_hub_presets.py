@@ -98,6 +98,7 @@ OFFLINE_LOAD = textwrap.dedent(
 )
 
 
+@pytest.mark.large  # another process
 def test_offline_hub_cache(tmp_path, reference):
     directory, model, extractor = reference("speech_commands")
     hf_home = str(tmp_path / "hf_home")

@@ -165,6 +165,7 @@ def test_mixup_in_the_pipelines(shard_dirs, fmt):
     np.testing.assert_array_equal(targets, again[1])
 
 
+@pytest.mark.large  # worker processes
 def test_grain_worker_processes(shard_dirs):
     dataset = pipelines.grain_dataset(shard_dirs["arrayrecord"], 4,
                                       clip_seconds=0.5, num_workers=1)
@@ -184,6 +185,7 @@ def run_script(tmp_path, script, *args):
     return result.returncode, result.stdout + result.stderr
 
 
+@pytest.mark.large  # worker processes
 def test_grain_workers_load_no_backend_and_leak_nothing(shard_dirs,
                                                         tmp_path):
     # The README's script: the backend is imported under the main guard
@@ -221,6 +223,7 @@ def test_grain_workers_load_no_backend_and_leak_nothing(shard_dirs,
     assert "leaked" not in output, output
 
 
+@pytest.mark.large  # worker processes
 def test_grain_workers_need_the_main_guard(shard_dirs, tmp_path):
     # Spawned workers re-run the script: without the guard, each calls
     # grain_dataset again and stops with one line, not a traceback.

@@ -56,6 +56,7 @@ class CountEpochs(keras.callbacks.Callback):
         self.epochs.append(epoch)
 
 
+@pytest.mark.large  # several runs of train()
 def test_train_resume_and_preset(setup, tmp_path):
     root, shards, preset = setup
     output = str(tmp_path / "run")
@@ -226,6 +227,7 @@ DATA_PARALLEL = textwrap.dedent(
 )
 
 
+@pytest.mark.large  # another process
 @pytest.mark.skipif(keras.config.backend() != "jax",
                     reason="DataParallel over virtual CPU devices is JAX's")
 def test_data_parallel_on_two_devices(setup, tmp_path):
@@ -324,6 +326,7 @@ def epochs_in(output):
     return [m["epoch"] for m in metrics]
 
 
+@pytest.mark.large  # several runs
 def test_damaged_backup_resumes_from_the_last_good_one(setup, tmp_path):
     root, shards, preset = setup
     output = tmp_path / "run"
@@ -384,6 +387,7 @@ class InitialState(keras.callbacks.Callback):
                               optimizer.built) else []
 
 
+@pytest.mark.large  # several runs
 def test_damaged_backup_of_an_earlier_version(setup, tmp_path):
     """What keras.callbacks.BackupAndRestore left when a save was
     interrupted: `latest.weights.h5` missing variables."""
@@ -496,6 +500,7 @@ SLOW_BACKUP = textwrap.dedent(
 )
 
 
+@pytest.mark.large  # another process
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGKILL"])
 def test_run_killed_during_its_backup_resumes(setup, tmp_path, capsys,
                                               signal_name):
