@@ -137,6 +137,7 @@ class Interrupt(keras.callbacks.Callback):
         raise KeyboardInterrupt
 
 
+@pytest.mark.large  # several runs of train()
 def test_train_cli_interrupt_finished_run_and_overwrite(setup, tmp_path,
                                                         capsys, monkeypatch):
     root, shards, preset = setup
@@ -432,6 +433,7 @@ def test_damaged_backup_of_an_earlier_version(setup, tmp_path):
     assert again.optimizer and not any(np.any(v) for v in again.optimizer)
 
 
+@pytest.mark.large  # several runs of train()
 def test_overwrite_starts_afresh_over_a_damaged_backup(setup, tmp_path):
     root, shards, preset = setup
     output = tmp_path / "run"
@@ -451,6 +453,7 @@ def test_overwrite_starts_afresh_over_a_damaged_backup(setup, tmp_path):
     assert epochs_in(output) == [1, 2]
 
 
+@pytest.mark.large  # several runs of train()
 def test_keep_checkpoints(setup, tmp_path):
     root, shards, preset = setup
     output = tmp_path / "run"
