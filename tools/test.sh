@@ -4,10 +4,13 @@
 #
 # Tiers (pytest markers, registered in pyproject.toml):
 #   large  notebooks, exports run in their runtimes (TensorFlow, ONNX
-#          Runtime, LiteRT), several JAX processes, Beam
+#          Runtime, LiteRT), other processes (several JAX processes,
+#          data workers, a fresh interpreter), Beam, repeated training
+#          runs
 #   slow   the learning test
 # With no -m every test runs: CI runs it so (.ci/run). The edit loop:
-#   bash tools/test.sh -m "not large and not slow"
+#   bash tools/test.sh -m "not large and not slow" -n 2
+# (-n 2: pytest-xdist on two cores).
 # BACKENDS picks the backends, e.g. BACKENDS=jax bash tools/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
