@@ -336,19 +336,18 @@ class ASTAudioConverter(keras.layers.Layer):
             preset: a built-in name (`ASTAudioConverter.presets`), a hub
                 id (`owner/repo` or `hf://owner/repo`) or a local directory
                 in the Hugging Face format (`preprocessor_config.json`) or
-                written by `save_to_preset`.
+                a model preset that `save_to_preset` wrote the converter
+                into.
             **kwargs: overrides of the stored arguments (e.g. `max_length`).
 
         Returns:
             An `ASTAudioConverter`.
 
         Raises:
-            FileNotFoundError: the preset is neither a built-in name, a
-                reachable hub repository nor a folder
-                (`keras_ast.presets.io.PresetNotFoundError`), or the folder
-                has no `config.json`.
-            ValueError: its `config.json` is neither a keras_ast nor a
-                `transformers` AST config.
+            FileNotFoundError: as `ASTBackbone.from_preset`: no such preset,
+                or a folder without the model's `config.json`.
+            ValueError: as `ASTBackbone.from_preset`: a `config.json` that
+                is no AST config.
 
         Examples:
             ```python
