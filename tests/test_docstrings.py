@@ -11,7 +11,9 @@ does not run; the `>>>` ones run here, on the current backend.
 
 import doctest
 import importlib
+import importlib.util
 import inspect
+import os
 
 import keras
 import numpy as np
@@ -35,16 +37,17 @@ KERAS_INTERNALS = {
 
 
 def public_names():
-    """`(qualified name, object)` of every public name."""
+    """`(qualified name, object)` of every public name, as the API
+    reference's build hook (docs/hooks.py) defines them."""
+    path = os.path.join(os.path.dirname(__file__), "..", "docs", "hooks.py")
+    spec = importlib.util.spec_from_file_location("docs_hooks", path)
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
     names = []
-    for package in (keras_ast, keras_ast.data, keras_ast.datasets):
-        for name in sorted(package._EXPORTS):
-            names.append((f"{package.__name__}.{name}",
-                          getattr(package, name)))
-    for name, value in sorted(vars(keras_ast.plot).items()):
-        if (not name.startswith("_") and inspect.isfunction(value)
-                and value.__module__ == keras_ast.plot.__name__):
-            names.append((f"keras_ast.plot.{name}", value))
+    for qualified in sorted(hooks.public_names()):
+        package, name = qualified.rsplit(".", 1)
+        names.append((qualified,
+                      getattr(importlib.import_module(package), name)))
     return names
 
 
