@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from conftest import compiled
 from conftest import to_numpy
+from layer_testing import dtype_policy
 from layer_testing import run_layer_test
 
 from keras_ast import ASTAudioConverter
@@ -131,9 +132,7 @@ def test_jax_stateless_call_advances_the_seed():
 
 
 def test_in_fit_and_under_mixed_precision():
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
+    with dtype_policy("mixed_bfloat16"):
         layer = SpecAugment(freq_mask_param=4, time_mask_param=4, seed=6)
         assert layer.compute_dtype == "float32"
         model = keras.Sequential([
@@ -148,8 +147,6 @@ def test_in_fit_and_under_mixed_precision():
                   verbose=0)
         y = layer(keras.ops.cast(x, "bfloat16"), training=True)
         assert keras.backend.standardize_dtype(y.dtype) == "float32"
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def check_masks(masked, mask_value):
