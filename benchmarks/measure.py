@@ -5,7 +5,6 @@ through `Recorder`) and input_pipeline.py; each writes its results file
 with `write_results`. Stdlib and `keras_ast.utils.files` only.
 """
 
-import json
 import statistics
 import sys
 import tempfile
@@ -13,7 +12,6 @@ import time
 import traceback
 from pathlib import Path
 
-from keras_ast.utils.files import atomic_write
 from keras_ast.utils.files import write_json
 
 PROGRESS = "[bench]"  # run_benchmarks.py shows its children's lines with it
@@ -199,7 +197,5 @@ def write_results(path, data, log):
     """Writes a results file (JSON, see render.py) atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as f:
-        json.dump(data, f, ensure_ascii=False, indent=1)
-        f.write("\n")
+    write_json(path, data)
     log(f"wrote {path}")
