@@ -319,6 +319,53 @@ class ASTClassifier(keras.Model):
                              sampling_rate=sampling_rate,
                              skip_errors=skip_errors)
 
+    def embed(self, inputs, batch_size=32, sampling_rate=None,
+              skip_errors=False):
+        """Embeddings of clips or files: the backbone's pooled output.
+
+        An embedding is the mean of the [CLS] and distillation tokens
+        after the encoder's final LayerNorm (`ASTBackbone.pooled_output`),
+        before the head's LayerNorm and Dense: features for linear probes,
+        similarity search or clustering. Inputs are read as `classify`
+        reads them; a clip longer than the model's input is embedded on
+        its start, with a warning.
+
+        Args:
+            inputs: as `classify`: a path, a 1-D clip, a `(batch,
+                samples)` array, or a list of paths and clips.
+            batch_size: clips per model call.
+            sampling_rate: as `classify`'s.
+            skip_errors: skip the files that do not decode instead of
+                raising, and return them too (see Returns).
+
+        Returns:
+            float32 NumPy embeddings `(len(inputs), hidden_dim)`, or
+            `(hidden_dim,)` for one input. With `skip_errors`,
+            `(embeddings, skipped)`: the embeddings of the inputs that
+            decoded, in order (None for one input that did not), and
+            `skipped` a list of `(path, reason)`.
+
+        Raises:
+            keras_ast.data.audio_io.AudioDecodeError: as `classify`.
+            ValueError: as `classify`, or a classifier without a
+                preprocessor.
+
+        Examples:
+            ```python
+            classifier = keras_ast.ASTClassifier.from_preset(
+                "ast_audioset_10_10_0.4593")
+            vectors = classifier.embed(["dog.wav", "cat.wav"])
+            vectors.shape  # (2, 768)
+            vectors, skipped = classifier.embed(
+                ["dog.wav", "broken.wav"], skip_errors=True)
+            ```
+        """
+        from keras_ast.inference import embed as embedding
+
+        return embedding.embed(self, inputs, batch_size=batch_size,
+                               sampling_rate=sampling_rate,
+                               skip_errors=skip_errors)
+
     def predict_scores(self, x, sampling_rate=None, batch_size=None,
                        verbose="auto", **kwargs):
         """Probabilities: `predict` followed by sigmoid or softmax.

@@ -1,0 +1,128 @@
+"""Files and arrays in, embeddings out: `embed`.
+
+An embedding is the backbone's pooled output (the mean of the [CLS] and
+distillation tokens of the last layer's normalised output), before the
+classification head's LayerNorm: one `hidden_dim` vector per clip, for
+linear probes, nearest-neighbour search or clustering. Inputs go through
+the same steps as `keras_ast.inference.classify.classify`'s: checked
+host audio, files decoded ahead on threads, clips batched with their
+lengths by `batch_plan` (each clip embedded as if alone), a clip longer
+than the model's input embedded on its start with a warning.
+
+The model run is a small `keras.Model` (`Embedder`) over the classifier's
+converter and backbone, sharing their weights: its `predict_on_batch`
+compiles once per input shape (JAX, TensorFlow, or PyTorch with
+`jit_compile`), as the classifier's does, and is kept per classifier so
+that later calls reuse it.
+"""
+
+import weakref
+
+import keras
+import numpy as np
+
+from keras_ast.inference.classify import _clips
+from keras_ast.inference.classify import _result
+from keras_ast.inference.classify import _scored
+from keras_ast.inference.classify import check_batch_size
+from keras_ast.inference.classify import converter_of
+from keras_ast.inference.waveforms import as_items
+from keras_ast.inference.waveforms import is_path
+from keras_ast.inference.waveforms import warn_if_too_long
+
+
+class Embedder(keras.Model):
+    """Waveforms in, the backbone's pooled output out.
+
+    A scorer for `keras_ast.inference.classify`'s batching
+    (`score_windows`): its "scores" are the embeddings as they come, and
+    its `num_classes` the embedding width.
+
+    Args:
+        converter: the classifier's `ASTAudioConverter`.
+        backbone: the classifier's `ASTBackbone`.
+        jit_compile: as the classifier's (`keras.Model.jit_compile`;
+            None: Keras' default for the backend).
+    """
+
+    def __init__(self, converter, backbone, jit_compile=None):
+        super().__init__(dtype="float32", name="embedder")
+        self.converter = converter
+        self.backbone = backbone
+        self.num_classes = backbone.hidden_dim
+        self.jit_compile = jit_compile
+
+    def call(self, inputs):
+        features = self.converter(inputs["waveforms"],
+                                  lengths=inputs["lengths"])
+        return self.backbone.pooled_output(features)
+
+    def scores(self, outputs):
+        """The embeddings, as float32."""
+        return keras.ops.cast(outputs, "float32")
+
+
+# One `Embedder` per classifier, dropped with it (the embedder refers to
+# the converter and backbone only, not to the classifier).
+_embedders = weakref.WeakKeyDictionary()
+
+
+def embedder_of(classifier):
+    """The classifier's `Embedder`, made on first use.
+
+    A new one is made when the classifier's converter, backbone or
+    `jit_compile` is not the cached one's.
+    """
+    converter = converter_of(classifier)
+    jit_compile = classifier.jit_compile
+    embedder = _embedders.get(classifier)
+    if embedder is None or (
+            embedder.converter is not converter
+            or embedder.backbone is not classifier.backbone
+            or embedder.jit_compile != jit_compile):
+        embedder = Embedder(converter, classifier.backbone, jit_compile)
+        _embedders[classifier] = embedder
+    return embedder
+
+
+def embed(classifier, inputs, batch_size=32, sampling_rate=None,
+          skip_errors=False, progress=False):
+    """See `ASTClassifier.embed`; the arguments past its own:
+
+    Args:
+        classifier: the classifier (its `preprocessor`, `backbone` and
+            `jit_compile`).
+        progress: show a progress bar over the inputs (tqdm, when more
+            than one).
+    """
+    check_batch_size(batch_size)
+    converter = converter_of(classifier)
+    rate, limit = converter.sampling_rate, converter.num_samples
+    items, single = as_items(inputs, rate, sampling_rate)
+    embedder = embedder_of(classifier)
+    skipped, results = [], [None] * len(items)
+
+    def cut(recordings):
+        # The model sees the input's length only: the rest is cut (a
+        # copy, so the decoded file is not held).
+        for index, path, clip in recordings:
+            if clip.shape[0] > limit:
+                warn_if_too_long(converter, clip.shape[0])
+                clip = clip[:limit].copy()
+            yield index, path, clip
+
+    def one_window(clip):
+        return [0], [clip.shape[0]]
+
+    recordings = cut(_clips(items, rate, 2 * batch_size, skip_errors,
+                            skipped, progress, "embed"))
+    for index, _, _, _, _, vectors in _scored(
+            embedder, recordings, one_window, batch_size,
+            group_all=not any(is_path(item) for item in items)):
+        results[index] = vectors[0]
+    if single:
+        return _result(results, skipped, single, skip_errors)
+    found = [vector for vector in results if vector is not None]
+    embeddings = (np.stack(found) if found else
+                  np.zeros((0, classifier.backbone.hidden_dim), np.float32))
+    return _result(embeddings, skipped, single, skip_errors)
