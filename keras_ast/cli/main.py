@@ -9,6 +9,7 @@ entry; `main` builds the argparse subparsers from the table.
         --validation shards/val --output runs/sc
     keras-ast evaluate --preset runs/sc/preset --data shards/test
     keras-ast classify recordings/ --preset ast_audioset_10_10_0.4593
+    keras-ast embed recordings/ --preset P --output embeddings.npz
 """
 
 import argparse
@@ -78,6 +79,12 @@ SUBCOMMANDS = {
         "(--timeline: events with onsets and offsets), with any preset.",
         *_from_module("keras_ast.cli.classify"),
     ),
+    "embed": (
+        "Embed audio files (the backbone's pooled output, before the "
+        "head) into an .npz file of embeddings and paths; exit status 1 "
+        "if a file was skipped.",
+        *_from_module("keras_ast.cli.embed"),
+    ),
     "presets": (
         "List the built-in presets: hub repository, input, labels and "
         "reported score.",
@@ -87,8 +94,9 @@ SUBCOMMANDS = {
 
 EXIT_STATUS = (
     "exit status: 0 done; 1 an error, or some input files were skipped "
-    "(make-shards, classify: the others are done and the skipped ones "
-    "listed with their reason; verify-shards: bad shards); 2 a usage error."
+    "(make-shards, classify, embed: the others are done and the skipped "
+    "ones listed with their reason; verify-shards: bad shards); 2 a usage "
+    "error."
 )
 
 

@@ -86,7 +86,7 @@ def embedder_of(classifier):
 
 
 def embed(classifier, inputs, batch_size=32, sampling_rate=None,
-          skip_errors=False, progress=False):
+          skip_errors=False, progress=False, long_inputs=None):
     """See `ASTClassifier.embed`; the arguments past its own:
 
     Args:
@@ -94,6 +94,9 @@ def embed(classifier, inputs, batch_size=32, sampling_rate=None,
             `jit_compile`).
         progress: show a progress bar over the inputs (tqdm, when more
             than one).
+        long_inputs: optional list: `(path, seconds)` of each input longer
+            than the model's input is appended to it, instead of the
+            warning (path None for an array).
     """
     check_batch_size(batch_size)
     converter = converter_of(classifier)
@@ -107,7 +110,10 @@ def embed(classifier, inputs, batch_size=32, sampling_rate=None,
         # copy, so the decoded file is not held).
         for index, path, clip in recordings:
             if clip.shape[0] > limit:
-                warn_if_too_long(converter, clip.shape[0])
+                if long_inputs is None:
+                    warn_if_too_long(converter, clip.shape[0])
+                else:
+                    long_inputs.append((path, clip.shape[0] / rate))
                 clip = clip[:limit].copy()
             yield index, path, clip
 
