@@ -1,0 +1,234 @@
+#!/usr/bin/env python
+"""What the efficiency features cost in accuracy, on the spoken keywords.
+
+On the espeak-ng keyword set (`keras_ast.datasets`; test voices never
+heard in training), on one backend (JAX by default: `KERAS_BACKEND`):
+
+1. patchout: a 3-layer model (the tutorial's) trained from scratch with
+   and without patchout at equal epochs; PaSST's AudioSet setting (40 of
+   101 time columns, 4 of 12 frequency rows) scaled to the 1 s grid (9
+   time columns, 8 frequency rows); accuracy and seconds per epoch;
+2. token pruning: a deeper model (8 layers), trained once, evaluated at
+   `token_keep` 1.0, 0.7 and 0.5;
+3. adapting that model to other words: full fine-tuning, LoRA (rank 8)
+   and a frozen backbone (only the head trains): trainable weights, time
+   per training step, accuracy.
+
+The seconds per epoch leave out each run's first epoch (it compiles).
+Accuracy is `keras_ast.evaluate`'s on the test split. Results go to a
+results file (`--output`; by default
+`benchmarks/results/<date>-keyword-efficiency.json`, a temporary file with
+`--quick`) and are printed as Markdown (render.py).
+
+    python benchmarks/keyword_efficiency.py            # full run
+    python benchmarks/keyword_efficiency.py --quick    # smoke test
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the modules beside this file
+from machine import machine_info  # noqa: E402
+from measure import log, results_path, write_results  # noqa: E402
+from render import render  # noqa: E402
+
+BASE_WORDS = ["yes", "no", "up", "down"]
+NEW_WORDS = ["left", "right", "on", "off"]
+# PaSST's AudioSet patchout scaled to the keyword model's 8 x 9 grid.
+PATCHOUT = {"patchout_time": 4, "patchout_frequency": 3}
+SHALLOW = dict(hidden_dim=96, num_layers=3, num_heads=4,
+               intermediate_dim=192)
+DEEP = dict(SHALLOW, num_layers=8)
+GRID = dict(max_length=100, frequency_stride=16, time_stride=10)
+TRAINING = dict(learning_rate=1e-3, mixup=False, spec_augment=False,
+                overwrite=True, verbose=0)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="two words, two epochs: a smoke test")
+    parser.add_argument("--epochs", type=int, default=20,
+                        help="epochs of every training run")
+    parser.add_argument("--work", default=None,
+                        help="folder for audio, shards and runs (default: "
+                        "a temporary one)")
+    parser.add_argument("--output", default=None, help="results file")
+    return parser.parse_args(argv)
+
+
+class EpochTimes:
+    """Seconds of each epoch, kept by a Keras callback."""
+
+    def __init__(self):
+        import keras
+
+        times = self.times = []
+        steps = self.steps = []
+
+        class Timer(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+                steps.append(0)
+
+            def on_train_batch_end(self, batch, logs=None):
+                steps[-1] += 1
+
+            def on_epoch_end(self, epoch, logs=None):
+                times.append(time.perf_counter() - self.start)
+
+        self.callback = Timer()
+
+    def per_epoch(self):
+        """The median epoch, the first (compiling) one left out."""
+        timed = self.times[1:] or self.times
+        return statistics.median(timed)
+
+    def per_step(self):
+        """Seconds per training step of the median epoch (validation
+        included, as in a run)."""
+        return self.per_epoch() / max(self.steps[-1], 1)
+
+
+def make_shards_for(work, words, quick):
+    """Synthesises `words` and shards each split; returns the folders."""
+    from keras_ast.data import make_shards
+    from keras_ast.datasets import make_keyword_dataset
+
+    audio = work / ("audio_" + "_".join(words))
+    voices = None
+    if quick:
+        voices = {"train": ["en", "en-us"], "validation": ["en+m7"],
+                  "test": ["en-gb-x-rp"]}
+    make_keyword_dataset(str(audio), words=words, voices=voices,
+                         speeds=[120, 160, 200], pitches=[35, 65],
+                         snr_db=(20.0, 40.0))
+    shards = {}
+    for split in ("train", "validation", "test"):
+        shards[split] = str(work / "shards" / "_".join(words) / split)
+        make_shards(str(audio / split), shards[split], num_workers=1,
+                    progress=False)
+    return shards
+
+
+def run(preset, shards, output, epochs, **settings):
+    """Trains; returns the classifier, epoch times and test accuracy."""
+    import keras_ast
+
+    timer = EpochTimes()
+    classifier = keras_ast.train(
+        preset, shards["train"], str(output),
+        validation=shards["validation"], epochs=epochs,
+        callbacks=[timer.callback], **TRAINING, **settings)
+    accuracy = keras_ast.evaluate(classifier, shards["test"])["accuracy"]
+    return classifier, timer, accuracy
+
+
+def weight_count(weights):
+    return int(sum(int(w.numpy().size) if hasattr(w, "numpy")
+                   else int(w.size) for w in weights))
+
+
+def patchout_table(work, shards, epochs, log):
+    import keras_ast
+
+    preset = str(work / "shallow")
+    keras_ast.ASTBackbone(**SHALLOW, **GRID).save_to_preset(preset)
+    rows = []
+    for name, settings in (("none", {}), ("time 4, frequency 3",
+                                          PATCHOUT)):
+        _, timer, accuracy = run(preset, shards,
+                                 work / f"runs/patchout_{bool(settings)}",
+                                 epochs, **settings)
+        log(f"patchout {name}: accuracy {accuracy:.3f}, "
+            f"{timer.per_epoch():.2f} s per epoch")
+        rows.append([name, round(accuracy, 3), round(timer.per_epoch(), 2)])
+    return {"title": f"Patchout, 3 layers from scratch, {epochs} epochs",
+            "columns": ["patchout", "test accuracy", "s per epoch"],
+            "rows": rows}
+
+
+def token_keep_table(work, shards, epochs, log):
+    import keras_ast
+
+    preset = str(work / "deep")
+    keras_ast.ASTBackbone(**DEEP, **GRID).save_to_preset(preset)
+    classifier, _, _ = run(preset, shards, work / "runs/deep", epochs)
+    rows = []
+    for keep in (1.0, 0.7, 0.5):
+        classifier.token_keep = keep
+        accuracy = keras_ast.evaluate(classifier, shards["test"])["accuracy"]
+        log(f"token_keep {keep}: accuracy {accuracy:.3f}")
+        rows.append([keep, round(accuracy, 3)])
+    return {"title": f"Token pruning, 8 layers, {epochs} epochs",
+            "columns": ["token_keep", "test accuracy"], "rows": rows}
+
+
+def transfer_table(work, shards, epochs, log):
+    pretrained = str(work / "runs/deep/preset")
+    rows = []
+    for name, settings in (("full fine-tuning", {}),
+                           ("LoRA rank 8", {"lora_rank": 8}),
+                           ("frozen backbone", {"freeze_backbone": True})):
+        classifier, timer, accuracy = run(
+            pretrained, shards, work / f"runs/new_{len(rows)}", epochs,
+            **settings)
+        trainable = weight_count(classifier.trainable_weights)
+        total = weight_count(classifier.weights)
+        step = timer.per_step()
+        log(f"{name}: {trainable} of {total} weights train, "
+            f"{1000 * step:.0f} ms per step, accuracy {accuracy:.3f}")
+        rows.append([name, trainable, total, round(1000 * step),
+                     round(accuracy, 3)])
+    return {"title": f"From the 8-layer model to {len(NEW_WORDS)} other "
+                     f"words, {epochs} epochs",
+            "columns": ["training", "trainable weights", "all weights",
+                        "ms per step", "test accuracy"],
+            "rows": rows}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import keras
+    from keras_ast import import_tensorflow
+
+    import_tensorflow()
+    machine = machine_info()
+    epochs = 2 if args.quick else args.epochs
+    base = BASE_WORDS[:2] if args.quick else BASE_WORDS
+    new = NEW_WORDS[:2] if args.quick else NEW_WORDS
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(args.work or scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        base_shards = make_shards_for(work, base, args.quick)
+        new_shards = make_shards_for(work, new, args.quick)
+        tables = [patchout_table(work, base_shards, epochs, log),
+                  token_keep_table(work, base_shards, epochs, log),
+                  transfer_table(work, new_shards, epochs, log)]
+    command = "python benchmarks/keyword_efficiency.py" + (
+        " --quick" if args.quick else "")
+    results = {
+        "title": "Efficiency features on the spoken keywords (issue 26)",
+        "script": "benchmarks/keyword_efficiency.py",
+        "command": f"KERAS_BACKEND={keras.config.backend()} {command}",
+        "date": machine["date"], "commit": machine["commit"],
+        "machine": machine, "backends": [keras.config.backend()],
+        "method": [__doc__.split("\n\n")[1]],
+        "tables": tables, "notes": [],
+    }
+    path = args.output or results_path("keyword-efficiency",
+                                       machine["date"], args.quick)
+    write_results(path, results, log)
+    print(render(results))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    sys.exit(main())
