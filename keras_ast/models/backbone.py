@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_ast.models.embedding import ASTEmbedding
 from keras_ast.models.encoder import ASTEncoderLayer
+from keras_ast.models.patchout import Patchout
 from keras_ast.ops import slicing
 from keras_ast.presets import io as preset_io
 from keras_ast.presets.builtin import BUILTIN_PRESETS
@@ -12,7 +13,7 @@ from keras_ast.presets.builtin import BUILTIN_PRESETS
 
 def _encode(embedding, encoder_layers, final_norm, features, training=None,
             pooled_only=False, output_hidden_states=False,
-            output_attentions=False, remat=False):
+            output_attentions=False, remat=False, patchout=None):
     """The AST forward pass, shared by every way of running the backbone.
 
     Args:
@@ -29,8 +30,11 @@ def _encode(embedding, encoder_layers, final_norm, features, training=None,
         remat: recompute each encoder layer's activations in the backward
             pass instead of keeping them (`keras.remat`, gradient
             checkpointing); ignored while building the functional graph.
+        patchout: a `Patchout` layer run on the embeddings, or None.
     """
     x = embedding(features, training=training)
+    if patchout is not None:
+        x = patchout(x, training=training)
     states, attentions = [x], []
     for index, layer in enumerate(encoder_layers):
         last = index == len(encoder_layers) - 1
@@ -99,6 +103,20 @@ class ASTBackbone(keras.Model):
             (`keras.remat`), so longer inputs and larger batches fit in
             memory, at the cost of running the encoder forward twice per
             training step. Outputs and gradients are unchanged.
+        patchout_time: patchout (PaSST, Koutini et al. 2022; see
+            `keras_ast.models.patchout.Patchout`): time columns of the
+            `(F', T')` patch grid dropped at random in training, after
+            the position embeddings are added; `0 <= patchout_time < T'`.
+        patchout_frequency: frequency rows dropped likewise,
+            `0 <= patchout_frequency < F'`.
+        patchout_random: share of the remaining patch tokens dropped at
+            random, in `[0, 1)`. The [CLS] and distillation tokens always
+            stay, one choice serves the whole batch, and inference sees
+            every patch; in training `sequence_output` holds
+            `2 + kept patches` tokens.
+
+    Raises:
+        ValueError: a patchout setting outside its range.
 
     Inputs: features `(batch, max_length, num_mel_bins)`, as made by
     `ASTAudioConverter`.
@@ -135,6 +153,9 @@ class ASTBackbone(keras.Model):
         attention_dropout=0.0,
         dtype=None,
         remat=False,
+        patchout_time=0,
+        patchout_frequency=0,
+        patchout_random=0.0,
         **kwargs,
     ):
         embedding = ASTEmbedding(
@@ -164,12 +185,20 @@ class ASTBackbone(keras.Model):
         final_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype="float32", name="layernorm"
         )
+        patchout = None
+        if patchout_time or patchout_frequency or patchout_random:
+            patchout = Patchout(
+                embedding.grid, time=patchout_time,
+                frequency=patchout_frequency, random=patchout_random,
+                dtype=dtype, name="patchout",
+            )
 
         features = keras.Input(
             shape=(max_length, num_mel_bins), dtype="float32",
             name="features",
         )
-        outputs = _encode(embedding, encoder_layers, final_norm, features)
+        outputs = _encode(embedding, encoder_layers, final_norm, features,
+                          patchout=patchout)
         super().__init__(inputs=features, outputs=outputs, **kwargs)
         if dtype is not None:
             # A functional model does not keep the policy it was given.
@@ -178,6 +207,7 @@ class ASTBackbone(keras.Model):
         self.embedding = embedding
         self.encoder_layers = encoder_layers
         self.final_norm = final_norm
+        self.patchout = patchout
         self.hidden_dim = hidden_dim
         self.num_layers = num_layers
         self.num_heads = num_heads
@@ -191,6 +221,9 @@ class ASTBackbone(keras.Model):
         self.dropout = dropout
         self.attention_dropout = attention_dropout
         self.remat = bool(remat)
+        self.patchout_time = int(patchout_time)
+        self.patchout_frequency = int(patchout_frequency)
+        self.patchout_random = float(patchout_random)
 
     def call(self, inputs, training=None, mask=None):
         if not self.remat:
@@ -202,7 +235,8 @@ class ASTBackbone(keras.Model):
     def _run(self, features, training=None, **options):
         return _encode(self.embedding, self.encoder_layers, self.final_norm,
                        ops.cast(features, "float32"),
-                       training=training, remat=self.remat, **options)
+                       training=training, remat=self.remat,
+                       patchout=self.patchout, **options)
 
     def hidden_states(self, features, output_attentions=True):
         """Runs the encoder and keeps what every layer produced.
@@ -282,6 +316,9 @@ class ASTBackbone(keras.Model):
             "dropout": self.dropout,
             "attention_dropout": self.attention_dropout,
             "remat": self.remat,
+            "patchout_time": self.patchout_time,
+            "patchout_frequency": self.patchout_frequency,
+            "patchout_random": self.patchout_random,
         }
 
     @classmethod
@@ -301,8 +338,9 @@ class ASTBackbone(keras.Model):
                 in the Hugging Face format or written by `save_to_preset`
                 (of a backbone or of a classifier: the head is ignored).
             load_weights: whether to load the weights or start random.
-            **kwargs: overrides of the stored arguments (e.g. `dtype`, or
-                `max_length`, which adapts the position embeddings).
+            **kwargs: overrides of the stored arguments (e.g. `dtype`,
+                `patchout_time`, or `max_length`, which adapts the position
+                embeddings).
 
         Returns:
             An `ASTBackbone`.
