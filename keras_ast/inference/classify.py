@@ -14,13 +14,15 @@ The classifier is an argument (a scorer): anything with
 - `labels` (or None) and `num_classes`;
 - `predict` and `predict_on_batch` (logits), and `scores(logits)` (the
   activation: sigmoid or softmax);
-- `jit_compile` (whether each new input shape compiles on PyTorch).
+- `jit_compile` (whether each new input shape compiles on PyTorch);
+- `token_keep`, settable, where `classify` and `tag` are given one.
 
 Clips are scored in batches of at most `batch_size` (`batch_plan`), so
 memory stays bounded whatever the number and length of the inputs, and a
 compiling backend sees few shapes.
 """
 
+import contextlib
 import numbers
 
 import numpy as np
@@ -237,6 +239,21 @@ def _score_group(classifier, group, batch_size):
         offset += len(starts)
 
 
+@contextlib.contextmanager
+def token_keep_of(classifier, token_keep):
+    """Runs the block with `classifier.token_keep` set to `token_keep`
+    (None: unchanged), restoring the classifier's own afterwards."""
+    own = getattr(classifier, "token_keep", None)
+    if token_keep is None or token_keep == own:
+        yield
+        return
+    classifier.token_keep = token_keep
+    try:
+        yield
+    finally:
+        classifier.token_keep = own
+
+
 def _result(results, skipped, single, skip_errors):
     results = results[0] if single else results
     return (results, skipped) if skip_errors else results
@@ -244,7 +261,7 @@ def _result(results, skipped, single, skip_errors):
 
 def classify(classifier, inputs, top_k=5, threshold=None, batch_size=32,
              sampling_rate=None, skip_errors=False, progress=False,
-             long_inputs=None):
+             long_inputs=None, token_keep=None):
     """See `ASTClassifier.classify`; the arguments past its own:
 
     Args:
@@ -254,7 +271,16 @@ def classify(classifier, inputs, top_k=5, threshold=None, batch_size=32,
         long_inputs: optional list: `(path, seconds)` of each input longer
             than the model's input is appended to it, instead of the
             warning (path None for an array).
+        token_keep: the classifier's `token_keep` for this call (None:
+            its own).
     """
+    with token_keep_of(classifier, token_keep):
+        return _classify(classifier, inputs, top_k, threshold, batch_size,
+                         sampling_rate, skip_errors, progress, long_inputs)
+
+
+def _classify(classifier, inputs, top_k, threshold, batch_size,
+              sampling_rate, skip_errors, progress, long_inputs):
     check_top_k(top_k)
     check_batch_size(batch_size)
     converter = converter_of(classifier)
@@ -317,7 +343,8 @@ def window_geometry(converter, window_seconds=None, hop_seconds=None):
 
 def tag(classifier, inputs, window_seconds=None, hop_seconds=None, top_k=3,
         threshold=0.3, median_filter_windows=1, batch_size=32,
-        sampling_rate=None, skip_errors=False, progress=False):
+        sampling_rate=None, skip_errors=False, progress=False,
+        token_keep=None):
     """See `ASTClassifier.tag`; the arguments past its own:
 
     Args:
@@ -325,7 +352,18 @@ def tag(classifier, inputs, window_seconds=None, hop_seconds=None, top_k=3,
         median_filter_windows: `ASTClassifier.tag`'s `median_filter`.
         progress: show a progress bar over the inputs (tqdm, when more
             than one).
+        token_keep: the classifier's `token_keep` for this call (None:
+            its own).
     """
+    with token_keep_of(classifier, token_keep):
+        return _tag(classifier, inputs, window_seconds, hop_seconds, top_k,
+                    threshold, median_filter_windows, batch_size,
+                    sampling_rate, skip_errors, progress)
+
+
+def _tag(classifier, inputs, window_seconds, hop_seconds, top_k, threshold,
+         median_filter_windows, batch_size, sampling_rate, skip_errors,
+         progress):
     check_top_k(top_k)
     check_batch_size(batch_size)
     converter = converter_of(classifier)

@@ -1,5 +1,7 @@
 """`ASTBackbone`: the Audio Spectrogram Transformer encoder."""
 
+import numbers
+
 import keras
 from keras import ops
 
@@ -10,10 +12,48 @@ from keras_ast.ops import slicing
 from keras_ast.presets import io as preset_io
 from keras_ast.presets.builtin import BUILTIN_PRESETS
 
+def check_token_keep(token_keep):
+    """Raises ValueError unless `token_keep` is a number in `(0, 1]`."""
+    if (isinstance(token_keep, bool)
+            or not isinstance(token_keep, numbers.Real)
+            or not 0.0 < token_keep <= 1.0):
+        raise ValueError(
+            f"token_keep must be a number in (0, 1]; got {token_keep!r}.")
+
+
+def pruning_layer(num_layers):
+    """The layer after which token pruning keeps the chosen tokens.
+
+    `max(1, num_layers // 4)` (3 of 12): see `ASTClassifier`'s `token_keep`.
+    """
+    return max(1, num_layers // 4)
+
+
+def _prune(tokens, cls_attention, count):
+    """The special tokens and the `count` patch tokens they attend to most.
+
+    Args:
+        tokens: `(batch, 2 + patches, hidden_dim)`.
+        cls_attention: `(batch, 2 + patches)`, from the encoder layer's
+            `return_cls_attention`.
+        count: patch tokens to keep (static).
+
+    Returns:
+        `(batch, 2 + count, hidden_dim)`: the [CLS] and distillation
+        tokens, then the kept patch tokens, highest attention first.
+    """
+    _, top = ops.top_k(cls_attention[:, 2:], count)
+    index = ops.expand_dims(ops.cast(top, "int32") + 2, -1)
+    index = ops.broadcast_to(
+        index, (ops.shape(tokens)[0], count, ops.shape(tokens)[2]))
+    kept = ops.take_along_axis(tokens, index, axis=1)
+    return ops.concatenate([tokens[:, :2], kept], axis=1)
+
 
 def _encode(embedding, encoder_layers, final_norm, features, training=None,
             pooled_only=False, output_hidden_states=False,
-            output_attentions=False, remat=False, patchout=None):
+            output_attentions=False, remat=False, patchout=None,
+            kept_tokens=None):
     """The AST forward pass, shared by every way of running the backbone.
 
     Args:
@@ -31,15 +71,24 @@ def _encode(embedding, encoder_layers, final_norm, features, training=None,
             pass instead of keeping them (`keras.remat`, gradient
             checkpointing); ignored while building the functional graph.
         patchout: a `Patchout` layer run on the embeddings, or None.
+        kept_tokens: None, or the patch tokens to keep after layer
+            `pruning_layer(len(encoder_layers))` (token pruning; not with
+            `output_attentions`).
     """
     x = embedding(features, training=training)
     if patchout is not None:
         x = patchout(x, training=training)
     states, attentions = [x], []
+    prune_after = None if kept_tokens is None else pruning_layer(
+        len(encoder_layers))
     for index, layer in enumerate(encoder_layers):
         last = index == len(encoder_layers) - 1
         queries = 2 if pooled_only and last else None
-        if output_attentions:
+        if index + 1 == prune_after and not last:
+            x, cls_attention = layer(x, training=training,
+                                     return_cls_attention=True)
+            x = _prune(x, cls_attention, kept_tokens)
+        elif output_attentions:
             x, scores = layer(x, training=training, num_queries=queries,
                               return_attention_scores=True)
             attentions.append(scores)
@@ -256,13 +305,18 @@ class ASTBackbone(keras.Model):
         return self._run(features, output_hidden_states=True,
                          output_attentions=output_attentions)
 
-    def pooled_output(self, features, training=None):
+    def pooled_output(self, features, training=None, token_keep=None):
         """The pooled output alone, `(batch, hidden_dim)`.
 
         Equal to `backbone(features)["pooled_output"]`, but the last layer
         computes only the [CLS] and distillation tokens (all tokens are
         still attended to), which saves most of that layer's work.
         `ASTClassifier` runs this.
+
+        With `token_keep` below 1 and outside training, token pruning:
+        after layer `max(1, num_layers // 4)` only `kept_tokens(token_keep)`
+        patch tokens go on, those the [CLS] and distillation tokens attend
+        to most in that layer (see `ASTClassifier`).
 
         Outside training, a batch of more than `inference_slice` clips runs
         that many clips at a time (`keras_ast.ops.slicing`): the same
@@ -273,13 +327,24 @@ class ASTBackbone(keras.Model):
             features: `(batch, max_length, num_mel_bins)`.
             training: whether dropout is active (None: Keras' learning
                 phase, off outside `fit`).
+            token_keep: None or 1.0 (every token), or the share of patch
+                tokens to keep, in `(0, 1]`; ignored in training.
 
         Returns:
             `(batch, hidden_dim)`, in the compute dtype.
+
+        Raises:
+            ValueError: `token_keep` outside `(0, 1]`.
         """
+        kept = None
+        if token_keep is not None and not training:
+            kept = self.kept_tokens(token_keep)
+            if kept == self.token_grid[0] * self.token_grid[1]:
+                kept = None
+
         def pooled(x):
-            return self._run(x, training=training,
-                             pooled_only=True)["pooled_output"]
+            return self._run(x, training=training, pooled_only=True,
+                             kept_tokens=kept)["pooled_output"]
 
         if training:
             return pooled(features)
@@ -292,6 +357,22 @@ class ASTBackbone(keras.Model):
         (`keras_ast.ops.slicing.examples_per_slice`)."""
         frequency, time = self.token_grid
         return slicing.examples_per_slice(frequency * time + 2)
+
+    def kept_tokens(self, token_keep):
+        """Patch tokens token pruning keeps for the share `token_keep`.
+
+        Args:
+            token_keep: a share in `(0, 1]`.
+
+        Returns:
+            `round(token_keep * F' * T')`, at least 1.
+
+        Raises:
+            ValueError: `token_keep` outside `(0, 1]`.
+        """
+        check_token_keep(token_keep)
+        frequency, time = self.token_grid
+        return max(1, round(float(token_keep) * frequency * time))
 
     @property
     def token_grid(self):

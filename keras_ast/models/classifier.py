@@ -7,6 +7,7 @@ from keras_ast.inference import classify as inference
 from keras_ast.inference.waveforms import host_inputs
 from keras_ast.models.audio_converter import ASTAudioConverter
 from keras_ast.models.backbone import ASTBackbone
+from keras_ast.models.backbone import check_token_keep
 from keras_ast.models.losses import SoftmaxAccuracy
 from keras_ast.models.losses import SoftmaxCrossentropy
 from keras_ast.presets import io as preset_io
@@ -43,11 +44,28 @@ class ASTClassifier(keras.Model):
         dropout: dropout rate before the head's Dense layer.
         augmenter: optional layer applied to the features in training
             only, e.g. `keras_ast.data.SpecAugment`.
+        token_keep: token pruning at inference, the share in `(0, 1]` of
+            patch tokens kept (see below); 1.0 runs every token. Also an
+            attribute (`classifier.token_keep = 0.5`).
+
+    Token pruning (EViT, Liang et al. 2022; arXiv 2504.01690 for AST):
+    outside training, after encoder layer `max(1, num_layers // 4)` (the
+    3rd of 12) only `round(token_keep * F' * T')` patch tokens (at least
+    1) go on to the later layers, those the [CLS] and distillation tokens
+    attend to most in that layer (mean over the heads and the two rows).
+    That layer: in the first layers the [CLS] attention is close to
+    uniform and says little about which tokens matter, and those works
+    prune from the 4th layer on; pruning once keeps the token count
+    static, so the SavedModel, ONNX and LiteRT exports take it, and
+    pruning at the first informative layer saves the most for a given
+    share. A backbone of one layer has no later layer to prune for. In
+    training every token runs (`fit` ignores `token_keep`); 1.0 takes
+    the unpruned computation, with the same logits.
 
     Raises:
         ValueError: `num_classes` below 1, `labels` not `num_classes`
-            long, or a preprocessor whose `max_length` or `num_mel_bins`
-            is not the backbone's.
+            long, `token_keep` outside `(0, 1]`, or a preprocessor whose
+            `max_length` or `num_mel_bins` is not the backbone's.
 
     Call inputs: waveforms `(batch, samples)` (or features without a
     preprocessor), or a dict `{"waveforms": ..., "lengths": ...}` for
@@ -80,10 +98,12 @@ class ASTClassifier(keras.Model):
         labels=None,
         dropout=0.0,
         augmenter=None,
+        token_keep=1.0,
         **kwargs,
     ):
         kwargs.setdefault("dtype", backbone.dtype_policy)
         super().__init__(**kwargs)
+        check_token_keep(token_keep)
         num_classes = int(num_classes)
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
@@ -115,6 +135,7 @@ class ASTClassifier(keras.Model):
         self.labels = labels
         self.dropout = dropout
         self.augmenter = augmenter
+        self._token_keep = float(token_keep)
         # The head runs in float32: its LayerNorm and the logits it feeds to
         # sigmoid / softmax are where bfloat16 hurts.
         self.head_norm = keras.layers.LayerNormalization(
@@ -160,10 +181,28 @@ class ASTClassifier(keras.Model):
             features = self.preprocessor(values, lengths=lengths)
         if self.augmenter is not None and training:
             features = self.augmenter(features, training=training)
-        pooled = self.backbone.pooled_output(features, training=training)
+        pooled = self.backbone.pooled_output(
+            features, training=training,
+            token_keep=None if self.token_keep == 1.0 else self.token_keep)
         x = self.head_norm(pooled)
         x = self.head_dropout(x, training=training)
         return self.head_dense(x)
+
+    @property
+    def token_keep(self):
+        """The share of patch tokens kept at inference, in `(0, 1]`.
+
+        Setting it checks the value and drops the compiled predict
+        function, so the next `predict` runs with it. See the class
+        docstring (token pruning).
+        """
+        return self._token_keep
+
+    @token_keep.setter
+    def token_keep(self, value):
+        check_token_keep(value)
+        self._token_keep = float(value)
+        self.predict_function = None
 
     def scores(self, logits):
         """Sigmoid (multi-label) or softmax (single-label) of logits.
@@ -214,7 +253,7 @@ class ASTClassifier(keras.Model):
                                steps=steps, callbacks=callbacks)
 
     def classify(self, inputs, top_k=5, threshold=None, batch_size=32,
-                 sampling_rate=None, skip_errors=False):
+                 sampling_rate=None, skip_errors=False, token_keep=None):
         """The labels of each clip or file, best first.
 
         Scores are sigmoid for a multi-label model (AudioSet: independent
@@ -235,6 +274,9 @@ class ASTClassifier(keras.Model):
                 are taken to be at the model's rate, with a warning.
             skip_errors: skip the files that do not decode instead of
                 raising, and return them too (see Returns).
+            token_keep: token pruning for this call, a share in `(0, 1]`
+                (None: the classifier's `token_keep`, which is restored
+                afterwards).
 
         Returns:
             For one input, a list of `(label, score)` sorted by score; for
@@ -246,8 +288,8 @@ class ASTClassifier(keras.Model):
         Raises:
             keras_ast.data.audio_io.AudioDecodeError: (a `ValueError`) a
                 file does not decode, without `skip_errors`.
-            ValueError: `top_k`, `sampling_rate` or an array is refused
-                (see `keras_ast.inference.waveforms`).
+            ValueError: `top_k`, `sampling_rate`, `token_keep` or an array
+                is refused (see `keras_ast.inference.waveforms`).
 
         Examples:
             ```python
@@ -264,11 +306,12 @@ class ASTClassifier(keras.Model):
         return inference.classify(self, inputs, top_k=top_k,
                                   threshold=threshold, batch_size=batch_size,
                                   sampling_rate=sampling_rate,
-                                  skip_errors=skip_errors)
+                                  skip_errors=skip_errors,
+                                  token_keep=token_keep)
 
     def tag(self, inputs, window_seconds=None, hop_seconds=None, top_k=3,
             threshold=0.3, median_filter=1, batch_size=32,
-            sampling_rate=None, skip_errors=False):
+            sampling_rate=None, skip_errors=False, token_keep=None):
         """Timelines of long recordings: scores per window, merged events.
 
         Each recording is cut into windows (the model's input length by
@@ -291,6 +334,7 @@ class ASTClassifier(keras.Model):
             batch_size: windows per model call.
             sampling_rate: as `classify`'s.
             skip_errors: as `classify`'s.
+            token_keep: as `classify`'s.
 
         Returns:
             A `keras_ast.inference.timeline.Timeline` per input (one for
@@ -317,7 +361,8 @@ class ASTClassifier(keras.Model):
                              median_filter_windows=median_filter,
                              batch_size=batch_size,
                              sampling_rate=sampling_rate,
-                             skip_errors=skip_errors)
+                             skip_errors=skip_errors,
+                             token_keep=token_keep)
 
     def embed(self, inputs, batch_size=32, sampling_rate=None,
               skip_errors=False):
@@ -544,6 +589,7 @@ class ASTClassifier(keras.Model):
             "labels": self.labels,
             "dropout": self.dropout,
             "augmenter": keras.saving.serialize_keras_object(self.augmenter),
+            "token_keep": self.token_keep,
         }
 
     @classmethod
@@ -562,7 +608,7 @@ class ASTClassifier(keras.Model):
     @classmethod
     def from_preset(cls, preset, load_weights=True, num_classes=None,
                     labels=None, multi_label=None, preprocessor=True,
-                    augmenter=None, **kwargs):
+                    augmenter=None, token_keep=1.0, **kwargs):
         """Builds a classifier from a preset, with its weights, compiled.
 
         Args:
@@ -580,8 +626,10 @@ class ASTClassifier(keras.Model):
                 for a features-in model, or an `ASTAudioConverter`.
             augmenter: optional layer applied to the features in training
                 only (the constructor's), e.g. `keras_ast.data.SpecAugment`.
+            token_keep: token pruning at inference (the constructor's).
             **kwargs: backbone overrides (e.g. `dtype="mixed_bfloat16"`,
-                or `max_length`, which adapts the position embeddings).
+                `patchout_time`, or `max_length`, which adapts the position
+                embeddings).
 
         Returns:
             A compiled `ASTClassifier`.
@@ -627,6 +675,7 @@ class ASTClassifier(keras.Model):
             head["multi_label"] = multi_label
         if augmenter is not None:
             head["augmenter"] = augmenter
+        head["token_keep"] = token_keep
         return loader.load_classifier(
             cls, load_weights=load_weights, load_task_weights=not new_head,
             preprocessor=preprocessor, head=head, **kwargs,

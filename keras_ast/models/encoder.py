@@ -33,7 +33,9 @@ class ASTEncoderLayer(keras.layers.Layer):
         attention_dropout: dropout rate on the attention probabilities.
 
     Raises:
-        ValueError: `num_heads` does not divide `hidden_dim`.
+        ValueError: `num_heads` does not divide `hidden_dim`, or a call
+            asks for both `return_attention_scores` and
+            `return_cls_attention`.
 
     Call arguments:
         - `tokens`: `(batch, sequence, hidden_dim)`.
@@ -45,6 +47,12 @@ class ASTEncoderLayer(keras.layers.Layer):
           only (they still attend to all tokens); returns
           `(batch, num_queries, hidden_dim)`. The last layer needs no more
           for a classification from the [CLS] and distillation tokens.
+        - `return_cls_attention`: also return how much the [CLS] and
+          distillation tokens attend to each token, `(batch, sequence)`
+          in float32: their attention probabilities, mean over the heads
+          and over the two rows. Only those two rows of scores are
+          computed; the layer's output takes the backend's kernel as
+          usual. Not combined with `return_attention_scores`.
 
     Examples:
         >>> layer = ASTEncoderLayer(64, num_heads=4, intermediate_dim=128)
@@ -120,19 +128,28 @@ class ASTEncoderLayer(keras.layers.Layer):
         return ops.reshape(x, (-1, ops.shape(x)[1], self.num_heads,
                                self.head_dim))
 
-    def _attention(self, x, training, return_attention_scores, num_queries):
+    def _attention(self, x, training, return_attention_scores, num_queries,
+                   return_cls_attention=False):
         queries = x if num_queries is None else x[:, :num_queries]
         query = self._heads(self.query(queries))
         key = self._heads(self.key(x))
         value = self._heads(self.value(x))
         scale = self.head_dim**-0.5
-        use_dropout = training and self.attention_dropout > 0
         scores = None
+        if return_cls_attention:
+            # The [CLS] and distillation rows alone, as `softmax_attention`
+            # computes every row.
+            logits = ops.einsum("bqhd,bkhd->bhqk", query[:, :2], key) * scale
+            rows = ops.softmax(ops.cast(logits, "float32"), axis=-1)
+            scores = ops.mean(rows, axis=(1, 2))
+        use_dropout = training and self.attention_dropout > 0
         if return_attention_scores or use_dropout:
-            context, scores = attention.softmax_attention(
+            context, probabilities = attention.softmax_attention(
                 query, key, value, scale,
                 dropout=lambda p: self.attention_dropout_layer(
                     p, training=training))
+            if return_attention_scores:
+                scores = probabilities
         else:
             context = attention.attention(query, key, value, scale,
                                           training=training)
@@ -141,11 +158,15 @@ class ASTEncoderLayer(keras.layers.Layer):
         return self.attention_output(context), scores
 
     def call(self, tokens, training=None, return_attention_scores=False,
-             num_queries=None):
+             num_queries=None, return_cls_attention=False):
+        if return_attention_scores and return_cls_attention:
+            raise ValueError(
+                "Ask for return_attention_scores or return_cls_attention, "
+                "not both: the attention maps hold the [CLS] rows.")
         residual = tokens if num_queries is None else tokens[:, :num_queries]
         x = self.norm_before(tokens)
         x, scores = self._attention(x, training, return_attention_scores,
-                                    num_queries)
+                                    num_queries, return_cls_attention)
         x = self.dropout_layer(x, training=training)
         tokens = ops.cast(x, residual.dtype) + residual
 
@@ -156,7 +177,7 @@ class ASTEncoderLayer(keras.layers.Layer):
         x = self.output_dense(x)
         x = self.dropout_layer(x, training=training)
         tokens = ops.cast(x, residual.dtype) + residual
-        if return_attention_scores:
+        if return_attention_scores or return_cls_attention:
             return tokens, scores
         return tokens
 
