@@ -12,6 +12,13 @@ from keras_ast.ops import slicing
 from keras_ast.presets import io as preset_io
 from keras_ast.presets.builtin import BUILTIN_PRESETS
 
+# `enable_lora` targets: each encoder layer's Dense sublayers by name.
+LORA_ATTENTION = ("query", "value")
+LORA_MLP = ("intermediate", "output")
+LORA_TARGETS = ("query", "key", "value", "attention_output",
+                "intermediate", "output")
+
+
 def check_token_keep(token_keep):
     """Raises ValueError unless `token_keep` is a number in `(0, 1]`."""
     if (isinstance(token_keep, bool)
@@ -373,6 +380,65 @@ class ASTBackbone(keras.Model):
         check_token_keep(token_keep)
         frequency, time = self.token_grid
         return max(1, round(float(token_keep) * frequency * time))
+
+    def enable_lora(self, rank, target_layer_names=None):
+        """Freezes the backbone and adds LoRA factors to encoder Denses.
+
+        As KerasHub's backbones: every backbone weight stops training,
+        then each encoder layer's Dense sublayers named in
+        `target_layer_names` get `keras.layers.Dense.enable_lora(rank)`:
+        two trainable float32 factors `A (in, rank)` and `B (rank, out)`,
+        `B` zero at first, whose product joins the frozen kernel. The
+        model's outputs are unchanged until the factors train. Saving
+        (`save_to_preset`, `save_weights`) writes the merged kernels: an
+        ordinary preset, loaded without LoRA.
+
+        Args:
+            rank: the factors' inner size, at least 1.
+            target_layer_names: the Dense sublayers to adapt, among
+                `"query"`, `"key"`, `"value"`, `"attention_output"`,
+                `"intermediate"` and `"output"` (None: `LORA_ATTENTION`,
+                query and value; `LORA_ATTENTION + LORA_MLP` adds the MLP).
+
+        Raises:
+            ValueError: `rank` below 1, or an unknown target name.
+
+        Examples:
+            >>> backbone = ASTBackbone(hidden_dim=64, num_layers=2,
+            ...     num_heads=4, intermediate_dim=128, max_length=128)
+            >>> backbone.enable_lora(4)
+            >>> len(backbone.trainable_weights)  # A and B, 2 x 2 layers
+            8
+        """
+        if isinstance(rank, bool) or int(rank) != rank or rank < 1:
+            raise ValueError(f"LoRA rank must be an integer >= 1; got {rank}.")
+        names = (LORA_ATTENTION if target_layer_names is None
+                 else tuple(target_layer_names))
+        unknown = [name for name in names if name not in LORA_TARGETS]
+        if unknown or not names:
+            raise ValueError(
+                f"Unknown LoRA target layer names {unknown or names}; "
+                f"choose among {list(LORA_TARGETS)}.")
+        self.trainable = True
+        for layer in (self.embedding, *self.encoder_layers, self.final_norm):
+            layer.trainable = False
+        for layer in self.encoder_layers:
+            denses = {
+                "query": layer.query,
+                "key": layer.key,
+                "value": layer.value,
+                "attention_output": layer.attention_output,
+                "intermediate": layer.intermediate,
+                "output": layer.output_dense,
+            }
+            for name in dict.fromkeys(names):
+                dense = denses[name]
+                # Trainable, so that its new factors are; Keras' LoRA then
+                # freezes the kernel, and the bias is frozen here.
+                dense.trainable = True
+                dense.enable_lora(int(rank))
+                if dense.bias is not None:
+                    dense.bias.trainable = False
 
     @property
     def token_grid(self):
