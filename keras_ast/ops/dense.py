@@ -153,6 +153,66 @@ class Dense(keras.layers.Dense):
     'bfloat16'
     """
 
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Quantizes the weights as `keras.layers.Dense.quantize` does.
+
+        Keras' layer refuses its subclasses (`type_check`); this one keeps
+        Keras' weights and quantized call, so it takes every mode of
+        Keras' `Dense`. Quantized modes run Keras' `quantized_call`, not
+        `call`.
+
+        Args:
+            mode: `"int8"`, `"int4"`, `"float8"`, `"gptq"` or `"awq"`.
+            type_check: ignored (Keras' check of the layer's class).
+            config: an optional `keras.quantizers.QuantizationConfig`.
+
+        Examples:
+        >>> layer = Dense(4)
+        >>> layer.build((None, 3))
+        >>> layer.quantize("int8")
+        >>> layer.quantization_mode
+        'int8'
+        """
+        del type_check  # a subclass with Keras' own quantized path
+        super().quantize(mode, type_check=False, config=config)
+
+    def load_own_variables(self, store):
+        """Keras' loading, refusing the weights of a quantized layer while
+        this one is float.
+
+        Args:
+            store: the layer's stored variables, by position.
+
+        Raises:
+            ValueError: the store holds more variables than this float
+                layer (a quantized layer's kernel, scales...), as when a
+                model quantized with `quantize` is rebuilt from a config
+                that does not record its quantization.
+        """
+        expected = 1 if self.bias is None else 2
+        if self.quantization_mode is None and not self.lora_enabled:
+            count = len(store.keys())
+            if count > expected:
+                kernel = store["0"]
+                self._quantized_store = ValueError(
+                    f"Dense layer {self.path!r} is float ({expected} "
+                    "variables), but its stored weights are those of a "
+                    f"quantized layer ({count} variables, kernel "
+                    f"{kernel.dtype} {tuple(kernel.shape)}): the model "
+                    "was saved after `quantize`, and the config it was "
+                    "rebuilt from does not say so. Save quantized "
+                    "keras_ast models with `save_to_preset`; "
+                    "`from_preset` rebuilds them quantized."
+                )
+            elif count:
+                self._quantized_store = None
+            # Keras may visit the layer again under another path, with
+            # nothing stored there: the cause stays the message.
+            error = getattr(self, "_quantized_store", None)
+            if error is not None:
+                raise error
+        super().load_own_variables(store)
+
     def call(self, inputs, training=None):
         x = dense(inputs, self.kernel, self.bias)
         if self.activation is not None:

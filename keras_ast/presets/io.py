@@ -12,18 +12,31 @@ directory, in one of two formats:
   `audio_converter.json`, `labels.json` and `metadata.json`.
 
 Format versions of keras_ast presets:
-- 2 (the one `save_preset` writes): backbone and head weights in
-  separate files, so a backbone loads alone and a new head skips the
-  stored one.
+- 3 (what `save_preset` writes for a quantized model): version 2 with a
+  `quantization` entry in `config.json` (see below), so that a keras_ast
+  that cannot rebuild a quantized model refuses the preset.
+- 2 (what `save_preset` writes for a float model): backbone and head
+  weights in separate files, so a backbone loads alone and a new head
+  skips the stored one.
 - 1: one `model.weights.h5` holding the classifier
   (or the backbone alone). Still read: the backbone's part is copied out of
   it into a temporary file, and the head is read from it with the backbone
   skipped.
 
+A model quantized with Keras' `quantize` (`"int8"`, `"int4"`,
+`"float8"`) stores its quantized weights; `config.json` then says, for
+each part quantized (`"backbone"`, `"head"`), Keras' quantization config
+of its `keras.layers.Dense` layers:
+`"quantization": {"backbone": {"mode": "int8", "config": {...}}}`. A
+loader builds the float model, quantizes those parts the same way, then
+loads the stored weights, so the model it gives is the quantized one. A
+new head (another `num_classes`) stays float.
+
 The loaders are handed the classes they build (`load_backbone(cls, ...)`)
 and never import the model modules, which import this one.
 """
 
+import json
 import os
 import re
 import tempfile
@@ -40,6 +53,8 @@ from keras_ast.version import __version__
 
 FORMAT_NAME = "keras_ast"
 FORMAT_VERSION = 2
+# What a preset of a quantized model is written as (see the module doc).
+QUANTIZED_FORMAT_VERSION = 3
 CONFIG_FILE = "config.json"
 MODEL_WEIGHTS_FILE = "model.weights.h5"
 TASK_WEIGHTS_FILE = "task.weights.h5"
@@ -54,6 +69,9 @@ GEOMETRY_KEYS = ("max_length", "frequency_stride", "time_stride")
 ARCHITECTURE_KEYS = ("hidden_dim", "num_layers", "num_heads",
                      "intermediate_dim", "patch_size", "frequency_stride",
                      "time_stride", "max_length", "num_mel_bins")
+# Quantization modes a preset rebuilds from Keras' config alone (GPTQ and
+# AWQ quantize with calibration data).
+QUANTIZATION_MODES = ("int8", "int4", "float8")
 # owner/repo as the hub spells repository ids.
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -83,6 +101,155 @@ def _not_task_weights(classifier):
     return skipped
 
 
+def dense_layers(model, skip=()):
+    """Every `keras.layers.Dense` that `model` holds, once each.
+
+    Layers are found through the public attributes of `model` and of each
+    layer it holds (lists of layers included), and a model's `layers`.
+
+    Args:
+        model: a layer or model.
+        skip: layers left out, with all they hold.
+
+    Returns:
+        A list of `keras.layers.Dense` (subclasses included).
+
+    Examples:
+    >>> model = keras.Sequential([keras.layers.Dense(2)])
+    >>> model.build((None, 3))
+    >>> [layer.units for layer in dense_layers(model)]
+    [2]
+    """
+    found, seen = [], {id(layer) for layer in skip}
+    pending = [model]
+    while pending:
+        layer = pending.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if isinstance(layer, keras.layers.Dense):
+            found.append(layer)
+            continue
+        pending.extend(reversed(_held_layers(layer)))
+    return found
+
+
+def _held_layers(layer):
+    """The layers in `layer`'s public attributes (and lists of them), and
+    a model's `layers`."""
+    own = vars(layer)
+    held = list(layer.layers) if isinstance(layer, keras.Model) else []
+    for name in dir(layer):
+        if name.startswith("_"):
+            continue
+        if name in own:
+            value = own[name]
+        elif any(name in vars(kind) for kind in type(layer).__mro__):
+            continue  # a method or property, not something held
+        else:
+            # Held elsewhere than the instance's dict: PyTorch's modules
+            # keep their submodules apart, and answer for them by name.
+            value = getattr(layer, name, None)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        held.extend(item for item in values
+                    if isinstance(item, keras.layers.Layer))
+    return held
+
+
+def quantization_of(model, skip=()):
+    """How `model`'s Dense layers are quantized, as a preset records it.
+
+    Args:
+        model: a built layer or model.
+        skip: layers left out (`dense_layers`), e.g. a classifier's
+            backbone, for its head alone.
+
+    Returns:
+        None where no Dense layer is quantized, else
+        `{"mode": mode, "config": config}`, with Keras' quantization
+        config serialized (`keras.saving.serialize_keras_object`).
+
+    Raises:
+        ValueError: some Dense layers are quantized and others not, or
+            quantized in different ways, or in a mode outside
+            `QUANTIZATION_MODES`.
+
+    Examples:
+    >>> model = keras.Sequential([keras.layers.Dense(2)])
+    >>> model.build((None, 3))
+    >>> quantization_of(model) is None
+    True
+    >>> model.quantize("int8")
+    >>> quantization_of(model)["mode"]
+    'int8'
+    """
+    ways = {}
+    for layer in dense_layers(model, skip):
+        way = None
+        if layer.quantization_mode is not None:
+            way = json.dumps(_unshared(keras.saving.serialize_keras_object(
+                layer.quantization_config)), sort_keys=True)
+        ways.setdefault(way, []).append(layer)
+    if set(ways) <= {None}:
+        return None
+    if len(ways) > 1:
+        kinds = "; ".join(
+            f"{layers[0].quantization_mode or 'float'}: "
+            + ", ".join(layer.path for layer in layers[:3])
+            + (", ..." if len(layers) > 3 else "")
+            for layers in ways.values())
+        raise ValueError(
+            f"{model.name} mixes Dense layers quantized in different ways "
+            f"({kinds}); a preset stores a part whose Dense layers are all "
+            "quantized alike, or none."
+        )
+    (way, layers), = ways.items()
+    mode = layers[0].quantization_mode
+    if mode not in QUANTIZATION_MODES:
+        raise ValueError(
+            f"{model.name} is quantized in mode {mode!r}; a preset stores "
+            f"the modes {', '.join(QUANTIZATION_MODES)}."
+        )
+    return {"mode": mode, "config": json.loads(way)}
+
+
+def _unshared(config):
+    """A serialized config without the marks of objects shared with
+    others serialized in the same scope (as when `model.save` runs)."""
+    if isinstance(config, dict):
+        return {key: _unshared(value) for key, value in config.items()
+                if key != "shared_object_id"}
+    if isinstance(config, list):
+        return [_unshared(value) for value in config]
+    return config
+
+
+def quantize_like(model, quantization, skip=()):
+    """Quantizes `model`'s Dense layers as `quantization_of` described.
+
+    Args:
+        model: a built layer or model, in float.
+        quantization: what `quantization_of` returned (None: nothing to
+            do).
+        skip: layers left as they are (`dense_layers`).
+
+    Examples:
+    >>> model = keras.Sequential([keras.layers.Dense(2)])
+    >>> model.build((None, 3))
+    >>> quantize_like(model, {"mode": "int8", "config": None})
+    >>> model.layers[0].quantization_mode
+    'int8'
+    """
+    if not quantization:
+        return
+    config = quantization.get("config")
+    if config is not None:
+        config = keras.saving.deserialize_keras_object(config)
+    targets = {id(layer) for layer in dense_layers(model, skip)}
+    model.quantize(quantization["mode"], config=config,
+                   filters=lambda layer: id(layer) in targets)
+
+
 class PresetLoader:
     """A preset directory: its configs, and weights that load into models.
 
@@ -93,6 +260,11 @@ class PresetLoader:
 
     def __init__(self, path):
         self.path = path
+
+    def quantization(self):
+        """`{part: quantization_of(...)}` of the stored model (the module
+        doc); `{}` for a float one."""
+        return {}
 
     def stored_grid(self, backbone):
         """The stored patch grid where only the geometry differs, else None.
@@ -116,6 +288,7 @@ class PresetLoader:
         config = self.backbone_config()
         config.update(kwargs)
         backbone = cls(**config)
+        quantize_like(backbone, self.quantization().get("backbone"))
         if load_weights:
             self._load_backbone_weights(backbone, self.stored_grid(backbone))
         return backbone
@@ -146,6 +319,9 @@ class PresetLoader:
         elif preprocessor is False:
             preprocessor = None
         classifier = cls(backbone, preprocessor=preprocessor, **(head or {}))
+        if load_task_weights:  # the stored head, quantized as stored
+            quantize_like(classifier, self.quantization().get("head"),
+                          skip=[backbone])
         if load_weights and load_task_weights:
             self._load_head_weights(classifier)
         return classifier
@@ -200,13 +376,17 @@ class KerasPresetLoader(PresetLoader):
         super().__init__(path)
         self.config = config
         self.format_version = int(config.get("format_version", 1))
-        if self.format_version > FORMAT_VERSION:
+        if self.format_version > QUANTIZED_FORMAT_VERSION:
             raise ValueError(
                 f"{path} is a keras_ast preset of format_version "
                 f"{self.format_version}; this keras_ast ({__version__}) "
-                f"reads up to {FORMAT_VERSION}. Upgrade keras_ast."
+                f"reads up to {QUANTIZED_FORMAT_VERSION}. Upgrade "
+                "keras_ast."
             )
         self._scratch = None
+
+    def quantization(self):
+        return dict(self.config.get("quantization") or {})
 
     def backbone_config(self):
         return dict(self.config["backbone"])
@@ -265,7 +445,8 @@ class KerasPresetLoader(PresetLoader):
             if stored_grid is None:
                 backbone.load_weights(path)
             else:
-                _load_adapted(backbone, self.backbone_config(), path)
+                _load_adapted(backbone, self.backbone_config(), path,
+                              self.quantization().get("backbone"))
         except (ValueError, KeyError) as error:
             raise self._weights_error(path, error) from error
 
@@ -287,15 +468,17 @@ class KerasPresetLoader(PresetLoader):
             raise self._weights_error(path, error) from error
 
 
-def _load_adapted(backbone, stored_config, path):
+def _load_adapted(backbone, stored_config, path, quantization=None):
     """Loads weights saved for another patch grid into `backbone`.
 
-    The weights load into a backbone of the stored geometry, then move
-    over, the position embeddings fitted to `backbone`'s grid
+    The weights load into a backbone of the stored geometry (quantized as
+    `quantization` says), then move over, the position embeddings fitted
+    to `backbone`'s grid
     (`keras_ast.ops.patches.adapt_position_embedding`).
     """
     config = dict(stored_config, dtype=backbone.dtype_policy)
     stored = type(backbone).from_config(config)
+    quantize_like(stored, quantization)
     stored.load_weights(path)
     position = backbone.embedding.position_embedding
     for target, source in zip(backbone.weights, stored.weights):
@@ -418,7 +601,9 @@ def save_preset(preset_dir, backbone, classifier=None, metadata=None):
     """Writes a backbone (and classifier) as a keras_ast preset directory.
 
     The directory appears whole or not at all; an existing preset is
-    replaced, any other non-empty directory is refused.
+    replaced, any other non-empty directory is refused. A quantized
+    backbone or head is recorded as such (`quantization_of`; the module
+    doc), and refused where `quantization_of` refuses it.
     """
     path = os.fspath(preset_dir)
     if os.path.isdir(path) and os.listdir(path) and not is_preset(path):
@@ -439,6 +624,14 @@ def save_preset(preset_dir, backbone, classifier=None, metadata=None):
             "multi_label": classifier.multi_label,
             "dropout": classifier.dropout,
         }
+    quantization = {"backbone": quantization_of(backbone)}
+    if classifier is not None:
+        quantization["head"] = quantization_of(classifier,
+                                               skip=[backbone])
+    quantization = {part: way for part, way in quantization.items() if way}
+    if quantization:
+        config["quantization"] = quantization
+        config["format_version"] = QUANTIZED_FORMAT_VERSION
     info = {
         "keras_ast_version": __version__,
         "keras_version": keras.__version__,
