@@ -555,3 +555,156 @@ def test_several_processes_need_jax(setup, tmp_path):
     with pytest.raises(ValueError, match="JAX backend only"):
         train(preset, shards["tfrecord"], str(tmp_path / "x"),
               num_processes=2, coordinator="127.0.0.1:1")
+
+
+# --- patchout, LoRA and a frozen backbone -----------------------------------
+
+
+def backbone_weights(classifier):
+    """The backbone's weights but LoRA's factors, as NumPy, in order."""
+    return [keras.ops.convert_to_numpy(v) for v in classifier.backbone.weights
+            if not v.name.startswith("lora_")]
+
+
+def lora_factors(classifier):
+    return {v.path: keras.ops.convert_to_numpy(v)
+            for v in classifier.backbone.weights
+            if v.name.startswith("lora_")}
+
+
+def assert_presets_give_its_logits(classifier, output):
+    """The final and best presets load as plain presets (no LoRA) and
+    give the trained classifier's logits."""
+    waves = np.random.default_rng(0).standard_normal((2, 8000)).astype(
+        np.float32) * 0.1
+    expected = classifier.predict(waves, verbose=0)
+    for name in ("preset", "best_preset"):
+        restored = ASTClassifier.from_preset(os.path.join(output, name))
+        assert not lora_factors(restored)
+        np.testing.assert_allclose(restored.predict(waves, verbose=0),
+                                   expected, atol=1e-5)
+
+
+QUICK = dict(epochs=1, batch_size=4, learning_rate=1e-2, spec_augment=False,
+             mixup=False, keep_checkpoints=0, verbose=0)
+
+
+@pytest.mark.large  # a run of train()
+def test_train_cli_with_patchout(setup, tmp_path, capsys):
+    root, shards, preset = setup
+    output = str(tmp_path / "patchout")
+    # The tiny grid: 8 frequency rows, 4 time columns.
+    status = cli.main([
+        "train", "--preset", preset, "--train", shards["tfrecord"],
+        "--output", output, "--epochs", "1", "--batch-size", "4",
+        "--patchout-time", "1", "--patchout-frequency", "2",
+        "--patchout-random", "0.25", "--no-mixup"])
+    assert status == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "final model" in out
+    metrics = json.load(open(os.path.join(output, "metrics.json")))
+    assert np.isfinite(metrics[0]["loss"])
+    restored = ASTClassifier.from_preset(os.path.join(output, "preset"))
+    assert (restored.backbone.patchout_time,
+            restored.backbone.patchout_frequency) == (1, 2)
+
+
+@pytest.mark.large  # a run of train()
+def test_train_with_lora_changes_only_the_adapters(setup, tmp_path, caplog):
+    root, shards, preset = setup
+    output = str(tmp_path / "lora")
+    before = backbone_weights(ASTClassifier.from_preset(preset,
+                                                        num_classes=2))
+    with caplog.at_level("INFO", logger="keras_ast.training.train"):
+        classifier = train(preset, shards["tfrecord"], output,
+                           validation=shards["tfrecord"], lora_rank=2,
+                           **QUICK)
+    factors = lora_factors(classifier)
+    # Query and value of the one encoder layer: A and B each.
+    assert len(factors) == 4
+    assert all(np.any(value != 0) for value in factors.values())  # B too
+    for got, expected in zip(backbone_weights(classifier), before,
+                             strict=True):
+        np.testing.assert_array_equal(got, expected)
+    trainable = sum(int(np.prod(v.shape))
+                    for v in classifier.trainable_weights)
+    assert f"Training {trainable} of the model's" in caplog.text
+    assert_presets_give_its_logits(classifier, output)
+    # The saved kernels hold what LoRA learnt.
+    merged = backbone_weights(ASTClassifier.from_preset(
+        os.path.join(output, "preset")))
+    assert any(not np.allclose(a, b) for a, b in zip(merged, before))
+
+
+@pytest.mark.large  # a run of train()
+def test_train_with_a_frozen_backbone(setup, tmp_path):
+    root, shards, preset = setup
+    output = str(tmp_path / "frozen")
+    before = backbone_weights(ASTClassifier.from_preset(preset,
+                                                        num_classes=2))
+    classifier = train(preset, shards["tfrecord"], output,
+                       validation=shards["tfrecord"], freeze_backbone=True,
+                       **QUICK)
+    head = [classifier.head_norm.gamma, classifier.head_norm.beta,
+            classifier.head_dense.kernel, classifier.head_dense.bias]
+    assert {v.path for v in classifier.trainable_weights} == {
+        v.path for v in head}
+    for got, expected in zip(backbone_weights(classifier), before,
+                             strict=True):
+        np.testing.assert_array_equal(got, expected)
+    assert_presets_give_its_logits(classifier, output)
+
+
+def test_lora_and_a_frozen_backbone_are_refused_together(setup, tmp_path,
+                                                        capsys):
+    root, shards, preset = setup
+    output = tmp_path / "both"
+    with pytest.raises(ValueError, match="lora_rank=2 and freeze_backbone"):
+        train(preset, shards["tfrecord"], str(output), lora_rank=2,
+              freeze_backbone=True)
+    with pytest.raises(ValueError, match="lora_mlp=True needs lora_rank"):
+        train(preset, shards["tfrecord"], str(output), lora_mlp=True)
+    status = cli.main(["train", "--preset", preset, "--train",
+                       shards["tfrecord"], "--output", str(output),
+                       "--lora-rank", "2", "--freeze-backbone"])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "--lora-rank or --freeze-backbone" in err
+    assert not output.exists()
+
+
+class RecordFactors(keras.callbacks.Callback):
+    """The LoRA factors as a resumed run starts training and ends it."""
+
+    def on_train_begin(self, logs=None):
+        self.begin = lora_factors(self.model)
+
+    def on_train_end(self, logs=None):
+        self.end = lora_factors(self.model)
+
+
+@pytest.mark.large  # several runs of train()
+def test_a_resumed_lora_run_keeps_learning(setup, tmp_path):
+    root, shards, preset = setup
+    output = str(tmp_path / "lora_resume")
+    args = dict(QUICK, epochs=2, lora_rank=2, lora_mlp=True)
+    with pytest.raises(KeyboardInterrupt):
+        train(preset, shards["tfrecord"], output, callbacks=[StopAfter(1)],
+              **args)
+    record = RecordFactors()
+    classifier = train(preset, shards["tfrecord"], output,
+                       callbacks=[record], **args)
+    # Query, value, intermediate and output: A and B each.
+    assert len(record.begin) == 8
+    for path, value in record.begin.items():
+        # The backup holds merged kernels: B starts at zero, A afresh.
+        if path.endswith("lora_kernel_b"):
+            assert not np.any(value)
+        else:
+            assert np.any(value)
+        assert not np.allclose(record.end[path], value), path
+    waves = np.full((1, 8000), 0.1, np.float32)
+    restored = ASTClassifier.from_preset(os.path.join(output, "preset"))
+    np.testing.assert_allclose(restored.predict(waves, verbose=0),
+                               classifier.predict(waves, verbose=0),
+                               atol=1e-5)

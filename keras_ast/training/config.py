@@ -42,6 +42,22 @@ class TrainConfig:
             LayerNorms and logits stay float32).
         remat: gradient checkpointing: recompute the encoder's activations
             in the backward pass (less memory, more compute).
+        patchout_time: structured patchout (PaSST): time columns of the
+            patch grid dropped at random at every training step (0: none;
+            PaSST drops 40 of AudioSet's 101).
+        patchout_frequency: frequency rows of the patch grid dropped at
+            random at every training step (0: none; PaSST: 4 of 12).
+        patchout_random: the share of the remaining patch tokens also
+            dropped at random in training (0: none).
+        lora_rank: train low-rank adapters of this rank on the attention's
+            query and value projections, the rest of the backbone frozen
+            (0: off; `ASTBackbone.enable_lora`). The saved presets hold
+            the merged weights and load without LoRA. A resumed LoRA run
+            goes on from the merged weights of its backup with fresh
+            adapters.
+        lora_mlp: with `lora_rank`, adapt the MLP's two projections too.
+        freeze_backbone: train the head alone (a linear probe on the
+            pooled output); not with `lora_rank`.
         spec_augment: SpecAugment on the features: masks, noise and time
             roll. False: none of them.
         freq_mask: the widest SpecAugment frequency mask, in mel bins (0:
@@ -107,6 +123,26 @@ class TrainConfig:
     remat: bool = _setting(
         False, "gradient checkpointing: recompute the encoder's activations "
         "in the backward pass (less memory, more compute)")
+    patchout_time: int = _setting(
+        0, "structured patchout (PaSST): time columns of the patch grid "
+        "dropped at random at every training step (0: none; PaSST drops 40 "
+        "of AudioSet's 101)", int)
+    patchout_frequency: int = _setting(
+        0, "frequency rows of the patch grid dropped at random at every "
+        "training step (0: none; PaSST: 4 of 12)", int)
+    patchout_random: float = _setting(
+        0.0, "share of the remaining patch tokens also dropped at random "
+        "in training (0: none)", float)
+    # --- which weights train
+    lora_rank: int = _setting(
+        0, "train low-rank adapters of this rank on the attention's query "
+        "and value projections, the rest of the backbone frozen (0: off); "
+        "the saved presets hold the merged weights", int)
+    lora_mlp: bool = _setting(
+        False, "with --lora-rank, adapt the MLP's two projections too")
+    freeze_backbone: bool = _setting(
+        False, "train the head alone (a linear probe on the pooled "
+        "output); not with --lora-rank")
     # --- augmentation
     spec_augment: bool = _setting(
         True, "SpecAugment on the features: masks, noise and time roll "

@@ -19,6 +19,7 @@ module's logger; `keras-ast train` shows them.
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import re
 import shutil
@@ -32,6 +33,8 @@ from keras_ast.data.pipelines import dataset_for
 from keras_ast.data.pipelines import process_part
 from keras_ast.data.spec_augment import SpecAugment
 from keras_ast.models.audio_converter import ASTAudioConverter
+from keras_ast.models.backbone import LORA_ATTENTION
+from keras_ast.models.backbone import LORA_MLP
 from keras_ast.models.classifier import ASTClassifier
 from keras_ast.training.config import TrainConfig
 from keras_ast.training.evaluate import REPORT_FILE as EVALUATION_FILE
@@ -476,7 +479,13 @@ def train(preset, train, output, validation=None, config=None, *,
     `jax_cpu_collectives_implementation` is not already `"gloo"` (the
     default of recent JAX), set it before calling `train`
     (`keras-ast train` does). A run that finished is not redone unless
-    `overwrite`, which always starts afresh. Nothing global is changed for
+    `overwrite`, which always starts afresh. With `config.lora_rank`,
+    only the adapters and the head train (`ASTBackbone.enable_lora`), and
+    every file the run writes holds the merged weights, without adapters:
+    the presets load as any other, and a resumed LoRA run goes on from
+    its backup's merged weights with freshly drawn adapters (`A` random,
+    `B` zero: the same function). With `config.freeze_backbone`, only the
+    head trains. Nothing global is changed for
     the caller, except the random seed (`config.seed`) and, with several
     processes, the JAX distributed system this joins: the dtype policy
     goes to the model, and a distribution is scoped to the run.
@@ -503,7 +512,8 @@ def train(preset, train, output, validation=None, config=None, *,
     Raises:
         RunFinishedError: `output` holds a finished run and not
             `overwrite`.
-        ValueError: a setting is invalid, or the backup was written by a
+        ValueError: a setting is invalid (`lora_rank` with
+            `freeze_backbone`, for one), or the backup was written by a
             run with another model or settings.
 
     Examples:
@@ -518,6 +528,7 @@ def train(preset, train, output, validation=None, config=None, *,
     if config.keep_checkpoints < 0:
         raise ValueError(f"keep_checkpoints={config.keep_checkpoints}: "
                          "give 0 (none) or more.")
+    _check_trainable(config)
     if overwrite and os.path.isdir(output):
         _clear(output)  # an interrupted run's backup too: a fresh start
     elif os.path.exists(final):
@@ -529,7 +540,13 @@ def train(preset, train, output, validation=None, config=None, *,
     validation = as_info(validation) if validation else None
     keras.utils.set_random_seed(config.seed)
     _initialize_processes(config)
-    overrides = {"max_length": config.max_length} if config.max_length else {}
+    # Always given, so that patchout stored in a preset acts only where
+    # this run asks for it.
+    overrides = dict(patchout_time=config.patchout_time,
+                     patchout_frequency=config.patchout_frequency,
+                     patchout_random=config.patchout_random)
+    if config.max_length:
+        overrides["max_length"] = config.max_length
     if config.mixed_precision:
         overrides["dtype"] = "mixed_bfloat16"
     if config.remat:
@@ -542,6 +559,7 @@ def train(preset, train, output, validation=None, config=None, *,
                 multi_label=info.multi_label,
                 augmenter=_augmenter(preset, config), **overrides,
             )
+            _choose_trainable(classifier, config)
             with _files_dir(output) as files:
                 _fit(classifier, info, output, validation, config,
                      callbacks, verbose, files)
@@ -560,6 +578,55 @@ def train(preset, train, output, validation=None, config=None, *,
         evaluate(classifier, validation, output, batch_size=config.batch_size,
                  num_workers=config.num_workers)
     return classifier
+
+
+def _check_trainable(config):
+    """Refuses LoRA and patchout settings that do not go together."""
+    if config.lora_rank < 0:
+        raise ValueError(f"lora_rank={config.lora_rank}: give 0 (off) or "
+                         "more.")
+    if config.lora_rank and config.freeze_backbone:
+        raise ValueError(
+            f"lora_rank={config.lora_rank} and freeze_backbone=True: LoRA "
+            "trains adapters in the backbone, a frozen backbone trains the "
+            "head alone; choose one (--lora-rank or --freeze-backbone).")
+    if config.lora_mlp and not config.lora_rank:
+        raise ValueError("lora_mlp=True needs lora_rank (--lora-rank R): "
+                         "the rank of the adapters.")
+
+
+def _choose_trainable(classifier, config):
+    """LoRA adapters or a frozen backbone, as `config` asks; logs how many
+    of the classifier's weights train."""
+    backbone = classifier.backbone
+    if config.lora_rank:
+        layers = LORA_ATTENTION + (LORA_MLP if config.lora_mlp else ())
+        backbone.enable_lora(config.lora_rank, target_layer_names=layers)
+    elif config.freeze_backbone:
+        backbone.trainable = False
+    if _is_chief():
+        trainable = _count(classifier.trainable_weights)
+        total = _count(classifier.weights)
+        logger.info("Training %d of the model's %d weights (%.2f%%).",
+                    trainable, total, 100.0 * trainable / max(1, total))
+
+
+def _count(variables):
+    return int(sum(math.prod(variable.shape) for variable in variables))
+
+
+def _fresh_lora_factors(classifier, seed):
+    """Draws every `lora_kernel_a` afresh; `lora_kernel_b` stays zero.
+
+    Keras' `Dense` saves its kernel with the LoRA product merged in and,
+    on loading, sets both factors to zero: neither could learn again (the
+    gradient of each is zero while the other is). A fresh `A` with a zero
+    `B` leaves the model's function as loaded, and lets both learn.
+    """
+    initializer = keras.initializers.HeUniform(seed=seed)
+    for variable in classifier.backbone.weights:
+        if variable.name == "lora_kernel_a":
+            variable.assign(initializer(variable.shape, variable.dtype))
 
 
 @contextlib.contextmanager
@@ -618,6 +685,10 @@ def _fit(classifier, info, output, validation, config, callbacks, verbose,
         config.warmup_fraction))
     backup = os.path.join(output, _backup_dir())
     initial_epoch = restore(classifier, backup)
+    if initial_epoch and config.lora_rank:
+        # The backup holds the merged kernels and no adapters (see
+        # `_fresh_lora_factors`).
+        _fresh_lora_factors(classifier, config.seed + initial_epoch)
     if initial_epoch > config.epochs:
         raise ValueError(
             f"{backup} holds {initial_epoch} finished epochs, more than "
