@@ -282,3 +282,63 @@ def test_quiet_tensorflow_keeps_the_users_level():
     assert done.stdout.split() == ["3", "None", "True"], done.stderr
     done = run_python(script, TF_CPP_MIN_LOG_LEVEL="0")
     assert done.stdout.split() == ["0", "0", "True"], done.stderr
+
+
+# --- classify --token-keep ---------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.2", "nan", "half"])
+def test_token_keep_out_of_range_is_a_usage_error(value, capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["classify", "a.wav", "--preset", "P", "--token-keep",
+                  value])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert "--token-keep" in err
+    assert ("above 0 and at most 1" in err) or ("expected a number" in err)
+
+
+def test_classify_token_keep_is_passed_on(tmp_path, capsys):
+    from conftest import tiny_backbone
+
+    from keras_ast import ASTAudioConverter
+    from keras_ast import ASTClassifier
+
+    keras.utils.set_random_seed(3)
+    # Two layers: tokens are pruned after the first.
+    classifier = ASTClassifier(
+        tiny_backbone(num_layers=2), num_classes=4, labels=list("abcd"),
+        preprocessor=ASTAudioConverter(max_length=64))
+    preset = str(tmp_path / "preset")
+    classifier.save_to_preset(preset)
+    clip = write_wav(tmp_path / "clip.wav", seconds=0.6, seed=2)
+
+    def scores(*flags):
+        assert cli.main(["classify", clip, "--preset", preset, "--format",
+                         "json", "--top-k", "4", *flags]) == 0
+        labels = json.loads(capsys.readouterr().out)[0]["labels"]
+        return {item["label"]: item["score"] for item in labels}
+
+    pruned = scores("--token-keep", "0.25")
+    expected = dict(classifier.classify(clip, top_k=4, token_keep=0.25))
+    assert pruned.keys() == expected.keys()
+    for label, score in expected.items():
+        assert abs(pruned[label] - score) < 1e-5
+    whole = scores()
+    assert any(abs(pruned[label] - whole[label]) > 1e-4 for label in whole)
+
+
+def test_the_command_line_page_names_every_command_and_option(capsys):
+    import re
+
+    page = os.path.join(os.path.dirname(__file__), "..", "docs", "cli.md")
+    with open(page, encoding="utf-8") as file:
+        text = file.read()
+    for name in cli.SUBCOMMANDS:
+        assert f"\n## {name}\n" in text, f"docs/cli.md: no ## {name}"
+        with pytest.raises(SystemExit):
+            cli.main([name, "--help"])
+        usage = capsys.readouterr().out.split("\n\n")[0]  # every option
+        options = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", usage))
+        missing = sorted(o for o in options if f"`{o}" not in text)
+        assert not missing, f"docs/cli.md, {name}: {missing}"

@@ -17,6 +17,22 @@ import sys
 FORMATS = ("table", "json", "csv")
 
 
+def token_share(text):
+    """argparse `type=` for `--token-keep`: a share in (0, 1]."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number, got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"the share of patch tokens kept must be above 0 and at most "
+            f"1, got {value:g}")
+    return value
+
+
 def add_arguments(parser):
     """The `keras-ast classify` flags."""
     from keras_ast.cli.common import positive_int
@@ -55,6 +71,12 @@ def add_arguments(parser):
     parser.add_argument("--plot", metavar="PNG",
                         help="draw the spectrogram (and timeline) of the one "
                         "file given")
+    parser.add_argument("--token-keep", type=token_share, metavar="X",
+                        help="keep this share of the patch tokens after the "
+                        "first quarter of the layers, those the [CLS] and "
+                        "distillation tokens attend to most: faster, "
+                        "scores change a little; 0 < X <= 1 (default: the "
+                        "preset's, 1: every token)")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar")
 
@@ -145,12 +167,14 @@ def run(args):
             print(f"keras-ast classify: error: {error}", file=sys.stderr)
             return 2
     long = []
+    options = ({} if args.token_keep is None
+               else {"token_keep": args.token_keep})
     if args.timeline:
         timelines, skipped = inference.tag(
             classifier, files, window_seconds=args.window,
             hop_seconds=args.hop, top_k=args.top_k,
             batch_size=args.batch_size, skip_errors=True,
-            progress=not args.no_progress,
+            progress=not args.no_progress, **options,
             **({} if args.threshold is None
                else {"threshold": args.threshold}))
         timelines = [t for t in timelines if t is not None]
@@ -160,7 +184,7 @@ def run(args):
         labels, skipped = inference.classify(
             classifier, files, top_k=args.top_k, threshold=args.threshold,
             batch_size=args.batch_size, skip_errors=True,
-            progress=not args.no_progress, long_inputs=long)
+            progress=not args.no_progress, long_inputs=long, **options)
         results = [(path, found) for path, found in zip(files, labels)
                    if found is not None]
         found = [path for path, _ in results]
