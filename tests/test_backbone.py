@@ -93,6 +93,22 @@ def test_backbone_keras_contract(tmp_path):
     )
 
 
+def test_patchout_backbone_keras_contract(tmp_path):
+    # Inference: every token, whatever the patchout settings; the settings
+    # survive the config, the `.keras` file and the preset.
+    out = run_layer_test(
+        lambda: tiny_backbone(patchout_time=1, patchout_frequency=2,
+                              patchout_random=0.2),
+        random_features(64), tmp_path, preset=True,
+        mixed_layers=lambda b: [b.embedding, b.patchout],
+    )
+    frequency, time = tiny_backbone().token_grid
+    assert out["sequence_output"].shape[1] == 2 + frequency * time
+    restored = keras.saving.load_model(str(tmp_path / "saved.keras"))
+    assert (restored.patchout_time, restored.patchout_frequency,
+            restored.patchout_random) == (1, 2, 0.2)
+
+
 def test_embedding_keras_contract(tmp_path):
     features = random_features(48, seed=1)[..., :32]
     run_layer_test(

@@ -189,6 +189,19 @@ def test_keras_contract(tmp_path):
     )
 
 
+@pytest.mark.large  # four layers through torch.compile: most of a minute
+def test_token_keep_keras_contract(tmp_path):
+    waves = np.stack([noise(0.5, seed=i) for i in range(2)])
+    # Four layers: the pruning after the first leaves three to act on.
+    run_layer_test(
+        lambda: ASTClassifier(
+            tiny_backbone(num_layers=4), 3, token_keep=0.5,
+            preprocessor=ASTAudioConverter(max_length=64)),
+        waves, tmp_path, atol=1e-6,
+        float32_layers=lambda c: [c.head_norm, c.head_dense],
+    )
+
+
 def test_fits_under_mixed_precision():
     with dtype_policy("mixed_bfloat16"):
         classifier = tiny_classifier()
