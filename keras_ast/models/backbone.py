@@ -49,7 +49,9 @@ def _prune(tokens, cls_attention, count):
         `(batch, 2 + count, hidden_dim)`: the [CLS] and distillation
         tokens, then the kept patch tokens, highest attention first.
     """
-    _, top = ops.top_k(cls_attention[:, 2:], count)
+    # A sort, not `ops.top_k`: JAX lowers top_k to a StableHLO composite
+    # that TensorFlow's loader of JAX SavedModels does not read.
+    top = ops.argsort(-cls_attention[:, 2:], axis=-1)[:, :count]
     index = ops.expand_dims(ops.cast(top, "int32") + 2, -1)
     index = ops.broadcast_to(
         index, (ops.shape(tokens)[0], count, ops.shape(tokens)[2]))
