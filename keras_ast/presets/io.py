@@ -618,6 +618,7 @@ def save_preset(preset_dir, backbone, classifier=None, metadata=None):
     }
     config["backbone"].pop("name", None)
     config["backbone"].pop("trainable", None)
+    config["backbone"].pop("quantization", None)  # recorded below
     if classifier is not None:
         config["classifier"] = {
             "num_classes": classifier.num_classes,
