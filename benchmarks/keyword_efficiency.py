@@ -10,7 +10,10 @@ heard in training), on one backend (JAX by default: `KERAS_BACKEND`):
    time columns, 8 frequency rows); accuracy and seconds per epoch;
 2. token pruning: a deeper model (8 layers), trained once, evaluated at
    `token_keep` 1.0, 0.7 and 0.5;
-3. adapting that model to other words: full fine-tuning, LoRA (rank 8)
+3. int8 weights (`quantize("int8")`) on that model: accuracy and the
+   largest difference of its softmax scores from float32's on the test
+   clips;
+4. adapting that model to other words: full fine-tuning, LoRA (rank 8)
    and a frozen backbone (only the head trains): trainable weights, time
    per training step, accuracy.
 
@@ -109,7 +112,7 @@ def make_shards_for(work, words, quick):
     make_keyword_dataset(str(audio), words=words, voices=voices,
                          speeds=[120, 160, 200], pitches=[35, 65],
                          snr_db=(20.0, 40.0))
-    shards = {}
+    shards = {"audio": str(audio)}
     for split in ("train", "validation", "test"):
         shards[split] = str(work / "shards" / "_".join(words) / split)
         make_shards(str(audio / split), shards[split], num_workers=1,
@@ -166,8 +169,42 @@ def token_keep_table(work, shards, epochs, log):
         accuracy = keras_ast.evaluate(classifier, shards["test"])["accuracy"]
         log(f"token_keep {keep}: accuracy {accuracy:.3f}")
         rows.append([keep, round(accuracy, 3)])
-    return {"title": f"Token pruning, 8 layers, {epochs} epochs",
-            "columns": ["token_keep", "test accuracy"], "rows": rows}
+    classifier.token_keep = 1.0
+    return classifier, {"title": f"Token pruning, 8 layers, {epochs} "
+                                 "epochs",
+                        "columns": ["token_keep", "test accuracy"],
+                        "rows": rows}
+
+
+def int8_table(classifier, work, shards, log):
+    """The 8-layer model in float32 and int8 on the test clips."""
+    import numpy as np
+
+    import keras_ast
+
+    from keras_ast.inference.files import list_audio
+
+    test_files = list_audio([os.path.join(shards["audio"], "test")])
+    clips = [keras_ast.load_audio(path, sampling_rate=16000)
+             for path in test_files]
+    rows, scores = [], []
+    for name in ("float32", "int8"):
+        if name == "int8":
+            classifier.quantize("int8")
+        scores.append(classifier.predict_scores(clips, verbose=0))
+        accuracy = keras_ast.evaluate(classifier, shards["test"])["accuracy"]
+        preset = work / f"preset_{name}"
+        classifier.save_to_preset(str(preset))
+        size = sum(f.stat().st_size for f in preset.iterdir()) / 2**20
+        rows.append([name, round(accuracy, 3), round(size, 2)])
+    difference = float(np.max(np.abs(scores[1] - scores[0])))
+    log(f"int8: accuracy {rows[1][1]} (float32 {rows[0][1]}), largest "
+        f"score difference {difference:.4f}")
+    rows[1].append(round(difference, 4))
+    rows[0].append("—")
+    return {"title": "int8 weights, the 8-layer model",
+            "columns": ["weights", "test accuracy", "preset MB",
+                        "largest score difference"], "rows": rows}
 
 
 def transfer_table(work, shards, epochs, log):
@@ -208,9 +245,11 @@ def main(argv=None):
         work.mkdir(parents=True, exist_ok=True)
         base_shards = make_shards_for(work, base, args.quick)
         new_shards = make_shards_for(work, new, args.quick)
-        tables = [patchout_table(work, base_shards, epochs, log),
-                  token_keep_table(work, base_shards, epochs, log),
-                  transfer_table(work, new_shards, epochs, log)]
+        tables = [patchout_table(work, base_shards, epochs, log)]
+        deep, table = token_keep_table(work, base_shards, epochs, log)
+        tables.append(table)
+        tables.append(transfer_table(work, new_shards, epochs, log))
+        tables.append(int8_table(deep, work, base_shards, log))
     command = "python benchmarks/keyword_efficiency.py" + (
         " --quick" if args.quick else "")
     results = {
