@@ -46,12 +46,20 @@ def modes(model, skip=()):
     return [layer.quantization_mode for layer in dense_layers(model, skip)]
 
 
+def shown(caught):
+    """The messages of the warnings Python shows a user by default: not
+    a `DeprecationWarning` raised inside a library (on JAX, Keras' own
+    quantizer passes a variable to `np.array`, which NumPy 2 reports)."""
+    return [str(w.message) for w in caught
+            if not issubclass(w.category, DeprecationWarning)]
+
+
 def quantized(model, mode="int8"):
-    """`model.quantize(mode)`, with the warnings it raised about Dense."""
+    """`model.quantize(mode)`, with the warnings it raised (`shown`)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.quantize(mode)
-    return [str(w.message) for w in caught if "Dense" in str(w.message)]
+    return shown(caught)
 
 
 def test_dense_takes_keras_int8_path():
@@ -182,15 +190,74 @@ def test_partly_quantized_model_is_refused_by_presets(tmp_path):
     assert not os.path.exists(tmp_path / "preset")
 
 
-def test_keras_file_of_quantized_model_fails_loudly(tmp_path):
-    # The models' configs do not record quantization: a `.keras` file
-    # rebuilds float Dense layers, which refuse the int8 weights.
+def test_quantize_offers_keras_only_dense_layers():
+    model = classifier()
+    # Keras' own offer: every layer, and a warning for each one that is
+    # not quantizable (norms, dropout, the converter...).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        keras.Model.quantize(model, "int8", filters=lambda layer: not
+                             isinstance(layer, keras.layers.Dense))
+    assert any("LayerNormalization" in message
+               for message in shown(caught))
+    assert set(modes(model)) == {None}
+    assert quantized(model) == []
+    assert set(modes(model)) == {"int8"}
+    backbone = tiny_backbone(num_layers=NUM_LAYERS)
+    assert quantized(backbone) == []
+    assert modes(backbone) == ["int8"] * (NUM_LAYERS * DENSE_PER_LAYER)
+
+
+def test_quantize_keeps_callers_filters():
+    model = classifier()
+    model.quantize("int8", filters="query")
+    found = {layer.name: layer.quantization_mode
+             for layer in dense_layers(model)}
+    assert found.pop("query") == "int8"
+    assert set(found.values()) == {None}
+
+
+def test_float_configs_hold_no_quantization():
+    model = classifier()
+    assert "quantization" not in model.get_config()
+    assert "quantization" not in model.backbone.get_config()
+    # A new float head on a quantized backbone: the backbone's alone.
+    model.backbone.quantize("int8")
+    assert "quantization" not in model.get_config()
+    assert model.backbone.get_config()["quantization"]["mode"] == "int8"
+
+
+def test_keras_file_of_quantized_model_round_trips(tmp_path):
+    keras.utils.set_random_seed(5)
     model = classifier()
     quantized(model)
+    x = waveforms()
+    expected = logits(model, x)
+    assert model.get_config()["quantization"]["mode"] == "int8"
     path = str(tmp_path / "model.keras")
     model.save(path)
-    with pytest.raises(ValueError, match="save_to_preset"):
-        keras.saving.load_model(path)
+    restored = keras.saving.load_model(path)
+    assert type(restored) is ASTClassifier
+    assert modes(restored) == modes(model)
+    assert set(modes(restored)) == {"int8"}
+    assert restored.labels == model.labels
+    np.testing.assert_allclose(logits(restored, x), expected, atol=1e-6)
+
+
+def test_keras_file_of_partly_quantized_model_is_refused(tmp_path):
+    model = classifier()
+    model.quantize("int8", filters="query")
+    with pytest.raises(ValueError, match="quantized alike"):
+        model.save(str(tmp_path / "model.keras"))
+
+
+def test_quantized_weights_refused_by_float_model(tmp_path):
+    model = classifier()
+    quantized(model)
+    path = str(tmp_path / "model.weights.h5")
+    model.save_weights(path)
+    with pytest.raises(ValueError, match="Quantize the model"):
+        classifier().load_weights(path)
 
 
 @pytest.mark.large

@@ -448,7 +448,7 @@ class ASTBackbone(keras.Model):
         return self.embedding.grid
 
     def get_config(self):
-        return {
+        config = {
             "name": self.name,
             "trainable": self.trainable,
             "dtype": keras.dtype_policies.serialize(self.dtype_policy),
@@ -469,13 +469,55 @@ class ASTBackbone(keras.Model):
             "patchout_frequency": self.patchout_frequency,
             "patchout_random": self.patchout_random,
         }
+        quantization = preset_io.quantization_of(self)
+        if quantization:  # a float backbone's config: its arguments alone
+            config["quantization"] = quantization
+        return config
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
+        quantization = config.pop("quantization", None)
+        backbone = cls(**config)
+        preset_io.quantize_like(backbone, quantization)
+        return backbone
+
+    def quantize(self, mode=None, config=None, filters=None, **kwargs):
+        """Quantizes the weights of the Dense layers (Keras' `quantize`).
+
+        Keras' `Model.quantize` offers every layer; the others (norms,
+        dropout, the patch convolution) only warn that they cannot be
+        quantized. Without `filters`, only Dense layers are offered
+        (`keras_ast.presets.io.is_dense`). Presets and `.keras` files keep
+        the quantization where every Dense layer is quantized alike.
+
+        Args:
+            mode: `"int8"`, `"int4"`, `"float8"`, `"gptq"` or `"awq"`
+                (optional with `config`).
+            config: an optional `keras.quantizers.QuantizationConfig`.
+            filters: Keras' `filters` (a regex, a list of them, or a
+                callable taking a layer); None: the Dense layers.
+            **kwargs: passed to Keras' `Model.quantize`.
+
+        Returns:
+            None; the backbone is quantized in place.
+
+        Raises:
+            ValueError: an unknown mode, invalid `filters`, or a layer
+                already quantized (from Keras).
+
+        Examples:
+            >>> backbone = ASTBackbone(hidden_dim=64, num_layers=2,
+            ...     num_heads=4, intermediate_dim=128, max_length=128)
+            >>> backbone.quantize("int8")
+            >>> backbone.encoder_layers[0].query.quantization_mode
+            'int8'
+        """
+        if filters is None:
+            filters = preset_io.is_dense
+        super().quantize(mode, config=config, filters=filters, **kwargs)
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):

@@ -577,7 +577,7 @@ class ASTClassifier(keras.Model):
         )
 
     def get_config(self):
-        return {
+        config = {
             "name": self.name,
             "trainable": self.trainable,
             "backbone": keras.saving.serialize_keras_object(self.backbone),
@@ -591,6 +591,11 @@ class ASTClassifier(keras.Model):
             "augmenter": keras.saving.serialize_keras_object(self.augmenter),
             "token_keep": self.token_keep,
         }
+        # The head's; the backbone's config holds its own.
+        quantization = preset_io.quantization_of(self, skip=[self.backbone])
+        if quantization:  # a float head's config: the arguments alone
+            config["quantization"] = quantization
+        return config
 
     @classmethod
     def from_config(cls, config):
@@ -603,7 +608,50 @@ class ASTClassifier(keras.Model):
                 config[key] = keras.saving.deserialize_keras_object(
                     config[key]
                 )
-        return cls(**config)
+        quantization = config.pop("quantization", None)
+        classifier = cls(**config)
+        preset_io.quantize_like(classifier, quantization,
+                                skip=[classifier.backbone])
+        return classifier
+
+    def quantize(self, mode=None, config=None, filters=None, **kwargs):
+        """Quantizes the weights of the Dense layers (Keras' `quantize`).
+
+        Keras' `Model.quantize` offers every layer; the others (norms,
+        dropout, the patch convolution, the converter) only warn that they
+        cannot be quantized. Without `filters`, only Dense layers are
+        offered (`keras_ast.presets.io.is_dense`): the backbone's and the
+        head's. `save_to_preset` and `.keras` files keep the quantization
+        where the backbone's Dense layers are quantized alike, and the
+        head's.
+
+        Args:
+            mode: `"int8"`, `"int4"`, `"float8"`, `"gptq"` or `"awq"`
+                (optional with `config`).
+            config: an optional `keras.quantizers.QuantizationConfig`.
+            filters: Keras' `filters` (a regex, a list of them, or a
+                callable taking a layer); None: the Dense layers.
+            **kwargs: passed to Keras' `Model.quantize`.
+
+        Returns:
+            None; the classifier is quantized in place, and its compiled
+            functions rebuilt on their next use.
+
+        Raises:
+            ValueError: an unknown mode, invalid `filters`, or a layer
+                already quantized (from Keras).
+
+        Examples:
+            >>> backbone = ASTBackbone(hidden_dim=64, num_layers=2,
+            ...     num_heads=4, intermediate_dim=128, max_length=128)
+            >>> classifier = ASTClassifier(backbone, num_classes=3)
+            >>> classifier.quantize("int8")
+            >>> classifier.head_dense.quantization_mode
+            'int8'
+        """
+        if filters is None:
+            filters = preset_io.is_dense
+        super().quantize(mode, config=config, filters=filters, **kwargs)
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, num_classes=None,

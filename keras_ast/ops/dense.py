@@ -185,9 +185,9 @@ class Dense(keras.layers.Dense):
 
         Raises:
             ValueError: the store holds more variables than this float
-                layer (a quantized layer's kernel, scales...), as when a
-                model quantized with `quantize` is rebuilt from a config
-                that does not record its quantization.
+                layer (a quantized layer's kernel, scales...), as when
+                the weights of a model quantized with `quantize` load into
+                a float one.
         """
         expected = 1 if self.bias is None else 2
         if self.quantization_mode is None and not self.lora_enabled:
@@ -198,11 +198,11 @@ class Dense(keras.layers.Dense):
                     f"Dense layer {self.path!r} is float ({expected} "
                     "variables), but its stored weights are those of a "
                     f"quantized layer ({count} variables, kernel "
-                    f"{kernel.dtype} {tuple(kernel.shape)}): the model "
-                    "was saved after `quantize`, and the config it was "
-                    "rebuilt from does not say so. Save quantized "
-                    "keras_ast models with `save_to_preset`; "
-                    "`from_preset` rebuilds them quantized."
+                    f"{kernel.dtype} {tuple(kernel.shape)}): they were "
+                    "saved after `quantize`. Quantize the model the same "
+                    "way before loading them, or save it as a preset "
+                    "(`save_to_preset`) or a `.keras` file, which record "
+                    "the quantization."
                 )
             elif count:
                 self._quantized_store = None

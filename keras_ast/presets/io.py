@@ -32,6 +32,13 @@ loader builds the float model, quantizes those parts the same way, then
 loads the stored weights, so the model it gives is the quantized one. A
 new head (another `num_classes`) stays float.
 
+Presets and `.keras` files share this record: `ASTBackbone.get_config`
+and `ASTClassifier.get_config` hold their part's `quantization_of` (only
+when quantized), and their `from_config` builds the float model, then
+`quantize_like`. A preset keeps the backbone's entry in its own
+`quantization` entry, and `KerasPresetLoader.backbone_config` hands it
+back to `from_config`.
+
 The loaders are handed the classes they build (`load_backbone(cls, ...)`)
 and never import the model modules, which import this one.
 """
@@ -101,6 +108,24 @@ def _not_task_weights(classifier):
     return skipped
 
 
+def is_dense(layer):
+    """Whether `layer` is a `keras.layers.Dense` (subclasses included).
+
+    The layers keras_ast quantizes: a `filters` for Keras' `quantize`.
+
+    Args:
+        layer: a layer.
+
+    Returns:
+        A bool.
+
+    Examples:
+    >>> is_dense(keras.layers.Dense(2)), is_dense(keras.layers.Dropout(0.1))
+    (True, False)
+    """
+    return isinstance(layer, keras.layers.Dense)
+
+
 def dense_layers(model, skip=()):
     """Every `keras.layers.Dense` that `model` holds, once each.
 
@@ -127,7 +152,7 @@ def dense_layers(model, skip=()):
         if id(layer) in seen:
             continue
         seen.add(id(layer))
-        if isinstance(layer, keras.layers.Dense):
+        if is_dense(layer):
             found.append(layer)
             continue
         pending.extend(reversed(_held_layers(layer)))
@@ -157,7 +182,7 @@ def _held_layers(layer):
 
 
 def quantization_of(model, skip=()):
-    """How `model`'s Dense layers are quantized, as a preset records it.
+    """How `model`'s Dense layers are quantized, as keras_ast records it.
 
     Args:
         model: a built layer or model.
@@ -200,14 +225,14 @@ def quantization_of(model, skip=()):
             for layers in ways.values())
         raise ValueError(
             f"{model.name} mixes Dense layers quantized in different ways "
-            f"({kinds}); a preset stores a part whose Dense layers are all "
-            "quantized alike, or none."
+            f"({kinds}); keras_ast saves (presets, `.keras` files) a part "
+            "whose Dense layers are all quantized alike, or none."
         )
     (way, layers), = ways.items()
     mode = layers[0].quantization_mode
     if mode not in QUANTIZATION_MODES:
         raise ValueError(
-            f"{model.name} is quantized in mode {mode!r}; a preset stores "
+            f"{model.name} is quantized in mode {mode!r}; keras_ast saves "
             f"the modes {', '.join(QUANTIZATION_MODES)}."
         )
     return {"mode": mode, "config": json.loads(way)}
@@ -287,8 +312,7 @@ class PresetLoader:
         """
         config = self.backbone_config()
         config.update(kwargs)
-        backbone = cls(**config)
-        quantize_like(backbone, self.quantization().get("backbone"))
+        backbone = cls.from_config(config)  # quantized as stored
         if load_weights:
             self._load_backbone_weights(backbone, self.stored_grid(backbone))
         return backbone
@@ -389,7 +413,13 @@ class KerasPresetLoader(PresetLoader):
         return dict(self.config.get("quantization") or {})
 
     def backbone_config(self):
-        return dict(self.config["backbone"])
+        """The backbone's arguments, as `ASTBackbone.get_config` gives them
+        (its `quantization` included)."""
+        config = dict(self.config["backbone"])
+        quantization = self.quantization().get("backbone")
+        if quantization:
+            config["quantization"] = quantization
+        return config
 
     def converter_config(self):
         converter_path = os.path.join(self.path, CONVERTER_FILE)
@@ -445,8 +475,7 @@ class KerasPresetLoader(PresetLoader):
             if stored_grid is None:
                 backbone.load_weights(path)
             else:
-                _load_adapted(backbone, self.backbone_config(), path,
-                              self.quantization().get("backbone"))
+                _load_adapted(backbone, self.backbone_config(), path)
         except (ValueError, KeyError) as error:
             raise self._weights_error(path, error) from error
 
@@ -468,17 +497,15 @@ class KerasPresetLoader(PresetLoader):
             raise self._weights_error(path, error) from error
 
 
-def _load_adapted(backbone, stored_config, path, quantization=None):
+def _load_adapted(backbone, stored_config, path):
     """Loads weights saved for another patch grid into `backbone`.
 
-    The weights load into a backbone of the stored geometry (quantized as
-    `quantization` says), then move over, the position embeddings fitted
-    to `backbone`'s grid
-    (`keras_ast.ops.patches.adapt_position_embedding`).
+    The weights load into a backbone of the stored config (quantized as
+    it says), then move over, the position embeddings fitted to
+    `backbone`'s grid (`keras_ast.ops.patches.adapt_position_embedding`).
     """
     config = dict(stored_config, dtype=backbone.dtype_policy)
     stored = type(backbone).from_config(config)
-    quantize_like(stored, quantization)
     stored.load_weights(path)
     position = backbone.embedding.position_embedding
     for target, source in zip(backbone.weights, stored.weights):
@@ -602,8 +629,9 @@ def save_preset(preset_dir, backbone, classifier=None, metadata=None):
 
     The directory appears whole or not at all; an existing preset is
     replaced, any other non-empty directory is refused. A quantized
-    backbone or head is recorded as such (`quantization_of`; the module
-    doc), and refused where `quantization_of` refuses it.
+    backbone or head is recorded as such (the module doc: the backbone's
+    from its config, the head's from `quantization_of`), and refused where
+    `quantization_of` refuses it.
     """
     path = os.fspath(preset_dir)
     if os.path.isdir(path) and os.listdir(path) and not is_preset(path):
@@ -618,14 +646,14 @@ def save_preset(preset_dir, backbone, classifier=None, metadata=None):
     }
     config["backbone"].pop("name", None)
     config["backbone"].pop("trainable", None)
-    config["backbone"].pop("quantization", None)  # recorded below
     if classifier is not None:
         config["classifier"] = {
             "num_classes": classifier.num_classes,
             "multi_label": classifier.multi_label,
             "dropout": classifier.dropout,
         }
-    quantization = {"backbone": quantization_of(backbone)}
+    quantization = {
+        "backbone": config["backbone"].pop("quantization", None)}
     if classifier is not None:
         quantization["head"] = quantization_of(classifier,
                                                skip=[backbone])
