@@ -146,3 +146,16 @@ def test_cli_fails_when_nothing_decodes(preset, tmp_path, capsys):
     assert cli.main(["embed", str(tmp_path / "empty"), "--preset", preset,
                      "--output", str(output)]) == 2
     assert "no audio files" in capsys.readouterr().err
+
+
+def test_cli_takes_a_backbone_preset(classifier, tmp_path):
+    """A preset without a head (a backbone's) embeds as a classifier's."""
+    path = str(tmp_path / "backbone")
+    classifier.backbone.save_to_preset(path)
+    audio = write_wav(tmp_path / "a.wav")
+    output = str(tmp_path / "embeddings.npz")
+    assert cli.main(["embed", audio, "--preset", path, "--output", output,
+                     "--no-progress"]) == 0
+    with np.load(output, allow_pickle=False) as data:
+        np.testing.assert_allclose(data["embeddings"],
+                                   classifier.embed([audio]), atol=1e-5)

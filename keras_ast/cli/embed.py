@@ -46,7 +46,14 @@ def run(args):
     from keras_ast.models.classifier import ASTClassifier
     from keras_ast.utils.files import atomic_write
 
-    classifier = ASTClassifier.from_preset(args.preset)
+    from keras_ast.presets import io as preset_io
+
+    # A backbone preset has no head: a stand-in one, never run, lets the
+    # classifier's inference path take it.
+    has_head = preset_io.load_preset(args.preset).head_config().get(
+        "num_classes") is not None
+    classifier = ASTClassifier.from_preset(
+        args.preset, num_classes=None if has_head else 1)
     long = []
     embeddings, skipped = inference.embed(
         classifier, files, batch_size=args.batch_size, skip_errors=True,

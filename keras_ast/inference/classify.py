@@ -254,7 +254,9 @@ def token_keep_of(classifier, token_keep):
         classifier.token_keep = own
 
 
-def _result(results, skipped, single, skip_errors):
+def result(results, skipped, single, skip_errors):
+    """What `classify`, `tag` and `embed` return: the one result for one
+    input, and `(results, skipped)` with `skip_errors`."""
     results = results[0] if single else results
     return (results, skipped) if skip_errors else results
 
@@ -282,36 +284,69 @@ def classify(classifier, inputs, top_k=5, threshold=None, batch_size=32,
 def _classify(classifier, inputs, top_k, threshold, batch_size,
               sampling_rate, skip_errors, progress, long_inputs):
     check_top_k(top_k)
-    check_batch_size(batch_size)
-    converter = converter_of(classifier)
-    rate, limit = converter.sampling_rate, converter.num_samples
-    items, single = as_items(inputs, rate, sampling_rate)
-    skipped, results = [], [None] * len(items)
-
-    def cut(recordings):
-        # Samples past the model's input are never used: cut them (a
-        # copy, so the decoded file is not held) before batching.
-        for index, path, clip in recordings:
-            if clip.shape[0] > limit:
-                if long_inputs is None:
-                    warn_if_too_long(converter, clip.shape[0])
-                else:
-                    long_inputs.append((path, clip.shape[0] / rate))
-                clip = clip[:limit].copy()
-            yield index, path, clip
-
-    recordings = cut(_clips(items, rate, 2 * batch_size, skip_errors,
-                            skipped, progress, "classify"))
     labels = label_names(classifier)
+    whole = ScoredClips(classifier, converter_of(classifier), inputs,
+                        batch_size, sampling_rate, skip_errors, progress,
+                        long_inputs, "classify")
+    results = [None] * len(whole.items)
+    for index, scores in whole:
+        results[index] = top_labels(scores, labels, top_k, threshold)
+    return result(results, whole.skipped, whole.single, skip_errors)
 
-    def one_window(clip):
-        return [0], [clip.shape[0]]
 
-    for index, _, _, _, _, scores in _scored(
-            classifier, recordings, one_window, batch_size,
-            group_all=not any(is_path(item) for item in items)):
-        results[index] = top_labels(scores[0], labels, top_k, threshold)
-    return _result(results, skipped, single, skip_errors)
+class ScoredClips:
+    """Each input's scores, as one clip cut to the model's input.
+
+    The steps `classify` and `keras_ast.inference.embed` share: host
+    audio checked (`as_items`), files decoded ahead on threads, a clip
+    longer than the model's input cut to its start (a copy, so the decoded
+    file is not held) with a warning, or recorded in `long_inputs` as
+    `(path, seconds)`, and the clips scored in batches (`score_windows`),
+    each as if alone. Iterating gives `(index, scores)` for each input
+    that decoded, in order; then `skipped` lists the `(path, reason)` of
+    those that did not (with `skip_errors`; else the first raises).
+
+    Attributes:
+        items: the inputs as `as_items` reads them.
+        single: whether one input was given (not a list or batch).
+        skipped: the skipped files, filled while iterating.
+    """
+
+    def __init__(self, scorer, converter, inputs, batch_size, sampling_rate,
+                 skip_errors, progress, long_inputs, desc):
+        check_batch_size(batch_size)
+        self.converter = converter
+        self.items, self.single = as_items(
+            inputs, self.converter.sampling_rate, sampling_rate)
+        self.skipped = []
+        self._args = (scorer, batch_size, skip_errors, progress,
+                      long_inputs, desc)
+
+    def __iter__(self):
+        scorer, batch_size, skip_errors, progress, long_inputs, desc = (
+            self._args)
+        converter = self.converter
+        rate, limit = converter.sampling_rate, converter.num_samples
+
+        def cut(recordings):
+            for index, path, clip in recordings:
+                if clip.shape[0] > limit:
+                    if long_inputs is None:
+                        warn_if_too_long(converter, clip.shape[0])
+                    else:
+                        long_inputs.append((path, clip.shape[0] / rate))
+                    clip = clip[:limit].copy()
+                yield index, path, clip
+
+        def one_window(clip):
+            return [0], [clip.shape[0]]
+
+        recordings = cut(_clips(self.items, rate, 2 * batch_size,
+                                skip_errors, self.skipped, progress, desc))
+        for index, _, _, _, _, scores in _scored(
+                scorer, recordings, one_window, batch_size,
+                group_all=not any(is_path(item) for item in self.items)):
+            yield index, scores[0]
 
 
 def window_geometry(converter, window_seconds=None, hop_seconds=None):
@@ -392,7 +427,7 @@ def _tag(classifier, inputs, window_seconds, hop_seconds, top_k, threshold,
         results[index] = Timeline(
             starts=begin, ends=end, scores=scores, labels=labels,
             events=events, duration=clip.shape[0] / rate, path=path)
-    return _result(results, skipped, single, skip_errors)
+    return result(results, skipped, single, skip_errors)
 
 
 def converter_of(classifier):

@@ -4,10 +4,10 @@ An embedding is the backbone's pooled output (the mean of the [CLS] and
 distillation tokens of the last layer's normalised output), before the
 classification head's LayerNorm: one `hidden_dim` vector per clip, for
 linear probes, nearest-neighbour search or clustering. Inputs go through
-the same steps as `keras_ast.inference.classify.classify`'s: checked
-host audio, files decoded ahead on threads, clips batched with their
-lengths by `batch_plan` (each clip embedded as if alone), a clip longer
-than the model's input embedded on its start with a warning.
+the same steps as `keras_ast.inference.classify.classify`'s
+(`ScoredClips`): checked host audio, files decoded ahead on threads, each
+clip embedded as if alone, a clip longer than the model's input embedded
+on its start with a warning.
 
 The model run is a small `keras.Model` (`Embedder`) over the classifier's
 converter and backbone, sharing their weights: its `predict_on_batch`
@@ -21,14 +21,9 @@ import weakref
 import keras
 import numpy as np
 
-from keras_ast.inference.classify import _clips
-from keras_ast.inference.classify import _result
-from keras_ast.inference.classify import _scored
-from keras_ast.inference.classify import check_batch_size
+from keras_ast.inference.classify import ScoredClips
 from keras_ast.inference.classify import converter_of
-from keras_ast.inference.waveforms import as_items
-from keras_ast.inference.waveforms import is_path
-from keras_ast.inference.waveforms import warn_if_too_long
+from keras_ast.inference.classify import result
 
 
 class Embedder(keras.Model):
@@ -98,37 +93,16 @@ def embed(classifier, inputs, batch_size=32, sampling_rate=None,
             than the model's input is appended to it, instead of the
             warning (path None for an array).
     """
-    check_batch_size(batch_size)
-    converter = converter_of(classifier)
-    rate, limit = converter.sampling_rate, converter.num_samples
-    items, single = as_items(inputs, rate, sampling_rate)
     embedder = embedder_of(classifier)
-    skipped, results = [], [None] * len(items)
-
-    def cut(recordings):
-        # The model sees the input's length only: the rest is cut (a
-        # copy, so the decoded file is not held).
-        for index, path, clip in recordings:
-            if clip.shape[0] > limit:
-                if long_inputs is None:
-                    warn_if_too_long(converter, clip.shape[0])
-                else:
-                    long_inputs.append((path, clip.shape[0] / rate))
-                clip = clip[:limit].copy()
-            yield index, path, clip
-
-    def one_window(clip):
-        return [0], [clip.shape[0]]
-
-    recordings = cut(_clips(items, rate, 2 * batch_size, skip_errors,
-                            skipped, progress, "embed"))
-    for index, _, _, _, _, vectors in _scored(
-            embedder, recordings, one_window, batch_size,
-            group_all=not any(is_path(item) for item in items)):
-        results[index] = vectors[0]
-    if single:
-        return _result(results, skipped, single, skip_errors)
+    whole = ScoredClips(embedder, embedder.converter, inputs, batch_size,
+                        sampling_rate, skip_errors, progress, long_inputs,
+                        "embed")
+    results = [None] * len(whole.items)
+    for index, vector in whole:
+        results[index] = vector
+    if whole.single:
+        return result(results, whole.skipped, True, skip_errors)
     found = [vector for vector in results if vector is not None]
     embeddings = (np.stack(found) if found else
                   np.zeros((0, classifier.backbone.hidden_dim), np.float32))
-    return _result(embeddings, skipped, single, skip_errors)
+    return result(embeddings, whole.skipped, False, skip_errors)
