@@ -105,7 +105,11 @@ def make_shards_for(work, words, quick):
     from keras_ast.datasets import make_keyword_dataset
 
     audio = work / ("audio_" + "_".join(words))
-    voices = None
+    # The tutorial's voices: each in one split, the test ones unheard.
+    voices = {"train": ["en", "en-us", "en+m3", "en+f2", "en-us+m5",
+                        "en+f4"],
+              "validation": ["en+m7", "en-us+f4"],
+              "test": ["en-gb-x-rp", "en-us+f3", "en+m4"]}
     if quick:
         voices = {"train": ["en", "en-us"], "validation": ["en+m7"],
                   "test": ["en-gb-x-rp"]}
