@@ -62,6 +62,11 @@ def parse_args(argv=None):
     parser.add_argument("--work", default=None,
                         help="folder for audio, shards and runs (default: "
                         "a temporary one)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="patchout table: runs of each setting, seeds "
+                        "0, 1, ... (the mean and each run are shown)")
+    parser.add_argument("--patchout-only", action="store_true",
+                        help="the patchout table alone")
     parser.add_argument("--output", default=None, help="results file")
     return parser.parse_args(argv)
 
@@ -142,7 +147,7 @@ def weight_count(weights):
                    else int(w.size) for w in weights))
 
 
-def patchout_table(work, shards, epochs, log):
+def patchout_table(work, shards, epochs, seeds, log):
     import keras_ast
 
     preset = str(work / "shallow")
@@ -150,14 +155,21 @@ def patchout_table(work, shards, epochs, log):
     rows = []
     for name, settings in (("none", {}), ("time 4, frequency 3",
                                           PATCHOUT)):
-        _, timer, accuracy = run(preset, shards,
-                                 work / f"runs/patchout_{bool(settings)}",
-                                 epochs, **settings)
-        log(f"patchout {name}: accuracy {accuracy:.3f}, "
-            f"{timer.per_epoch():.2f} s per epoch")
-        rows.append([name, round(accuracy, 3), round(timer.per_epoch(), 2)])
-    return {"title": f"Patchout, 3 layers from scratch, {epochs} epochs",
-            "columns": ["patchout", "test accuracy", "s per epoch"],
+        accuracies, epoch_times = [], []
+        for seed in range(seeds):
+            _, timer, accuracy = run(
+                preset, shards, work / f"runs/patchout_{bool(settings)}",
+                epochs, seed=seed, **settings)
+            accuracies.append(round(accuracy, 3))
+            epoch_times.append(timer.per_epoch())
+            log(f"patchout {name}, seed {seed}: accuracy {accuracy:.3f}, "
+                f"{timer.per_epoch():.2f} s per epoch")
+        rows.append([name, round(statistics.mean(accuracies), 3),
+                     accuracies, round(statistics.median(epoch_times), 2)])
+    return {"title": f"Patchout, 3 layers from scratch, {epochs} epochs, "
+                     f"{seeds} seed{'s' if seeds > 1 else ''}",
+            "columns": ["patchout", "mean test accuracy", "each seed",
+                        "s per epoch"],
             "rows": rows}
 
 
@@ -248,14 +260,16 @@ def main(argv=None):
         work = Path(args.work or scratch)
         work.mkdir(parents=True, exist_ok=True)
         base_shards = make_shards_for(work, base, args.quick)
-        new_shards = make_shards_for(work, new, args.quick)
-        tables = [patchout_table(work, base_shards, epochs, log)]
-        deep, table = token_keep_table(work, base_shards, epochs, log)
-        tables.append(table)
-        tables.append(transfer_table(work, new_shards, epochs, log))
-        tables.append(int8_table(deep, work, base_shards, log))
-    command = "python benchmarks/keyword_efficiency.py" + (
-        " --quick" if args.quick else "")
+        tables = [patchout_table(work, base_shards, epochs, args.seeds,
+                                 log)]
+        if not args.patchout_only:
+            deep, table = token_keep_table(work, base_shards, epochs, log)
+            tables.append(table)
+            new_shards = make_shards_for(work, new, args.quick)
+            tables.append(transfer_table(work, new_shards, epochs, log))
+            tables.append(int8_table(deep, work, base_shards, log))
+    command = "python benchmarks/keyword_efficiency.py " + " ".join(
+        sys.argv[1:] if argv is None else argv)
     results = {
         "title": "Efficiency features on the spoken keywords (issue 26)",
         "script": "benchmarks/keyword_efficiency.py",
