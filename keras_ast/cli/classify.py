@@ -35,13 +35,10 @@ def token_share(text):
 
 def add_arguments(parser):
     """The `keras-ast classify` flags."""
+    from keras_ast.cli.common import add_audio_inputs
     from keras_ast.cli.common import positive_int
 
-    parser.add_argument("paths", nargs="+", metavar="PATH",
-                        help="audio files or folders of them")
-    parser.add_argument("--preset", required=True,
-                        help="a built-in name, owner/repo, hf://owner/repo "
-                        "or a folder")
+    add_audio_inputs(parser)
     parser.add_argument("--top-k", type=positive_int, default=5,
                         metavar="N", help="labels per file (default 5)")
     parser.add_argument("--threshold", type=float, metavar="X",

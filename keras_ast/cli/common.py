@@ -20,3 +20,13 @@ def positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def add_audio_inputs(parser):
+    """The `PATH...` and `--preset` arguments of the commands that run a
+    preset on audio files (`classify`, `embed`)."""
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="audio files or folders of them")
+    parser.add_argument("--preset", required=True,
+                        help="a built-in name, owner/repo, hf://owner/repo "
+                        "or a folder")

@@ -15,13 +15,10 @@ import sys
 
 def add_arguments(parser):
     """The `keras-ast embed` flags."""
+    from keras_ast.cli.common import add_audio_inputs
     from keras_ast.cli.common import positive_int
 
-    parser.add_argument("paths", nargs="+", metavar="PATH",
-                        help="audio files or folders of them")
-    parser.add_argument("--preset", required=True,
-                        help="a built-in name, owner/repo, hf://owner/repo "
-                        "or a folder")
+    add_audio_inputs(parser)
     parser.add_argument("--output", required=True, metavar="FILE",
                         help="the .npz file to write: embeddings (float32, "
                         "files x hidden size) and paths")
