@@ -526,7 +526,7 @@ def test_run_killed_during_its_backup_resumes(setup, tmp_path, capsys,
             pytest.fail("no second backup: "
                         + (tmp_path / "stderr").read_text()[-3000:])
         process.send_signal(getattr(signal, signal_name))
-        assert process.wait(timeout=120) != 0
+        assert process.wait(timeout=300) != 0
     finally:
         if process.poll() is None:
             process.kill()
