@@ -515,9 +515,12 @@ def test_run_killed_during_its_backup_resumes(setup, tmp_path, capsys,
                "--output", str(output), "--epochs", "3", "--batch-size",
                "4"]
     with open(tmp_path / "stderr", "w") as stderr:
+        # Ctrl-C's default action in the child, whatever the test process
+        # inherited: a process started with SIGINT ignored keeps it so.
         process = subprocess.Popen(
             [sys.executable, "-c", SLOW_BACKUP, *command],
-            stdout=subprocess.PIPE, stderr=stderr, text=True)
+            stdout=subprocess.PIPE, stderr=stderr, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for line in process.stdout:
             if "SAVING" in line:
@@ -526,7 +529,9 @@ def test_run_killed_during_its_backup_resumes(setup, tmp_path, capsys,
             pytest.fail("no second backup: "
                         + (tmp_path / "stderr").read_text()[-3000:])
         process.send_signal(getattr(signal, signal_name))
-        assert process.wait(timeout=300) != 0
+        # Read what it still prints, so a full pipe cannot hold it.
+        process.communicate(timeout=300)
+        assert process.returncode != 0
     finally:
         if process.poll() is None:
             process.kill()
