@@ -342,9 +342,11 @@ def test_jsonl_single_label_and_duplicates(source, tmp_path):
 def test_bad_manifests(tmp_path):
     cases = {
         "no_path.csv": ("file,label\na.wav,x\n", "path"),
-        "no_label.csv": ("path,kind\na.wav,x\n", "label"),
         "bad.jsonl": ('{"path": "a.wav", "label": "x"}\n{oops\n', "line 2"),
-        "nolabel.jsonl": ('{"path": "a.wav"}\n', "label"),
+        # Without labels on every line it is unlabelled (test_unlabelled);
+        # on some lines only, refused.
+        "some.jsonl": ('{"path": "a.wav", "label": "x"}\n{"path": "b.wav"}\n',
+                       "line 2: no `label`"),
         "manifest.txt": ("a.wav x\n", "manifest"),
     }
     for name, (text, message) in cases.items():

@@ -1,4 +1,4 @@
-"""`keras-ast make-shards`: a labelled audio collection to shards."""
+"""`keras-ast make-shards`: an audio collection, labelled or not, to shards."""
 
 import sys
 
@@ -8,8 +8,9 @@ from keras_ast.cli.common import report_error
 def add_arguments(parser):
     parser.add_argument(
         "source",
-        help="a folder with one sub-folder per class, a CSV manifest "
-        "(path,label[s]) or a JSON-lines manifest",
+        help="a folder with one sub-folder per class, a folder of "
+        "unlabelled audio files (at its top level), a CSV manifest "
+        "(path[,label[s]]) or a JSON-lines manifest",
     )
     parser.add_argument("output", help="the shard directory to write")
     parser.add_argument(
@@ -33,6 +34,12 @@ def add_arguments(parser):
         "--resume", action="store_true",
         help="reuse a finished OUTPUT made from the same files, or delete "
         "the shards of an unfinished run and start over",
+    )
+    parser.add_argument(
+        "--unlabelled", action="store_true",
+        help="unlabelled shards of every audio file under SOURCE, at any "
+        "depth (e.g. speaker/chapter/*.flac), or of every clip of a "
+        "manifest, its labels ignored",
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar",
@@ -62,7 +69,7 @@ def _make_shards_with_runner(args):
             args.source, args.output, format=args.format,
             shard_size_mb=args.shard_size_mb, num_workers=args.num_workers,
             progress=not args.no_progress, resume=args.resume,
-            seed=args.seed,
+            seed=args.seed, unlabelled=args.unlabelled,
         )
     if args.num_workers is not None:
         raise ValueError(
@@ -76,7 +83,7 @@ def _make_shards_with_runner(args):
     return make_shards_beam(
         args.source, args.output, format=args.format,
         shard_size_mb=args.shard_size_mb, beam_options=args.beam_options,
-        resume=args.resume, seed=args.seed,
+        resume=args.resume, seed=args.seed, unlabelled=args.unlabelled,
     )
 
 
@@ -97,10 +104,13 @@ def run(args):
               file=sys.stderr)
         return 130
     skipped = info.skipped
+    if info.labelled:
+        labels = (f"{info.num_classes} labels"
+                  f"{' (multi-label)' if info.multi_label else ''}")
+    else:
+        labels = "unlabelled"
     print(
-        f"{args.output}: {info.num_examples} examples, "
-        f"{info.num_classes} labels"
-        f"{' (multi-label)' if info.multi_label else ''}, "
+        f"{args.output}: {info.num_examples} examples, {labels}, "
         f"{len(info.shards)} {info.record_format} shards, "
         f"{len(skipped)} skipped."
     )

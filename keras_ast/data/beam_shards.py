@@ -171,8 +171,9 @@ def _build_pipeline(pipeline, job, listing, report):
 
 
 def make_shards_beam(source, output, format="tfrecord", shard_size_mb=64,
-                     beam_options=None, resume=False, seed=0):
-    """Decodes a labelled audio collection into shards with Apache Beam.
+                     beam_options=None, resume=False, seed=0,
+                     unlabelled=False):
+    """Decodes an audio collection, labelled or not, into shards with Beam.
 
     The same shards as `shards.make_shards` (same records in the same
     order, labels, counts and skipped-file report in `dataset.json`), cut
@@ -180,8 +181,10 @@ def make_shards_beam(source, output, format="tfrecord", shard_size_mb=64,
     runs where `beam_options` say (see the module doc).
 
     Args:
-        source: a class-folder directory, a CSV manifest or a JSON-lines
-            manifest (see `keras_ast.data.sources`).
+        source: a class-folder directory, a folder of unlabelled audio, a
+            CSV manifest or a JSON-lines manifest (see
+            `keras_ast.data.sources`; what is unlabelled, as for
+            `make_shards`).
         output: the shard directory to write.
         format: `"tfrecord"` (tf.data) or `"arrayrecord"` (Grain).
         shard_size_mb: the average shard size, in megabytes of float32
@@ -193,6 +196,8 @@ def make_shards_beam(source, output, format="tfrecord", shard_size_mb=64,
         resume: as `make_shards`: return a finished `output`'s info, or
             start an unfinished one over.
         seed: the shuffle of the write order; None keeps the sorted order.
+        unlabelled: as `make_shards`: unlabelled shards of every audio
+            file under the folder, or of every clip of the manifest.
 
     Returns:
         The `DatasetInfo` written as `dataset.json`.
@@ -210,7 +215,7 @@ def make_shards_beam(source, output, format="tfrecord", shard_size_mb=64,
     beam = _import_beam()
     options = _parse_options(beam_options)
     job, existing = shards.start_job(source, output, format, shard_size_mb,
-                                     resume, seed)
+                                     resume, seed, unlabelled)
     if existing is not None:
         return existing
     listing = os.path.join(job.output, LISTING_FILE)

@@ -146,11 +146,13 @@ class DatasetInfo:
         record_format: `"tfrecord"` or `"arrayrecord"`.
         sampling_rate: the clips' rate, in Hz.
         multi_label: whether a clip may have no label or several.
-        labels: the vocabulary, sorted; a label's id is its index.
+        labels: the vocabulary, sorted; a label's id is its index. Empty
+            for unlabelled audio (see `labelled`).
         num_examples: the records of all shards.
         max_num_samples: the longest clip, in samples.
         shards: a `ShardInfo` per shard, in order.
-        class_counts: `{label: clips}`, for every label.
+        class_counts: `{label: clips}`, for every label (empty for
+            unlabelled audio).
         skipped: the source files left out (`SkippedFile`: path, reason).
         source: the source the shards were made from (None if not
             recorded).
@@ -201,6 +203,52 @@ class DatasetInfo:
     def num_classes(self):
         """`len(labels)`."""
         return len(self.labels)
+
+    @property
+    def labelled(self):
+        """Whether the clips have labels: False for shards of unlabelled
+        audio (`labels == ()`, `class_counts == {}`), whose pipelines
+        yield waveform batches alone.
+
+        Examples:
+        >>> info = DatasetInfo(
+        ...     record_format="arrayrecord", sampling_rate=16000,
+        ...     multi_label=False, labels=(), num_examples=0,
+        ...     max_num_samples=16000, shards=(), class_counts={})
+        >>> info.labelled
+        False
+        """
+        return bool(self.labels)
+
+    def require_labels(self, use):
+        """Raises a ValueError if the shards are unlabelled.
+
+        Args:
+            use: what needs labels, as the message says it (e.g. "train a
+                classifier").
+
+        Raises:
+            ValueError: unlabelled shards; the message names the shard
+                folder, and says to label the audio or pretrain on it.
+
+        Examples:
+        >>> info = DatasetInfo(
+        ...     record_format="arrayrecord", sampling_rate=16000,
+        ...     multi_label=False, labels=(), num_examples=0,
+        ...     max_num_samples=16000, shards=(), class_counts={},
+        ...     directory="shards/unlabelled")
+        >>> info.require_labels("train a classifier")
+        Traceback (most recent call last):
+        ...
+        ValueError: shards/unlabelled holds unlabelled audio ...
+        """
+        if not self.labelled:
+            raise ValueError(
+                f"{self.directory or 'This shard set'} holds unlabelled "
+                f"audio (its {INFO_FILE} has no labels): it cannot {use}. "
+                "Make the shards from labelled audio (class folders, or a "
+                "manifest with a label column), or pretrain on it with "
+                "`keras-ast pretrain`.")
 
     def shard_paths(self):
         """The shards' paths: `directory` joined with each file name."""

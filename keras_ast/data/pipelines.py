@@ -4,6 +4,9 @@ Both pipelines yield `(waveforms, labels)` batches: float32 waveforms
 `(batch, num_samples)` at 16 kHz, and integer labels `(batch,)` for
 single-label data or multi-hot float32 `(batch, num_classes)` for
 multi-label data. They feed `ASTClassifier.fit` directly on every backend.
+Shards of unlabelled audio (`DatasetInfo.labelled` False) yield the
+waveform batches alone, so `fit` gives a model its input only; the options
+that need labels (`one_hot`, `mixup_alpha`, `balanced`) are refused there.
 Training pipelines shuffle with a seed and take a random crop of clips
 longer than `num_samples`; evaluation pipelines keep the start. Shorter
 clips are zero-padded at the end. With `mixup_alpha`, batches are mixed
@@ -84,13 +87,15 @@ def _part(part):
     return int(index), int(count)
 
 
-def _open(data, record_format, verify, part=None):
+def _open(data, record_format, verify, part=None, label_options=None):
     """The `DatasetInfo` of a shard directory of `record_format`.
 
     `data` is a directory or its `DatasetInfo` (not read again). With
     `verify`, the shards are checked against their sha256 first
     (`DamagedShardError` names the bad ones); with `part`, `(index,
     count)` of a process that reads every count-th shard, only those.
+    `label_options`: `{name: value}` of the options that need labels,
+    refused (before any hashing) on unlabelled shards when set.
     """
     info = as_info(data)
     if info.record_format != record_format:
@@ -99,6 +104,14 @@ def _open(data, record_format, verify, part=None):
         raise ValueError(
             f"{info.directory} holds {info.record_format} shards; {reader} "
             f"reads {kind} shards (use {other} for them)."
+        )
+    used = [name for name, value in (label_options or {}).items() if value]
+    if used and not info.labelled:
+        raise ValueError(
+            f"{info.directory} holds unlabelled audio: "
+            f"{', '.join(f'{name}={label_options[name]!r}' for name in used)}"
+            f" needs labels. Leave {' and '.join(used)} out to stream its "
+            "waveforms alone."
         )
     if verify:
         names = [shard.file for shard in info.shards]
@@ -158,6 +171,9 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
                with_info=False):
     """A `tf.data.Dataset` of `(waveforms, labels)` from TFRecord shards.
 
+    Of unlabelled shards (`DatasetInfo.labelled` False), batches of
+    waveforms alone.
+
     Checks the shards' sha256 (`verify`), reads shards in parallel
     (interleaved), decodes in parallel, shuffles with `seed` when
     `training`, crops or pads every clip to a fixed length, batches and
@@ -207,7 +223,8 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
     Raises:
         DamagedShardError: (a ValueError) a shard differs from its sha256.
         FileNotFoundError: no `dataset.json`, or a listed shard is missing.
-        ValueError: ArrayRecord shards (`grain_dataset` reads them).
+        ValueError: ArrayRecord shards (`grain_dataset` reads them), or
+            `one_hot`, `mixup_alpha` or `balanced` on unlabelled shards.
 
     Examples:
         ```python
@@ -219,13 +236,16 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
     import tensorflow as tf
 
     index, count = _part(part)
-    info = _open(path, "tfrecord", verify, (index, count))
+    info = _open(path, "tfrecord", verify, (index, count),
+                 dict(one_hot=one_hot, mixup_alpha=mixup_alpha,
+                      balanced=balanced))
     files = info.shard_paths()
     num_samples = _num_samples(info, clip_seconds)
     max_shift = _max_shift(time_shift, num_samples) if training else 0
     balanced = bool(balanced and training)
     num_classes = info.num_classes
     multi_label = info.multi_label
+    labelled = info.labelled
     advice = remedy(info)
 
     spec = {
@@ -238,9 +258,10 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
         audio = tf.io.decode_raw(example["audio"], tf.float32,
                                  little_endian=True)
         labels = tf.cast(tf.sparse.to_dense(example["labels"]), tf.int32)
-        ok = tf.logical_and(tf.reduce_all(tf.math.is_finite(audio)),
-                            tf.size(labels) > 0)
-        ok = tf.logical_and(ok, tf.reduce_all(labels < num_classes))
+        ok = tf.reduce_all(tf.math.is_finite(audio))
+        if labelled:
+            ok = tf.logical_and(ok, tf.size(labels) > 0)
+            ok = tf.logical_and(ok, tf.reduce_all(labels < num_classes))
         return audio, labels, ok
 
     skipped = tf.Variable(0, dtype=tf.int64, trainable=False,
@@ -331,6 +352,8 @@ def tf_dataset(path, batch_size, training=False, clip_seconds=None, seed=0,
                 [], seed=tf.stack([tf.cast(seed, tf.int64) + 1, index]),
                 minval=-max_shift, maxval=max_shift + 1, dtype=tf.int32)
             audio = tf.roll(audio, shift, axis=0)
+        if not labelled:
+            return audio
         if multi_label:
             target = tf.reduce_max(tf.one_hot(labels, num_classes), axis=0)
         elif one_hot or mixup_alpha:
@@ -520,7 +543,8 @@ class _ArrayRecords:
 
 
 class _Decode:
-    """Grain transform: one record to `(waveform, label)`, or None if bad.
+    """Grain transform: one record to `(waveform, label)` (the waveform
+    alone for unlabelled shards, `num_classes` 0), or None if bad.
 
     An unreadable record (None from `_ArrayRecords`) was counted there;
     a record that does not decode is counted in `skipped`.
@@ -546,8 +570,9 @@ class _Decode:
             logger.warning("Skipping record %d: %s", index, error)
             self.skipped.add(f"record {index}: {error}")
             return None
-        if not np.isfinite(audio).all() or labels.size == 0 or (
-            labels.max() >= self.num_classes
+        labelled = self.num_classes > 0
+        if not np.isfinite(audio).all() or labelled and (
+            labels.size == 0 or labels.max() >= self.num_classes
         ):
             logger.warning("Skipping record %d (%s): bad audio or labels",
                            index, path)
@@ -559,6 +584,8 @@ class _Decode:
         audio = fit_length(audio, self.num_samples, rng)
         if rng is not None:
             audio = shift_audio(audio, self.max_shift, rng)
+        if not labelled:
+            return audio
         return audio, _label_target(labels, self.num_classes,
                                     self.multi_label or self.one_hot)
 
@@ -571,6 +598,9 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
                   time_shift=0.0, balanced=False, part=None,
                   with_info=False):
     """A Grain `IterDataset` of `(waveforms, labels)` from ArrayRecord shards.
+
+    Of unlabelled shards (`DatasetInfo.labelled` False), batches of
+    waveforms alone.
 
     Checks the shards' sha256 (`verify`), then random access over all
     shards, a seeded global shuffle when `training`, decoding and cropping
@@ -637,7 +667,8 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
         DamagedShardError: (a ValueError) a shard differs from its sha256
             or does not open.
         FileNotFoundError: no `dataset.json`, or a listed shard is missing.
-        ValueError: TFRecord shards (`tf_dataset` reads them).
+        ValueError: TFRecord shards (`tf_dataset` reads them), or
+            `one_hot`, `mixup_alpha` or `balanced` on unlabelled shards.
 
     Examples:
         ```python
@@ -650,7 +681,9 @@ def grain_dataset(path, batch_size, training=False, clip_seconds=None,
     import grain
 
     index, count = _part(part)
-    info = _open(path, "arrayrecord", verify)
+    info = _open(path, "arrayrecord", verify,
+                 label_options=dict(one_hot=one_hot, mixup_alpha=mixup_alpha,
+                                    balanced=balanced))
     skipped = SkipCount()
     num_samples = _num_samples(info, clip_seconds)
     decode = _Decode(num_samples, info.num_classes, info.multi_label,
@@ -722,7 +755,8 @@ def dataset_for(path, batch_size, *, repeat=False, num_workers=0,
 
     `tf_dataset` for TFRecord shards, `grain_dataset` for ArrayRecord
     shards, with the options they share: what training and evaluation
-    open, whatever the format.
+    open, whatever the format. Of unlabelled shards, batches of waveforms
+    alone.
 
     Args:
         path: a shard directory, or its `DatasetInfo` (`dataset.json` is

@@ -1,7 +1,7 @@
 """Writing a shard directory: audio files decoded in parallel into shards.
 
-`make_shards` (`keras-ast make-shards`) lists a labelled audio collection
-(`sources`), decodes it once in a pool of worker processes (to mono
+`make_shards` (`keras-ast make-shards`) lists an audio collection, labelled
+or not (`sources`), decodes it once in a pool of worker processes (to mono
 float32 at 16 kHz, `audio_io.load_audio`), writes the clips as TFRecord or
 ArrayRecord shards (`records`) and finishes with the `dataset.json` index
 (`info`). `FORMAT.md` describes the result. Its steps (`start_job`,
@@ -292,8 +292,19 @@ def _progress_bar(total, enabled):
 
 
 def make_shards(source, output, format="tfrecord", shard_size_mb=64,
-                num_workers=None, progress=True, resume=False, seed=0):
-    """Decodes a labelled audio collection into shards (see `FORMAT.md`).
+                num_workers=None, progress=True, resume=False, seed=0,
+                unlabelled=False):
+    """Decodes an audio collection, labelled or not, into shards.
+
+    `FORMAT.md` describes the result. Labelled sources are class folders
+    or manifests with labels. Unlabelled audio is a folder whose audio
+    files all sit at its top level, or a manifest without a label column
+    (CSV) or key (JSON lines): its records hold no labels, and its
+    `DatasetInfo` has `labels == ()` (`labelled` False). A folder with
+    audio in sub-folders is read as class folders (audio files at its
+    top level are then skipped, listed as "not inside a class folder"):
+    for a nested unlabelled corpus (`speaker/chapter/*.flac`) pass
+    `unlabelled=True`.
 
     Files are decoded in parallel (to mono float32 at 16 kHz,
     `audio_io.load_audio`) and written in a deterministic order: the sorted
@@ -303,8 +314,9 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
     `if __name__ == "__main__":` guard of `multiprocessing`.
 
     Args:
-        source: a class-folder directory, a CSV manifest or a JSON-lines
-            manifest (see `keras_ast.data.sources`).
+        source: a class-folder directory, a folder of unlabelled audio, a
+            CSV manifest or a JSON-lines manifest (see
+            `keras_ast.data.sources`).
         output: the shard directory to write.
         format: `"tfrecord"` (tf.data) or `"arrayrecord"` (Grain).
         shard_size_mb: target size of a shard, in megabytes (10^6 bytes) of
@@ -317,6 +329,9 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
             return its info instead of failing; with shards of an
             unfinished run, delete them and start over.
         seed: the shuffle of the write order; None keeps the sorted order.
+        unlabelled: make unlabelled shards of every audio file under the
+            folder, at any depth, or of every clip of the manifest (whose
+            labels are then ignored).
 
     Returns:
         The `DatasetInfo` written as `dataset.json`.
@@ -342,11 +357,17 @@ def make_shards(source, output, format="tfrecord", shard_size_mb=64,
         ...                    progress=False)
         >>> info.labels, info.num_examples, info.shards[0].file
         (('no', 'yes'), 2, 'shard-00000.array_record')
+        >>> info = make_shards(os.path.join(root, "words"),  # no labels
+        ...                    os.path.join(root, "unlabelled"),
+        ...                    format="arrayrecord", num_workers=0,
+        ...                    progress=False, unlabelled=True)
+        >>> info.labelled, info.labels, info.num_examples
+        (False, (), 2)
     """
     if num_workers is None:
         num_workers = os.cpu_count() or 1
     job, existing = start_job(source, output, format, shard_size_mb,
-                              resume, seed)
+                              resume, seed, unlabelled)
     if existing is not None:
         return existing
     skipped = []
@@ -385,9 +406,11 @@ class ShardJob(collections.namedtuple("ShardJob", [
         entries: the listing (`sources.Entry`, sorted by name).
         skipped: the listing's files that cannot be labelled.
         fingerprint: `sources.source_fingerprint(entries)`.
-        labels: the sorted label names (a label's id is its index).
+        labels: the sorted label names (a label's id is its index);
+            empty for unlabelled audio.
         label_ids: label name -> id.
-        multi_label: whether a clip has no label or several.
+        multi_label: whether a clip of labelled audio has no label or
+            several (False for unlabelled audio).
         order: `entries` in write order (shuffled with `seed`).
     """
 
@@ -398,7 +421,8 @@ class ShardJob(collections.namedtuple("ShardJob", [
         return sorted(self.label_ids[label] for label in entry.labels)
 
 
-def start_job(source, output, format, shard_size_mb, resume, seed):
+def start_job(source, output, format, shard_size_mb, resume, seed,
+              unlabelled=False):
     """Checks the arguments, lists `source` and prepares `output`.
 
     Both `make_shards` and the Apache Beam writer (`beam_shards`) start
@@ -424,11 +448,13 @@ def start_job(source, output, format, shard_size_mb, resume, seed):
         raise ValueError(f"shard_size_mb must be > 0, not {shard_size_mb}.")
     source = os.path.abspath(os.fspath(source))
     output = os.path.abspath(os.fspath(output))
-    entries, skipped = list_source(source)
+    entries, skipped = list_source(source, unlabelled)
     if not entries:
+        where = ("at any depth" if unlabelled
+                 else "in class folders or at its top level")
         raise ValueError(
             f"No audio files in {source} (looked for "
-            f"{', '.join(audio_io.AUDIO_EXTENSIONS)} in class folders)."
+            f"{', '.join(audio_io.AUDIO_EXTENSIONS)} {where})."
             if os.path.isdir(source) else f"The manifest {source} is empty."
         )
     fingerprint = source_fingerprint(entries)
@@ -442,7 +468,8 @@ def start_job(source, output, format, shard_size_mb, resume, seed):
                    max(1, int(shard_size_mb * MEGABYTE)), seed, entries,
                    skipped, fingerprint, labels,
                    {label: i for i, label in enumerate(labels)},
-                   any(len(entry.labels) != 1 for entry in entries), order)
+                   bool(labels) and any(len(entry.labels) != 1
+                                        for entry in entries), order)
     return job, existing
 
 

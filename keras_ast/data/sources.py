@@ -1,17 +1,31 @@
-"""Listing a labelled audio source: class folders, CSV or JSON-lines manifests.
+"""Listing an audio source: class folders, CSV or JSON-lines manifests.
 
 A source is one of:
 - a folder with one sub-folder per class: the label of a file is the name
-  of the class folder it is in (at any depth below it);
+  of the class folder it is in (at any depth below it); audio files at
+  the folder's top level are then skipped ("not inside a class folder");
+- a folder of unlabelled audio: its audio files all sit at its top level
+  (no sub-folder holds audio);
 - a CSV manifest (`.csv`) with a `path` column and a `label` or `labels`
-  column, several labels of one clip separated by `;`;
+  column, several labels of one clip separated by `;`; without a label
+  column, its clips are unlabelled;
 - a JSON-lines manifest (`.jsonl`, `.ndjson` or `.json`), one object a line:
-  `{"path": ..., "label": "dog"}` or `{"path": ..., "labels": ["a", "b"]}`.
+  `{"path": ..., "label": "dog"}` or `{"path": ..., "labels": ["a", "b"]}`;
+  with neither key on any line (`{"path": ...}`), its clips are unlabelled
+  (a manifest with the key on some lines only is refused).
+
+Unlabelled clips have no labels (`Entry.labels == ()`). A folder whose
+audio sits in sub-folders is a class-folder source, whatever its
+sub-folders mean: a nested unlabelled corpus (`speaker/chapter/*.flac`)
+needs `unlabelled=True` (`keras-ast make-shards --unlabelled`), which takes
+every audio file under the folder, at any depth, or every clip of a
+manifest, with no labels (a manifest's labels are then ignored).
 
 Relative paths in a manifest are relative to the manifest's folder. A path
-listed several times gets the union of its labels. The data is multi-label
-when any clip has no label or more than one. `source_fingerprint` tells
-whether two listings are the same (`make_shards` resumes only then).
+listed several times gets the union of its labels. Labelled data is
+multi-label when any clip has no label or more than one.
+`source_fingerprint` tells whether two listings are the same (`make_shards`
+resumes only then).
 """
 
 import collections
@@ -28,7 +42,7 @@ JSONL_EXTENSIONS = (".jsonl", ".ndjson", ".json")
 Entry = collections.namedtuple("Entry", ["path", "name", "labels"])
 Entry.__doc__ = """One source clip: `path` (absolute), `name` (as recorded:
 relative to the source folder or manifest folder where it is below it) and
-`labels` (sorted tuple of label names)."""
+`labels` (sorted tuple of label names; empty for an unlabelled clip)."""
 
 
 def _is_audio(name):
@@ -48,6 +62,30 @@ def _split_labels(value):
     return [part.strip() for part in str(value).split(";") if part.strip()]
 
 
+def _audio_under(folder):
+    """The audio files under `folder`, at any depth, sorted (hidden files
+    and folders left out)."""
+    found = []
+    for parent, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(os.path.join(parent, file) for file in sorted(files)
+                     if _is_audio(file) and not file.startswith("."))
+    return found
+
+
+def _list_folder(source, unlabelled):
+    """Class folders, or unlabelled audio (see the module doc)."""
+    if unlabelled:
+        return [Entry(path, _record_name(path, source), ())
+                for path in _audio_under(source)], []
+    entries, skipped = _list_class_folders(source)
+    if not entries and skipped:
+        # Audio at the top level only: an unlabelled folder.
+        return [Entry(os.path.join(source, item.path), item.path, ())
+                for item in skipped], []
+    return entries, skipped
+
+
 def _list_class_folders(source):
     entries, skipped = [], []
     for name in sorted(os.listdir(source)):
@@ -58,18 +96,13 @@ def _list_class_folders(source):
             if _is_audio(name):
                 skipped.append(SkippedFile(name, "not inside a class folder"))
             continue
-        for folder, dirs, files in os.walk(path, followlinks=True):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for file in sorted(files):
-                if _is_audio(file) and not file.startswith("."):
-                    full = os.path.join(folder, file)
-                    entries.append(
-                        Entry(full, _record_name(full, source), (name,))
-                    )
+        entries.extend(Entry(full, _record_name(full, source), (name,))
+                       for full in _audio_under(path))
     return entries, skipped
 
 
 def _read_csv(manifest):
+    """`(path, labels or None, line)` rows; None without a label column."""
     rows = []
     with open(manifest, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
@@ -77,18 +110,15 @@ def _read_csv(manifest):
         if "path" not in header:
             raise ValueError(
                 f"{manifest}: a CSV manifest needs a `path` column (and a "
-                f"`label` or `labels` column); its header is {header}."
+                f"`label` or `labels` column for labelled clips); its "
+                f"header is {header}."
             )
         label_column = next(
             (c for c in ("labels", "label") if c in header), None
         )
-        if label_column is None:
-            raise ValueError(
-                f"{manifest}: a CSV manifest needs a `label` or `labels` "
-                f"column; its header is {header}."
-            )
         path_index = header.index("path")
-        label_index = header.index(label_column)
+        label_index = (None if label_column is None
+                       else header.index(label_column))
         for row in reader:
             if not any(cell.strip() for cell in row):
                 continue
@@ -96,13 +126,17 @@ def _read_csv(manifest):
                 raise ValueError(
                     f"{manifest}, line {reader.line_num}: no path."
                 )
-            value = row[label_index] if len(row) > label_index else ""
-            rows.append((row[path_index].strip(), _split_labels(value),
-                         reader.line_num))
+            labels = None
+            if label_index is not None:
+                value = row[label_index] if len(row) > label_index else ""
+                labels = _split_labels(value)
+            rows.append((row[path_index].strip(), labels, reader.line_num))
     return rows
 
 
 def _read_jsonl(manifest):
+    """`(path, labels or None, line)` rows; None on a line without a
+    `label` or `labels` key."""
     rows = []
     with open(manifest, encoding="utf-8-sig") as f:
         for line_num, line in enumerate(f, 1):
@@ -129,7 +163,8 @@ def _read_jsonl(manifest):
                 labels = ([labels] if isinstance(labels, (str, int))
                           else labels)
             else:
-                raise ValueError(f"{where}: no `label` or `labels`.")
+                rows.append((item["path"], None, line_num))
+                continue
             if not isinstance(labels, list) or not all(
                 isinstance(label, (str, int)) for label in labels
             ):
@@ -141,11 +176,31 @@ def _read_jsonl(manifest):
     return rows
 
 
-def _list_manifest(manifest):
+def _check_labelled(manifest, rows):
+    """Whether the rows are labelled: all of them, or none."""
+    without = [line for _, labels, line in rows if labels is None]
+    if not without:
+        return True
+    if len(without) == len(rows):
+        return False
+    with_labels = next(line for _, labels, line in rows
+                       if labels is not None)
+    raise ValueError(
+        f"{manifest}, line {without[0]}: no `label` or `labels`, while "
+        f"line {with_labels} has labels. Give every line its labels (an "
+        "empty list for a clip without any), or none for unlabelled audio "
+        "(or make the shards with --unlabelled / unlabelled=True, which "
+        "ignores the labels)."
+    )
+
+
+def _list_manifest(manifest, unlabelled):
     if manifest.lower().endswith(".csv"):
         rows = _read_csv(manifest)
     else:
         rows = _read_jsonl(manifest)
+    if not unlabelled:
+        unlabelled = not _check_labelled(manifest, rows)
     base = os.path.dirname(manifest)
     merged = {}
     for path, labels, _ in rows:
@@ -153,28 +208,33 @@ def _list_manifest(manifest):
             os.path.join(base, os.path.expanduser(path))
         )
         name = _record_name(full, base)
+        labels = set() if unlabelled else set(labels)
         if name in merged:
-            merged[name] = (full, merged[name][1] | set(labels))
+            merged[name] = (full, merged[name][1] | labels)
         else:
-            merged[name] = (full, set(labels))
+            merged[name] = (full, labels)
     entries = [Entry(full, name, tuple(sorted(labels)))
                for name, (full, labels) in merged.items()]
     return entries, []
 
 
-def list_source(source):
+def list_source(source, unlabelled=False):
     """The clips of `source`, sorted by name.
 
     Args:
-        source: a class-folder directory, a CSV manifest or a JSON-lines
-            manifest (see the module doc).
+        source: a class-folder directory, a folder of unlabelled audio, a
+            CSV manifest or a JSON-lines manifest (see the module doc).
+        unlabelled: list every audio file under a folder (at any depth),
+            or every clip of a manifest, with no labels.
 
     Returns:
-        `(entries, skipped)`: a list of `Entry`, and a `SkippedFile` for
-        each audio file that cannot be labelled.
+        `(entries, skipped)`: a list of `Entry` (`labels == ()` for
+        unlabelled clips), and a `SkippedFile` for each audio file that
+        cannot be labelled.
 
     Raises:
-        ValueError: a manifest that is not valid.
+        ValueError: a manifest that is not valid (or labelled on some
+            lines only).
         FileNotFoundError: `source` does not exist.
 
     Examples:
@@ -184,7 +244,7 @@ def list_source(source):
     """
     source = os.path.abspath(os.fspath(source))
     if os.path.isdir(source):
-        entries, skipped = _list_class_folders(source)
+        entries, skipped = _list_folder(source, unlabelled)
     elif os.path.isfile(source):
         if not source.lower().endswith((".csv",) + JSONL_EXTENSIONS):
             raise ValueError(
@@ -192,7 +252,7 @@ def list_source(source):
                 "(.jsonl, .ndjson, .json) file; a class-folder source must "
                 "be a directory."
             )
-        entries, skipped = _list_manifest(source)
+        entries, skipped = _list_manifest(source, unlabelled)
     else:
         raise FileNotFoundError(f"The source {source} does not exist.")
     entries.sort(key=lambda entry: entry.name)

@@ -386,6 +386,7 @@ def evaluate(preset_or_classifier, data, output=None, batch_size=32,
     import keras
 
     info = as_info(data)
+    info.require_labels("evaluate a classifier")
     data = info.directory
     classifier = _classifier(preset_or_classifier)
     _check_match(classifier, info)

@@ -537,7 +537,10 @@ def train(preset, train, output, validation=None, config=None, *,
             "Train again with overwrite=True, or choose another output."
         )
     info = as_info(train)
+    info.require_labels("train a classifier")
     validation = as_info(validation) if validation else None
+    if validation is not None:
+        validation.require_labels("validate a classifier")
     keras.utils.set_random_seed(config.seed)
     _initialize_processes(config)
     # Always given, so that patchout stored in a preset acts only where
