@@ -118,7 +118,7 @@ def test_readme_ci_commands_are_what_ci_runs():
 
 def test_readme_edit_loop_uses_registered_markers():
     code = snippet("edit-loop", README).strip()
-    assert code == 'bash tools/test.sh -m "not large and not slow" -n 2'
+    assert code == 'bash tools/test.sh -m "not large and not slow"'
     pyproject = read(os.path.join(ROOT, "pyproject.toml"))
     for marker in ("large", "slow"):
         assert re.search(rf'"{marker}:', pyproject), marker
