@@ -35,9 +35,11 @@ def add_arguments(parser):
             default = ("" if field.default is None
                        else f" (default: {field.default:g})")
             kind = field.metadata["type"]
-            metavar = {int: "N", float: "X"}.get(kind, field.name.upper())
+            choices = field.metadata["choices"]
+            metavar = None if choices else {int: "N", float: "X"}.get(
+                kind, field.name.upper())
             parser.add_argument(flag, type=kind, metavar=metavar,
-                                help=help_text + default)
+                                choices=choices, help=help_text + default)
 
 
 @contextlib.contextmanager

@@ -1,8 +1,9 @@
 """Files and arrays in, embeddings out: `embed`.
 
-An embedding is the backbone's pooled output (the mean of the [CLS] and
-distillation tokens of the last layer's normalised output), before the
-classification head's LayerNorm: one `hidden_dim` vector per clip, for
+An embedding is the backbone's pooled output with the classifier's
+`pooling` (the mean of the [CLS] and distillation tokens, or of the patch
+tokens, of the last layer's normalised output), before the classification
+head's LayerNorm: one `hidden_dim` vector per clip, for
 linear probes, nearest-neighbour search or clustering. Inputs go through
 the same steps as `keras_ast.inference.classify.classify`'s
 (`ScoredClips`): checked host audio, files decoded ahead on threads, each
@@ -36,21 +37,23 @@ class Embedder(keras.Model):
     Args:
         converter: the classifier's `ASTAudioConverter`.
         backbone: the classifier's `ASTBackbone`.
+        pooling: the classifier's `pooling`, `"cls"` or `"mean"`.
         jit_compile: as the classifier's (`keras.Model.jit_compile`;
             None: Keras' default for the backend).
     """
 
-    def __init__(self, converter, backbone, jit_compile=None):
+    def __init__(self, converter, backbone, pooling="cls", jit_compile=None):
         super().__init__(dtype="float32", name="embedder")
         self.converter = converter
         self.backbone = backbone
+        self.pooling = pooling
         self.num_classes = backbone.hidden_dim
         self.jit_compile = jit_compile
 
     def call(self, inputs):
         features = self.converter(inputs["waveforms"],
                                   lengths=inputs["lengths"])
-        return self.backbone.pooled_output(features)
+        return self.backbone.pooled_output(features, pooling=self.pooling)
 
     def scores(self, outputs):
         """The embeddings, as float32."""
@@ -65,8 +68,8 @@ _embedders = weakref.WeakKeyDictionary()
 def embedder_of(classifier):
     """The classifier's `Embedder`, made on first use.
 
-    A new one is made when the classifier's converter, backbone or
-    `jit_compile` is not the cached one's.
+    A new one is made when the classifier's converter, backbone, `pooling`
+    or `jit_compile` is not the cached one's.
     """
     converter = converter_of(classifier)
     jit_compile = classifier.jit_compile
@@ -74,8 +77,10 @@ def embedder_of(classifier):
     if embedder is None or (
             embedder.converter is not converter
             or embedder.backbone is not classifier.backbone
+            or embedder.pooling != classifier.pooling
             or embedder.jit_compile != jit_compile):
-        embedder = Embedder(converter, classifier.backbone, jit_compile)
+        embedder = Embedder(converter, classifier.backbone,
+                            classifier.pooling, jit_compile)
         _embedders[classifier] = embedder
     return embedder
 

@@ -17,6 +17,9 @@ LORA_ATTENTION = ("query", "value")
 LORA_MLP = ("intermediate", "output")
 LORA_TARGETS = ("query", "key", "value", "attention_output",
                 "intermediate", "output")
+# What a head pools (`_encode`'s `pooling`): "cls", the mean of the [CLS]
+# and distillation tokens; "mean", the mean of the patch tokens.
+POOLINGS = preset_io.POOLINGS
 
 
 def check_token_keep(token_keep):
@@ -26,6 +29,23 @@ def check_token_keep(token_keep):
             or not 0.0 < token_keep <= 1.0):
         raise ValueError(
             f"token_keep must be a number in (0, 1]; got {token_keep!r}.")
+
+
+def check_pooling(pooling):
+    """Raises ValueError unless `pooling` is one of `POOLINGS`."""
+    if pooling not in POOLINGS:
+        raise ValueError(
+            f"pooling must be one of {', '.join(map(repr, POOLINGS))}; got "
+            f"{pooling!r}.")
+
+
+def _pool(tokens, pooling):
+    """The pooled output of the final LayerNorm's `tokens` (`POOLINGS`)."""
+    if pooling == "cls":
+        return (tokens[:, 0] + tokens[:, 1]) / 2.0
+    # Summed in float32: a bfloat16 sum over hundreds of tokens drifts.
+    mean = ops.mean(ops.cast(tokens[:, 2:], "float32"), axis=1)
+    return ops.cast(mean, keras.backend.standardize_dtype(tokens.dtype))
 
 
 def pruning_layer(num_layers):
@@ -62,17 +82,17 @@ def _prune(tokens, cls_attention, count):
 def _encode(embedding, encoder_layers, final_norm, features, training=None,
             pooled_only=False, output_hidden_states=False,
             output_attentions=False, remat=False, patchout=None,
-            kept_tokens=None):
+            kept_tokens=None, pooling="cls"):
     """The AST forward pass, shared by every way of running the backbone.
 
     Args:
         embedding, encoder_layers, final_norm: the backbone's layers.
         features: `(batch, max_length, num_mel_bins)`.
         training: passed to every layer (dropout).
-        pooled_only: compute only the [CLS] and distillation tokens in the
-            last layer (they still attend to every token) and return
-            `{"pooled_output"}` alone: exact, and close to a twelfth less
-            work for a 12-layer model.
+        pooled_only: return `{"pooled_output"}` alone; with `"cls"`
+            pooling the last layer then computes only the [CLS] and
+            distillation tokens (they still attend to every token): exact,
+            and close to a twelfth less work for a 12-layer model.
         output_hidden_states: also return every layer's input and output,
             before the final LayerNorm, as `transformers` does.
         output_attentions: also return every layer's attention maps.
@@ -83,7 +103,16 @@ def _encode(embedding, encoder_layers, final_norm, features, training=None,
         kept_tokens: None, or the patch tokens to keep after layer
             `pruning_layer(len(encoder_layers))` (token pruning; not with
             `output_attentions`).
+        pooling: what `"pooled_output"` is: `"cls"`, the mean of the
+            [CLS] and distillation tokens, or `"mean"`, the mean of the
+            patch tokens (those left after patchout or pruning), both
+            after the final LayerNorm.
+
+    Raises:
+        ValueError: an unknown `pooling`.
     """
+    check_pooling(pooling)
+    pooled_only_cls = pooled_only and pooling == "cls"
     x = embedding(features, training=training)
     if patchout is not None:
         x = patchout(x, training=training)
@@ -92,7 +121,7 @@ def _encode(embedding, encoder_layers, final_norm, features, training=None,
         len(encoder_layers))
     for index, layer in enumerate(encoder_layers):
         last = index == len(encoder_layers) - 1
-        queries = 2 if pooled_only and last else None
+        queries = 2 if pooled_only_cls and last else None
         if index + 1 == prune_after and not last:
             x, cls_attention = layer(x, training=training,
                                      return_cls_attention=True)
@@ -107,8 +136,8 @@ def _encode(embedding, encoder_layers, final_norm, features, training=None,
             x = layer(x, training=training, num_queries=queries)
         if output_hidden_states:  # else each layer's output is freed
             states.append(x)
-    tokens = final_norm(x[:, :2] if pooled_only else x)
-    outputs = {"pooled_output": (tokens[:, 0] + tokens[:, 1]) / 2.0}
+    tokens = final_norm(x[:, :2] if pooled_only_cls else x)
+    outputs = {"pooled_output": _pool(tokens, pooling)}
     if not pooled_only:
         outputs["sequence_output"] = tokens
     if output_hidden_states:
@@ -314,13 +343,18 @@ class ASTBackbone(keras.Model):
         return self._run(features, output_hidden_states=True,
                          output_attentions=output_attentions)
 
-    def pooled_output(self, features, training=None, token_keep=None):
+    def pooled_output(self, features, training=None, token_keep=None,
+                      pooling="cls"):
         """The pooled output alone, `(batch, hidden_dim)`.
 
-        Equal to `backbone(features)["pooled_output"]`, but the last layer
-        computes only the [CLS] and distillation tokens (all tokens are
-        still attended to), which saves most of that layer's work.
-        `ASTClassifier` runs this.
+        With `pooling="cls"`, equal to `backbone(features)["pooled_output"]`
+        (the mean of the [CLS] and distillation tokens after the final
+        LayerNorm), but the last layer computes only those two tokens (all
+        tokens are still attended to), which saves most of that layer's
+        work. With `pooling="mean"`, the mean of the patch tokens
+        (`sequence_output[:, 2:]`) after the final LayerNorm: the tokens
+        patchout keeps in training, or token pruning keeps. `ASTClassifier`
+        runs this.
 
         With `token_keep` below 1 and outside training, token pruning:
         after layer `max(1, num_layers // 4)` only `kept_tokens(token_keep)`
@@ -338,13 +372,23 @@ class ASTBackbone(keras.Model):
                 phase, off outside `fit`).
             token_keep: None or 1.0 (every token), or the share of patch
                 tokens to keep, in `(0, 1]`; ignored in training.
+            pooling: `"cls"` or `"mean"` (above).
 
         Returns:
             `(batch, hidden_dim)`, in the compute dtype.
 
         Raises:
-            ValueError: `token_keep` outside `(0, 1]`.
+            ValueError: `token_keep` outside `(0, 1]`, or an unknown
+                `pooling`.
+
+        Examples:
+            >>> backbone = ASTBackbone(hidden_dim=32, num_layers=2,
+            ...     num_heads=2, intermediate_dim=64, max_length=128)
+            >>> features = np.zeros((2, 128, 128), "float32")
+            >>> tuple(backbone.pooled_output(features, pooling="mean").shape)
+            (2, 32)
         """
+        check_pooling(pooling)
         kept = None
         if token_keep is not None and not training:
             kept = self.kept_tokens(token_keep)
@@ -353,7 +397,8 @@ class ASTBackbone(keras.Model):
 
         def pooled(x):
             return self._run(x, training=training, pooled_only=True,
-                             kept_tokens=kept)["pooled_output"]
+                             kept_tokens=kept,
+                             pooling=pooling)["pooled_output"]
 
         if training:
             return pooled(features)

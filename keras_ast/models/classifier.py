@@ -7,6 +7,7 @@ from keras_ast.inference import classify as inference
 from keras_ast.inference.waveforms import host_inputs
 from keras_ast.models.audio_converter import ASTAudioConverter
 from keras_ast.models.backbone import ASTBackbone
+from keras_ast.models.backbone import check_pooling
 from keras_ast.models.backbone import check_token_keep
 from keras_ast.models.losses import SoftmaxAccuracy
 from keras_ast.models.losses import SoftmaxCrossentropy
@@ -23,10 +24,10 @@ class ASTClassifier(keras.Model):
     """Audio classifier: optional feature converter, AST backbone, head.
 
     The head is the reference's: LayerNorm then Dense on the pooled output
-    (the mean of the [CLS] and distillation tokens). With a `preprocessor`
-    the model takes raw 16 kHz waveforms and computes features on the
-    device, so `predict`, `fit` and exported SavedModels work on audio.
-    Without one it takes features `(batch, max_length, num_mel_bins)`.
+    (`pooling`, below). With a `preprocessor` the model takes raw 16 kHz
+    waveforms and computes features on the device, so `predict`, `fit`
+    and exported SavedModels work on audio. Without one it takes features
+    `(batch, max_length, num_mel_bins)`.
 
     The model returns logits (float32, also under mixed precision).
     `multi_label=True` (AudioSet) means independent sigmoid scores and
@@ -47,6 +48,22 @@ class ASTClassifier(keras.Model):
         token_keep: token pruning at inference, the share in `(0, 1]` of
             patch tokens kept (see below); 1.0 runs every token. Also an
             attribute (`classifier.token_keep = 0.5`).
+        pooling: what the head reads (`ASTBackbone.pooled_output`):
+            `"cls"`, the mean of the [CLS] and distillation tokens after
+            the encoder's final LayerNorm, or `"mean"`, the mean of the
+            patch tokens there. Also an attribute.
+
+    Pooling: `"cls"` is the reference's, and what the MIT checkpoints'
+    heads were trained on; their presets load with it. A self-supervised
+    backbone (masked spectrogram patch modelling, as SSAST) never trains
+    the [CLS] and distillation tokens, and SSAST fine-tunes on the mean
+    of the patch tokens (`ft_avgtok` in its recipes): a head on such a
+    backbone wants `"mean"`, which `from_preset` gives where the preset
+    records it. With `"cls"` the last encoder layer computes
+    only the two tokens the head reads; with `"mean"` it computes every
+    token. Under patchout (training) or token pruning, `"mean"` averages
+    the patch tokens kept. The pooling changes the logits, so exports and
+    `embed` follow it.
 
     Token pruning (EViT, Liang et al. 2022; arXiv 2504.01690 for AST):
     outside training, after encoder layer `max(1, num_layers // 4)` (the
@@ -64,8 +81,9 @@ class ASTClassifier(keras.Model):
 
     Raises:
         ValueError: `num_classes` below 1, `labels` not `num_classes`
-            long, `token_keep` outside `(0, 1]`, or a preprocessor whose
-            `max_length` or `num_mel_bins` is not the backbone's.
+            long, `token_keep` outside `(0, 1]`, an unknown `pooling`,
+            or a preprocessor whose `max_length` or `num_mel_bins` is not
+            the backbone's.
 
     Call inputs: waveforms `(batch, samples)` (or features without a
     preprocessor), or a dict `{"waveforms": ..., "lengths": ...}` for
@@ -99,11 +117,13 @@ class ASTClassifier(keras.Model):
         dropout=0.0,
         augmenter=None,
         token_keep=1.0,
+        pooling="cls",
         **kwargs,
     ):
         kwargs.setdefault("dtype", backbone.dtype_policy)
         super().__init__(**kwargs)
         check_token_keep(token_keep)
+        check_pooling(pooling)
         num_classes = int(num_classes)
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
@@ -136,6 +156,7 @@ class ASTClassifier(keras.Model):
         self.dropout = dropout
         self.augmenter = augmenter
         self._token_keep = float(token_keep)
+        self._pooling = pooling
         # The head runs in float32: its LayerNorm and the logits it feeds to
         # sigmoid / softmax are where bfloat16 hurts.
         self.head_norm = keras.layers.LayerNormalization(
@@ -183,7 +204,8 @@ class ASTClassifier(keras.Model):
             features = self.augmenter(features, training=training)
         pooled = self.backbone.pooled_output(
             features, training=training,
-            token_keep=None if self.token_keep == 1.0 else self.token_keep)
+            token_keep=None if self.token_keep == 1.0 else self.token_keep,
+            pooling=self.pooling)
         x = self.head_norm(pooled)
         x = self.head_dropout(x, training=training)
         return self.head_dense(x)
@@ -202,6 +224,24 @@ class ASTClassifier(keras.Model):
     def token_keep(self, value):
         check_token_keep(value)
         self._token_keep = float(value)
+        self.predict_function = None
+
+    @property
+    def pooling(self):
+        """What the head reads: `"cls"` or `"mean"` (the class docstring).
+
+        Setting it checks the value and drops the compiled train, test and
+        predict functions, so the next `fit`, `evaluate` or `predict` runs
+        with it.
+        """
+        return self._pooling
+
+    @pooling.setter
+    def pooling(self, value):
+        check_pooling(value)
+        self._pooling = value
+        self.train_function = None
+        self.test_function = None
         self.predict_function = None
 
     def scores(self, logits):
@@ -368,12 +408,13 @@ class ASTClassifier(keras.Model):
               skip_errors=False):
         """Embeddings of clips or files: the backbone's pooled output.
 
-        An embedding is the mean of the [CLS] and distillation tokens
-        after the encoder's final LayerNorm (`ASTBackbone.pooled_output`),
-        before the head's LayerNorm and Dense: features for linear probes,
-        similarity search or clustering. Inputs are read as `classify`
-        reads them; a clip longer than the model's input is embedded on
-        its start, with a warning.
+        An embedding is what the head reads (`ASTBackbone.pooled_output`
+        with the classifier's `pooling`): the mean of the [CLS] and
+        distillation tokens, or of the patch tokens, after the encoder's
+        final LayerNorm, before the head's LayerNorm and Dense: features
+        for linear probes, similarity search or clustering. Inputs are
+        read as `classify` reads them; a clip longer than the model's
+        input is embedded on its start, with a warning.
 
         Args:
             inputs: as `classify`: a path, a 1-D clip, a `(batch,
@@ -590,6 +631,7 @@ class ASTClassifier(keras.Model):
             "dropout": self.dropout,
             "augmenter": keras.saving.serialize_keras_object(self.augmenter),
             "token_keep": self.token_keep,
+            "pooling": self.pooling,
         }
         # The head's; the backbone's config holds its own.
         quantization = preset_io.quantization_of(self, skip=[self.backbone])
@@ -656,7 +698,7 @@ class ASTClassifier(keras.Model):
     @classmethod
     def from_preset(cls, preset, load_weights=True, num_classes=None,
                     labels=None, multi_label=None, preprocessor=True,
-                    augmenter=None, token_keep=1.0, **kwargs):
+                    augmenter=None, token_keep=1.0, pooling=None, **kwargs):
         """Builds a classifier from a preset, with its weights, compiled.
 
         Args:
@@ -675,6 +717,12 @@ class ASTClassifier(keras.Model):
             augmenter: optional layer applied to the features in training
                 only (the constructor's), e.g. `keras_ast.data.SpecAugment`.
             token_keep: token pruning at inference (the constructor's).
+            pooling: `"cls"` or `"mean"` (the constructor's). None: the
+                stored head's (`"cls"` for the MIT checkpoints and for
+                presets saved before pooling was recorded); for a new head,
+                the stored head's too, else the pooling the preset records
+                for new heads (`"mean"` for a self-supervised backbone,
+                see `keras_ast.presets.io.save_preset`), else `"cls"`.
             **kwargs: backbone overrides (e.g. `dtype="mixed_bfloat16"`,
                 `patchout_time`, or `max_length`, which adapts the position
                 embeddings).
@@ -684,9 +732,9 @@ class ASTClassifier(keras.Model):
 
         Raises:
             ValueError: the preset has no classification head and no
-                `num_classes` is given, its `config.json` is neither a
-                keras_ast nor a `transformers` AST config, or the parts
-                disagree (as the constructor).
+                `num_classes` is given, an unknown `pooling`, its
+                `config.json` is neither a keras_ast nor a `transformers`
+                AST config, or the parts disagree (as the constructor).
             FileNotFoundError: the preset is neither a built-in name, a
                 reachable hub repository nor a folder
                 (`keras_ast.presets.io.PresetNotFoundError`), or the folder
@@ -703,6 +751,11 @@ class ASTClassifier(keras.Model):
         """
         loader = preset_io.load_preset(preset)
         head = loader.head_config()
+        if pooling is None:
+            pooling = (head.get("pooling", "cls")
+                       if head.get("num_classes") is not None
+                       else loader.default_pooling() or "cls")
+        check_pooling(pooling)
         new_head = num_classes is not None and (
             num_classes != head.get("num_classes")
             # Same size, other classes: the stored head means nothing here.
@@ -724,6 +777,7 @@ class ASTClassifier(keras.Model):
         if augmenter is not None:
             head["augmenter"] = augmenter
         head["token_keep"] = token_keep
+        head["pooling"] = pooling
         return loader.load_classifier(
             cls, load_weights=load_weights, load_task_weights=not new_head,
             preprocessor=preprocessor, head=head, **kwargs,

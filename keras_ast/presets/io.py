@@ -12,6 +12,11 @@ directory, in one of two formats:
   `audio_converter.json`, `labels.json` and `metadata.json`.
 
 Format versions of keras_ast presets:
+- 4 (what `save_preset` writes for a classifier whose head pools other
+  than `"cls"`): version 2 or 3 with the head's `pooling` in
+  `config.json`'s `classifier` entry, so that a keras_ast that pools the
+  [CLS] token alone refuses the preset instead of computing other
+  logits. A head without the entry (every earlier preset) pools `"cls"`.
 - 3 (what `save_preset` writes for a quantized model): version 2 with a
   `quantization` entry in `config.json` (see below), so that a keras_ast
   that cannot rebuild a quantized model refuses the preset.
@@ -39,6 +44,12 @@ when quantized), and their `from_config` builds the float model, then
 `quantization` entry, and `KerasPresetLoader.backbone_config` hands it
 back to `from_config`.
 
+A backbone preset may record the pooling a new head on it takes by
+default (`default_pooling` in `config.json`, `save_preset`'s `pooling`):
+`"mean"` for a self-supervised backbone, whose [CLS] and distillation
+tokens no objective trained. Readers that do not know the entry ignore it
+and pool `"cls"`, which is still a valid model.
+
 The loaders are handed the classes they build (`load_backbone(cls, ...)`)
 and never import the model modules, which import this one.
 """
@@ -62,6 +73,12 @@ FORMAT_NAME = "keras_ast"
 FORMAT_VERSION = 2
 # What a preset of a quantized model is written as (see the module doc).
 QUANTIZED_FORMAT_VERSION = 3
+# What a preset of a head pooled other than "cls" is written as.
+POOLING_FORMAT_VERSION = 4
+# What a classifier head pools: "cls", the mean of the [CLS] and
+# distillation tokens (the MIT checkpoints), or "mean", the mean of the
+# patch tokens (`keras_ast.models.backbone`).
+POOLINGS = ("cls", "mean")
 CONFIG_FILE = "config.json"
 MODEL_WEIGHTS_FILE = "model.weights.h5"
 TASK_WEIGHTS_FILE = "task.weights.h5"
@@ -291,6 +308,11 @@ class PresetLoader:
         doc); `{}` for a float one."""
         return {}
 
+    def default_pooling(self):
+        """The pooling a new head on this backbone takes by default
+        (`POOLINGS`), or None where the preset records none."""
+        return None
+
     def stored_grid(self, backbone):
         """The stored patch grid where only the geometry differs, else None.
 
@@ -400,17 +422,20 @@ class KerasPresetLoader(PresetLoader):
         super().__init__(path)
         self.config = config
         self.format_version = int(config.get("format_version", 1))
-        if self.format_version > QUANTIZED_FORMAT_VERSION:
+        if self.format_version > POOLING_FORMAT_VERSION:
             raise ValueError(
                 f"{path} is a keras_ast preset of format_version "
                 f"{self.format_version}; this keras_ast ({__version__}) "
-                f"reads up to {QUANTIZED_FORMAT_VERSION}. Upgrade "
+                f"reads up to {POOLING_FORMAT_VERSION}. Upgrade "
                 "keras_ast."
             )
         self._scratch = None
 
     def quantization(self):
         return dict(self.config.get("quantization") or {})
+
+    def default_pooling(self):
+        return self.config.get("default_pooling")
 
     def backbone_config(self):
         """The backbone's arguments, as `ASTBackbone.get_config` gives them
@@ -437,6 +462,8 @@ class KerasPresetLoader(PresetLoader):
         labels_path = os.path.join(self.path, LABELS_FILE)
         if head and os.path.exists(labels_path):
             head["labels"] = read_json(labels_path)
+        if head:  # a head stored without its pooling pools "cls"
+            head.setdefault("pooling", "cls")
         return head
 
     def _weights_error(self, path, error):
@@ -624,15 +651,42 @@ def is_preset(path):
         return False
 
 
-def save_preset(preset_dir, backbone, classifier=None, metadata=None):
+def save_preset(preset_dir, backbone, classifier=None, metadata=None,
+                pooling=None):
     """Writes a backbone (and classifier) as a keras_ast preset directory.
 
     The directory appears whole or not at all; an existing preset is
     replaced, any other non-empty directory is refused. A quantized
     backbone or head is recorded as such (the module doc: the backbone's
     from its config, the head's from `quantization_of`), and refused where
-    `quantization_of` refuses it.
+    `quantization_of` refuses it. A classifier's head is stored with its
+    `pooling`.
+
+    Args:
+        preset_dir: the folder to write.
+        backbone: the `ASTBackbone`.
+        classifier: None, or the `ASTClassifier` holding `backbone`.
+        metadata: a dict added to `metadata.json`.
+        pooling: None, or the pooling (`POOLINGS`) that a new head put on
+            this backbone takes by default (`ASTClassifier.from_preset`
+            with `num_classes`): `"mean"` for a self-supervised backbone.
+
+    Raises:
+        ValueError: an unknown `pooling`, or a quantization that
+            `quantization_of` refuses.
+        FileExistsError: `preset_dir` is a non-empty folder that is not a
+            keras_ast preset.
+
+    Examples:
+        ```python
+        save_preset("runs/pretrain/preset", backbone=backbone,
+                    pooling="mean")
+        ```
     """
+    if pooling is not None and pooling not in POOLINGS:
+        raise ValueError(
+            f"pooling must be None or one of {', '.join(map(repr, POOLINGS))}"
+            f"; got {pooling!r}.")
     path = os.fspath(preset_dir)
     if os.path.isdir(path) and os.listdir(path) and not is_preset(path):
         raise FileExistsError(
@@ -652,6 +706,10 @@ def save_preset(preset_dir, backbone, classifier=None, metadata=None):
             "multi_label": classifier.multi_label,
             "dropout": classifier.dropout,
         }
+        if classifier.pooling != "cls":  # "cls" stays readable by all
+            config["classifier"]["pooling"] = classifier.pooling
+    if pooling is not None:
+        config["default_pooling"] = pooling
     quantization = {
         "backbone": config["backbone"].pop("quantization", None)}
     if classifier is not None:
@@ -661,6 +719,8 @@ def save_preset(preset_dir, backbone, classifier=None, metadata=None):
     if quantization:
         config["quantization"] = quantization
         config["format_version"] = QUANTIZED_FORMAT_VERSION
+    if "pooling" in config.get("classifier", {}):
+        config["format_version"] = POOLING_FORMAT_VERSION
     info = {
         "keras_ast_version": __version__,
         "keras_version": keras.__version__,

@@ -10,9 +10,10 @@ import dataclasses
 from typing import Optional
 
 
-def _setting(default, help, type=None):
-    return dataclasses.field(default=default,
-                             metadata={"help": help, "type": type})
+def _setting(default, help, type=None, choices=None):
+    return dataclasses.field(
+        default=default,
+        metadata={"help": help, "type": type, "choices": choices})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,10 @@ class TrainConfig:
             random at every training step (0: none; PaSST: 4 of 12).
         patchout_random: the share of the remaining patch tokens also
             dropped at random in training (0: none).
+        pooling: what the head reads, `"cls"` (the [CLS] and
+            distillation tokens, as the MIT checkpoints) or `"mean"` (the
+            mean of the patch tokens, for a self-supervised backbone); see
+            `ASTClassifier`. None: the preset's (`ASTClassifier.from_preset`).
         lora_rank: train low-rank adapters of this rank on the attention's
             query and value projections, the rest of the backbone frozen
             (0: off; `ASTBackbone.enable_lora`). The saved presets hold
@@ -133,6 +138,11 @@ class TrainConfig:
     patchout_random: float = _setting(
         0.0, "share of the remaining patch tokens also dropped at random "
         "in training (0: none)", float)
+    pooling: Optional[str] = _setting(
+        None, "what the head reads: cls, the [CLS] and distillation tokens "
+        "(as the MIT checkpoints), or mean, the mean of the patch tokens "
+        "(for a self-supervised backbone); default: the preset's", str,
+        choices=("cls", "mean"))
     # --- which weights train
     lora_rank: int = _setting(
         0, "train low-rank adapters of this rank on the attention's query "

@@ -560,7 +560,8 @@ def train(preset, train, output, validation=None, config=None, *,
             classifier = ASTClassifier.from_preset(
                 preset, num_classes=info.num_classes, labels=info.labels,
                 multi_label=info.multi_label,
-                augmenter=_augmenter(preset, config), **overrides,
+                augmenter=_augmenter(preset, config),
+                pooling=config.pooling, **overrides,
             )
             _choose_trainable(classifier, config)
             with _files_dir(output) as files:
