@@ -22,6 +22,7 @@ _EXPORTS = {
     "ASTClassifier": "keras_ast.models.classifier",
     "ASTEmbedding": "keras_ast.models.embedding",
     "ASTEncoderLayer": "keras_ast.models.encoder",
+    "ASTPretrainer": "keras_ast.models.pretrainer",
     # Audio in, results out.
     "load_audio": "keras_ast.data.audio_io",
     "resample": "keras_ast.data.audio_io",
