@@ -257,7 +257,7 @@ class FakeModel:
 
 
 def test_best_preset_keeps_the_best_over_a_resume():
-    from keras_ast.training.train import BestPreset
+    from keras_ast.training.runs import BestPreset
 
     # A run resumed after epoch 2; epoch 3 of the first try was lost.
     history = [{"epoch": 1, "val_accuracy": 0.9},

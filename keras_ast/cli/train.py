@@ -1,10 +1,12 @@
 """`keras-ast train`: fine-tune a preset on shards, resumably."""
 
-import contextlib
-import logging
 import sys
 
+from keras_ast.cli.common import add_config_flags
+from keras_ast.cli.common import config_settings
 from keras_ast.cli.common import report_error
+from keras_ast.cli.common import show_messages
+from keras_ast.cli.common import use_gloo
 
 
 def add_arguments(parser):
@@ -18,74 +20,20 @@ def add_arguments(parser):
     parser.add_argument("--overwrite", action="store_true",
                         help="start afresh: remove what an earlier run, "
                         "finished or interrupted, wrote into OUTPUT")
-    # One flag per TrainConfig field: same names, defaults and help.
     from keras_ast.training.config import fields
 
-    for field in fields():
-        flag = "--" + field.name.replace("_", "-")
-        help_text = field.metadata["help"]
-        if field.metadata["type"] is None and field.default is True:
-            parser.add_argument("--no-" + flag[2:], dest=field.name,
-                                action="store_false", default=None,
-                                help=f"no {help_text}")
-        elif field.metadata["type"] is None:
-            parser.add_argument(flag, action="store_true", default=None,
-                                help=help_text)
-        else:
-            default = ("" if field.default is None
-                       else f" (default: {field.default:g})")
-            kind = field.metadata["type"]
-            choices = field.metadata["choices"]
-            metavar = None if choices else {int: "N", float: "X"}.get(
-                kind, field.name.upper())
-            parser.add_argument(flag, type=kind, metavar=metavar,
-                                choices=choices, help=help_text + default)
-
-
-@contextlib.contextmanager
-def _show_messages(name):
-    """Prints logger `name`'s messages (INFO and up) to stdout meanwhile."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("keras-ast train: %(message)s"))
-    log = logging.getLogger(name)
-    level = log.level
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
-
-
-def _use_gloo(settings):
-    """CPU collectives through gloo, for training in several processes.
-
-    A process-wide JAX setting: the command line (this process is the
-    run) sets it; the library leaves it to its caller. Only JAX trains in
-    several processes; `train` reports any other backend.
-    """
-    if settings.get("num_processes", 1) <= 1:
-        return
-    import keras
-
-    if keras.config.backend() == "jax":
-        import jax
-
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    add_config_flags(parser, fields())
 
 
 def run(args):
     from keras_ast.training.config import fields
-
-    settings = {field.name: getattr(args, field.name) for field in fields()
-                if getattr(args, field.name) is not None}
-    from keras_ast.training.train import RunFinishedError
+    from keras_ast.training.runs import RunFinishedError
     from keras_ast.training.train import train
 
+    settings = config_settings(args, fields())
     try:
-        _use_gloo(settings)
-        with _show_messages("keras_ast.training.train"):
+        use_gloo(settings)
+        with show_messages("keras_ast.training.train", "train"):
             train(args.preset, args.train, args.output,
                   validation=args.validation, overwrite=args.overwrite,
                   **settings)

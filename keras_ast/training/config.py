@@ -1,9 +1,11 @@
-"""The settings of the training recipe, in one place (no Keras import).
+"""The settings of the training recipes, in one place (no Keras import).
 
-`keras_ast.training.train.train` takes a `TrainConfig`; `keras-ast train`
-makes one flag per field (`batch_size` -> `--batch-size`, a boolean that is
-on by default -> `--no-...`), so the API and the command line share names,
-defaults and help texts, and `keras-ast train --help` stays instant.
+`keras_ast.training.train.train` takes a `TrainConfig` and
+`keras_ast.training.pretrain.pretrain` a `PretrainConfig`; `keras-ast
+train` and `keras-ast pretrain` make one flag per field (`batch_size` ->
+`--batch-size`, a boolean that is on by default -> `--no-...`), so the API
+and the command line share names, defaults and help texts, and `--help`
+stays instant.
 """
 
 import dataclasses
@@ -211,3 +213,101 @@ class TrainConfig:
 def fields():
     """`dataclasses.fields(TrainConfig)`, for building command lines."""
     return dataclasses.fields(TrainConfig)
+
+
+def _like(name, default=dataclasses.MISSING, help=None):
+    """`TrainConfig`'s setting `name` (its default and help, unless given),
+    for a setting both recipes share."""
+    field = TrainConfig.__dataclass_fields__[name]
+    return _setting(field.default if default is dataclasses.MISSING
+                    else default, help or field.metadata["help"],
+                    field.metadata["type"], field.metadata["choices"])
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+    """How `pretrain` pretrains a backbone on unlabelled audio.
+
+    Masked spectrogram patch modelling (`keras_ast.ASTPretrainer`): the
+    settings of the masking, then those `TrainConfig` has too (with the
+    same meaning). `keras-ast pretrain` makes one flag per field. The
+    instances are frozen: `dataclasses.replace` makes a changed copy.
+
+    Args:
+        epochs: passes over the training data.
+        batch_size: clips per step, global (over all devices).
+        learning_rate: the peak learning rate, after warm-up.
+        warmup_fraction: the share of the steps spent warming up.
+        mask_ratio: the share of patch tokens masked, in `(0, 1)`.
+        masking: `"random"` patches, or `"time_blocks"`: whole time
+            columns of the patch grid in blocks of `block_size` (SSAST's
+            and EAT's block masking, which suit speech).
+        block_size: time columns a block of `"time_blocks"` masking.
+        visible_only: the encoder reads only the visible patches
+            (Audio-MAE); False: every token, a mask token in the masked
+            ones' place (SSAST).
+        max_length: input frames (None: the preset's).
+        mixed_precision: pretrain under `mixed_bfloat16`.
+        remat: gradient checkpointing.
+        time_shift: the largest random circular shift of the waveforms, as
+            a share of the clip (0: none).
+        seed: the shuffling, cropping and masking seed.
+        num_workers: Grain decoding processes (ArrayRecord shards).
+        data_parallel: split batches over all local devices.
+        coordinator: `HOST:PORT` of process 0, for several processes.
+        num_processes: training processes (one per host).
+        process_id: this process's index.
+        keep_checkpoints: how many of the latest epochs' checkpoints
+            `OUTPUT/checkpoints` keeps (0: none).
+        monitor: the logged value whose best epoch is kept in
+            `OUTPUT/best_preset`: `val_loss` or `loss`. None: `val_loss`
+            with validation data, none without.
+
+    Examples:
+        >>> config = PretrainConfig(epochs=40, masking="time_blocks")
+        >>> config.mask_ratio, config.visible_only
+        (0.75, True)
+    """
+
+    # --- optimisation
+    epochs: int = _like("epochs", 20)
+    batch_size: int = _like("batch_size", 32)
+    learning_rate: float = _setting(
+        5e-4, "peak learning rate, after warm-up", float)
+    warmup_fraction: float = _like("warmup_fraction")
+    # --- masking
+    mask_ratio: float = _setting(
+        0.75, "share of the patch tokens masked, in (0, 1)", float)
+    masking: str = _setting(
+        "random", "random patches, or time_blocks: whole time columns of "
+        "the patch grid in blocks of --block-size (suits speech)", str,
+        choices=("random", "time_blocks"))
+    block_size: int = _setting(
+        3, "time columns a block of time_blocks masking", int)
+    visible_only: bool = _setting(
+        True, "the encoder reads only the visible patches (Audio-MAE; "
+        "off: every token, mask tokens in the masked ones' place, SSAST)")
+    # --- model
+    max_length: Optional[int] = _like("max_length")
+    mixed_precision: bool = _like("mixed_precision")
+    remat: bool = _like("remat")
+    # --- augmentation
+    time_shift: float = _like("time_shift")
+    # --- data and devices
+    seed: int = _like("seed", help="shuffling, cropping and masking seed")
+    num_workers: int = _like("num_workers")
+    data_parallel: Optional[bool] = _like("data_parallel")
+    coordinator: Optional[str] = _like("coordinator")
+    num_processes: int = _like("num_processes")
+    process_id: int = _like("process_id")
+    # --- outputs
+    keep_checkpoints: int = _like("keep_checkpoints")
+    monitor: Optional[str] = _setting(
+        None, "the logged value whose best epoch is kept in "
+        "OUTPUT/best_preset: val_loss or loss (default: val_loss when there "
+        "is validation data; none without)", str)
+
+
+def pretrain_fields():
+    """`dataclasses.fields(PretrainConfig)`, for building command lines."""
+    return dataclasses.fields(PretrainConfig)
