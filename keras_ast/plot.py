@@ -1,6 +1,6 @@
 """Pictures of what a model hears and finds.
 
-Five functions draw with matplotlib (the `plot` extra,
+Six functions draw with matplotlib (the `plot` extra,
 `pip install keras-ast[plot]`) and return a `matplotlib.figure.Figure`:
 - `spectrogram`: the log-mel features of a waveform (or features) over
   time in seconds;
@@ -11,7 +11,9 @@ Five functions draw with matplotlib (the `plot` extra,
 - `file_report`: a spectrogram above a timeline on one time axis (what
   `keras-ast ... --plot out.png` saves);
 - `confusion_matrix`: true classes against predicted ones (what
-  `keras-ast evaluate` saves for single-label data).
+  `keras-ast evaluate` saves for single-label data);
+- `reconstruction`: a clip, the patches an `ASTPretrainer` masks, and
+  what it rebuilds from the rest.
 
 Figures made here belong to no pyplot window manager: they draw with the
 non-interactive Agg canvas whatever the display, never open a window, are
@@ -581,3 +583,185 @@ def confusion_matrix(counts, labels, ax=None, title=None):
         title = f"{total} clips, accuracy {accuracy:.1%}"
     ax.set_title(title)
     return ax.figure
+
+
+def _clip_features(pretrainer, clip):
+    """`(features (1, max_length, bins), frames that hold audio, label)`."""
+    backbone = pretrainer.backbone
+    clip = _host(clip)
+    if clip.ndim == 1:
+        converter = pretrainer.preprocessor
+        if converter is None:
+            from keras_ast.models.audio_converter import ASTAudioConverter
+
+            converter = ASTAudioConverter(
+                max_length=backbone.max_length,
+                num_mel_bins=backbone.num_mel_bins)
+        waveform = _waveform(clip)[:converter.num_samples]
+        if not len(waveform):
+            raise ValueError("reconstruction() got an empty waveform.")
+        features = _numpy(converter(waveform)).astype(np.float32)
+        frames = min(_num_frames(len(waveform)), backbone.max_length)
+        label = ("log-mel, normalised" if converter.do_normalize
+                 else "log-mel energy")
+        return features.reshape((1,) + features.shape[-2:]), frames, label
+    if clip.ndim == 3 and clip.shape[0] == 1:
+        clip = clip[0]
+    expected = (backbone.max_length, backbone.num_mel_bins)
+    if clip.ndim != 2 or clip.shape != expected:
+        raise ValueError(
+            "reconstruction() takes a 1-D waveform (samples,) or the "
+            f"model's features {expected} (max_length, num_mel_bins); got "
+            f"shape {clip.shape}.")
+    return clip.astype(np.float32)[None], backbone.max_length, \
+        "feature value"
+
+
+def _patch_mask(pretrainer, mask):
+    """The mask as bool `(1, F' * T')`, or None."""
+    if mask is None:
+        return None
+    grid = tuple(pretrainer.backbone.token_grid)
+    patches = grid[0] * grid[1]
+    mask = np.asarray(mask)
+    if mask.dtype != bool and not np.isin(mask, (0, 1)).all():
+        raise ValueError("mask must hold booleans (True: masked) or 0/1.")
+    if mask.shape == grid or mask.shape in ((patches,), (1, patches)):
+        return mask.astype(bool).reshape(1, patches)
+    raise ValueError(
+        f"mask must have the patch grid's shape {grid} (F', T'), or "
+        f"({patches},) in token order f * T' + t; got {mask.shape}.")
+
+
+def _masked_pixels(pretrainer, mask):
+    """Bool `(max_length, num_mel_bins)`: the values that any masked
+    patch covers (those `ASTPretrainer.reconstruct` replaces)."""
+    backbone = pretrainer.backbone
+    mask = np.asarray(mask, bool).reshape(-1)
+    shape = (backbone.max_length, backbone.num_mel_bins)
+    hidden = np.zeros(shape[0] * shape[1], bool)
+    hidden[pretrainer.patch_indices[mask].ravel()] = True
+    return hidden.reshape(shape)
+
+
+def _panels(stacked, seconds):
+    """A Figure with three Axes sharing both axes, stacked or in a row."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise ImportError(INSTALL_HINT) from error
+    if stacked:
+        size, shape = (10, 7.5), (3, 1)
+    else:
+        size, shape = (max(11.0, 3 * seconds + 2.0), 3.8), (1, 3)
+    figure = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(*shape, sharex=True, sharey=True, squeeze=False)
+    return figure, list(axes.ravel())
+
+
+def reconstruction(pretrainer, clip, mask=None, stacked=None, title=None):
+    """Draws a clip, the patches a pretrainer masks, and its reconstruction.
+
+    Three panels on one time and mel-bin scale (`ASTPretrainer.reconstruct`
+    on the clip, dropout off): the input spectrogram (the model's
+    normalised features); the same in grey with the masked patches shaded
+    (a value is shaded when any masked patch covers it); and the
+    reconstruction: the visible values from the input, the masked patches
+    predicted by the decoder and brought back to each patch's own mean and
+    standard deviation (as Audio-MAE draws them), overlapping predictions
+    averaged. The input and the reconstruction share one colour scale. The
+    third panel's title gives the clip's reconstruction loss (mean squared
+    error over the masked patches, each normalised by its own mean and
+    variance) beside the loss of predicting each patch's mean (about 1.0,
+    the baseline a useful model beats).
+
+    Args:
+        pretrainer: an `ASTPretrainer`.
+        clip: a 1-D waveform at the preprocessor's sampling rate (16 kHz;
+            the first `max_length` frames are used, and only the frames
+            that hold audio are drawn), turned into features by
+            `pretrainer.preprocessor` (or AudioSet's converter at the
+            backbone's size without one); or the model's features
+            `(max_length, num_mel_bins)` (or `(1, max_length,
+            num_mel_bins)`), all of them drawn.
+        mask: None (a random mask from the pretrainer's masking, as in
+            training), or booleans `(F', T')` on the patch grid
+            (`backbone.token_grid`) or `(F' * T',)` in token order
+            `f * T' + t`, masking exactly `pretrainer.num_masked` patches.
+        stacked: draw the panels one above the other (True) or side by
+            side (False); None: stacked for clips over 3 s (300 frames).
+        title: the figure's title (default: none).
+
+    Returns:
+        The matplotlib Figure; its three panels are `figure.axes[:3]`
+        (one colorbar follows them).
+
+    Raises:
+        TypeError: `pretrainer` is not an `ASTPretrainer`.
+        ValueError: `clip` is neither a 1-D waveform nor features of the
+            model's size, or `mask` has the wrong shape, is not boolean,
+            or does not mask `pretrainer.num_masked` patches.
+        ImportError: matplotlib is not installed (the `plot` extra).
+
+    Examples:
+        ```python
+        backbone = keras_ast.ASTBackbone.from_preset("runs/pretrain/preset")
+        pretrainer = keras_ast.ASTPretrainer(
+            backbone, keras_ast.ASTAudioConverter(max_length=100))
+        waveform = keras_ast.load_audio("speech.wav")
+        reconstruction(pretrainer, waveform).savefig("reconstruction.png")
+        ```
+    """
+    from keras_ast.models.pretrainer import ASTPretrainer
+
+    _require_matplotlib()
+    if not isinstance(pretrainer, ASTPretrainer):
+        raise TypeError(
+            "reconstruction() needs an ASTPretrainer, got "
+            f"{type(pretrainer).__name__}.")
+    features, frames, label = _clip_features(pretrainer, clip)
+    out = pretrainer.reconstruct({"features": features},
+                                 mask=_patch_mask(pretrainer, mask))
+    shown = slice(0, frames)
+    inputs = out["features"][0, shown].T
+    hidden = _masked_pixels(pretrainer, out["mask"][0])[shown].T
+    rebuilt = out["reconstruction"][0, shown].T
+    converter = pretrainer.preprocessor
+    seconds = (0.01 if converter is None else _frame_seconds(converter))
+    if stacked is None:
+        stacked = frames > 300
+    figure, axes = _panels(stacked, frames / 100.0)
+    extent = (0.0, frames * seconds, 0.0, inputs.shape[0])
+    low, high = float(inputs.min()), float(inputs.max())
+    common = dict(origin="lower", aspect="auto", interpolation="nearest",
+                  extent=extent)
+    image = axes[0].imshow(inputs, cmap="magma", vmin=low, vmax=high,
+                           **common)
+    axes[1].imshow(inputs, cmap="gray", vmin=low, vmax=high, **common)
+    axes[1].imshow(hidden, cmap="Blues", vmin=0.0, vmax=1.0,
+                   alpha=np.where(hidden, 0.75, 0.0).astype(np.float32),
+                   **common)
+    axes[2].imshow(rebuilt, cmap="magma", vmin=low, vmax=high, **common)
+    masked = int(out["mask"][0].sum())
+    baseline = float(np.mean(np.square(out["targets"])))
+    axes[0].set_title("input" if stacked else "input\n")
+    total = out["mask"].shape[1]
+    gap = " " if stacked else "\n"
+    axes[1].set_title(f"masked:{gap}{masked} of {total} patches "
+                      f"({masked / total:.0%})")
+    axes[2].set_title(f"reconstruction:{gap}loss {float(out['loss']):.3f} "
+                      f"(patch means: {baseline:.3f})")
+    for ax in axes:
+        ax.set_xlabel("time (s)")
+        ax.label_outer()
+    axes[0].set_ylabel("mel bin")
+    if stacked:
+        for ax in axes:
+            ax.set_ylabel("mel bin")
+    colorbar = figure.colorbar(image, ax=axes, pad=0.01)
+    colorbar.set_label(label)
+    if title is not None:
+        figure.suptitle(title)
+    return figure
