@@ -33,6 +33,8 @@ _EXPORTS = {
     # Training and evaluation.
     "train": "keras_ast.training.train",
     "TrainConfig": "keras_ast.training.config",
+    "pretrain": "keras_ast.training.pretrain",
+    "PretrainConfig": "keras_ast.training.config",
     "evaluate": "keras_ast.training.evaluate",
     "format_report": "keras_ast.training.evaluate",
     # Checkpoints and the Hub.

@@ -38,8 +38,9 @@ def _from_module(name):
 
 SUBCOMMANDS = {
     "make-shards": (
-        "Decode a labelled audio collection into TFRecord or ArrayRecord "
-        "shards (mono float32, 16 kHz) with a dataset.json index; exit "
+        "Decode an audio collection (labelled or not) into TFRecord or "
+        "ArrayRecord shards (mono float32, 16 kHz) with a dataset.json "
+        "index; exit "
         "status 1 if a file was skipped (listed, and in dataset.json).",
         *_from_module("keras_ast.cli.make_shards"),
     ),
@@ -52,6 +53,12 @@ SUBCOMMANDS = {
         "Fine-tune a preset on shards (AdamW, warm-up then cosine decay, "
         "SpecAugment and mixup), resuming an interrupted run.",
         *_from_module("keras_ast.cli.train"),
+    ),
+    "pretrain": (
+        "Pretrain a backbone on unlabelled audio shards by masked "
+        "spectrogram patch modelling (as SSAST and Audio-MAE), resuming an "
+        "interrupted run; the result is a backbone preset for train.",
+        *_from_module("keras_ast.cli.pretrain"),
     ),
     "convert": (
         "Convert an AST checkpoint (hub id, hf://owner/repo, Hugging Face "
