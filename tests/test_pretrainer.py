@@ -101,6 +101,7 @@ def test_special_tokens_are_never_masked():
     (dict(masking="time_blocks", block_size=5), "block_size"),
     (dict(decoder_heads=3), "decoder_heads"),
     (dict(decoder_layers=0), "decoder_layers"),
+    (dict(contrastive_weight=-1.0), "contrastive_weight"),
 ])
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -235,6 +236,34 @@ def test_gradients_reach_encoder_and_decoder():
                for name, grad in zip(names, grads))
 
 
+def test_contrastive_term_is_the_infonce_of_the_masked_patches():
+    pretrainer = ASTPretrainer(backbone(), mask_ratio=0.5, seed=0,
+                               visible_only=False, contrastive_weight=0.5)
+    features = tones(2, 6)
+    out = pretrainer.reconstruct(features)
+    logits = out["contrastive_logits"].astype("float64")
+    assert logits.shape == (2, 16, 16)
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    infonce = -np.mean(np.einsum("bii->bi", log_p))
+    np.testing.assert_allclose(out["contrastive_loss"], infonce, rtol=1e-4)
+    mse = np.mean((out["predictions"] - out["targets"]) ** 2)
+    np.testing.assert_allclose(out["reconstruction_loss"], mse, rtol=1e-5)
+    np.testing.assert_allclose(out["loss"], mse + 0.5 * infonce, rtol=1e-5)
+    # compute_loss, what fit minimises, holds both terms.
+    mask = out["mask"]
+
+    def loss():
+        return pretrainer.compute_loss(y_pred=pretrainer(
+            features, training=True, patch_mask=mask))
+
+    value, grads = value_and_gradients(pretrainer, loss)
+    np.testing.assert_allclose(value, out["loss"], rtol=1e-4)
+    head = [g for v, g in zip(pretrainer.trainable_variables, grads)
+            if "contrastive_head" in v.path]
+    assert head and all(np.abs(g).max() > 0 for g in head)
+
+
 # === Training ===
 
 
@@ -263,14 +292,21 @@ def test_fit_learns_below_the_patch_mean_baseline(masking, visible_only):
     assert pretrainer.evaluate(held_out, verbose=0) < baseline
 
 
-def test_fit_with_remat_and_mixed_precision():
+def test_fit_with_remat_and_mixed_precision(monkeypatch):
     with dtype_policy("float32"):
         model = backbone(remat=True, dtype="mixed_bfloat16")
     pretrainer = ASTPretrainer(model, mask_ratio=0.75, masking="time_blocks",
                                block_size=2, seed=0)
     assert pretrainer.dtype_policy.name == "mixed_bfloat16"
+    assert pretrainer.decoder_blocks[0].compute_dtype == "bfloat16"
+    wrapped = []
+    real_remat = keras.remat
+    monkeypatch.setattr(keras, "remat",
+                        lambda f: wrapped.append(f) or real_remat(f))
     history = pretrainer.fit(tones(8, 0), epochs=1, batch_size=4, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
+    # Every encoder and decoder layer went through keras.remat.
+    assert len(wrapped) >= 2 + 2
     out = pretrainer(tones(2, 1), training=True)
     loss = pretrainer.reconstruction_loss(out)
     assert keras.backend.standardize_dtype(loss.dtype) == "float32"
@@ -302,7 +338,8 @@ def test_config_round_trip_shares_nothing_but_the_settings():
     pretrainer = ASTPretrainer(backbone(), mask_ratio=0.5,
                                masking="time_blocks", block_size=2,
                                visible_only=False, decoder_dim=24,
-                               decoder_layers=1, decoder_heads=2, seed=4)
+                               decoder_layers=1, decoder_heads=2,
+                               contrastive_weight=0.25, seed=4)
     config = pretrainer.get_config()
     restored = ASTPretrainer.from_config(config)
     assert restored.get_config() == config

@@ -109,6 +109,13 @@ class ASTPretrainer(keras.Model):
       is the `"loss"` of `fit` and `evaluate`. Predicting zero everywhere,
       that is each patch's own mean, gives about 1.0 (exactly the share of
       patches that are not constant): the baseline a useful model beats.
+    - Optional InfoNCE term (SSAST's discriminative loss), with
+      `contrastive_weight > 0`: a second float32 Dense maps each masked
+      patch's decoder output to a vector that must pick its own target
+      patch among the clip's masked patches (softmax over their dot
+      products); the loss adds `contrastive_weight` times its
+      cross-entropy (`contrastive_loss`; SSAST weighs its reconstruction
+      term 10 to 1 against it). `"loss"` is then the sum.
 
     The pretrainer comes compiled with the defaults of `compile()`, so
     `fit` works at once; a dataset may yield `x` alone or `(x, y)` (the
@@ -127,6 +134,8 @@ class ASTPretrainer(keras.Model):
             `[1, T']`.
         visible_only: whether the encoder reads the visible patches only
             (Audio-MAE) or every token with mask tokens (SSAST).
+        contrastive_weight: the weight of SSAST's discriminative
+            (InfoNCE) term in the loss; 0 leaves it out (see below).
         decoder_dim: the decoder's width (None: `hidden_dim // 2`).
         decoder_layers: the decoder's transformer blocks, at least 1.
         decoder_heads: the decoder's attention heads, dividing
@@ -136,8 +145,14 @@ class ASTPretrainer(keras.Model):
     Raises:
         ValueError: `mask_ratio` outside `(0, 1)`, an unknown `masking`,
             `block_size` outside `[1, T']`, `decoder_layers` below 1,
-            `decoder_heads` not dividing `decoder_dim`, or a preprocessor
+            `decoder_heads` not dividing `decoder_dim`, a negative
+            `contrastive_weight`, or a preprocessor
             whose `max_length` or `num_mel_bins` is not the backbone's.
+
+    Attributes: `num_masked`, the masked patches per example;
+    `patch_indices`, the `(F' * T', patch_size ** 2)` table of where each
+    patch reads the features (the module's `patch_indices`);
+    `patch_masking`, the mask layer (its generator advances at each call).
 
     Call inputs: waveforms `(batch, samples)` with a preprocessor, else
     features `(batch, max_length, num_mel_bins)`, or a dict
@@ -179,6 +194,7 @@ class ASTPretrainer(keras.Model):
         decoder_dim=None,
         decoder_layers=2,
         decoder_heads=None,
+        contrastive_weight=0.0,
         seed=None,
         **kwargs,
     ):
@@ -217,6 +233,10 @@ class ASTPretrainer(keras.Model):
         self.decoder_layers = decoder_layers
         self.decoder_heads = decoder_heads
         self.seed = seed
+        self.contrastive_weight = float(contrastive_weight)
+        if not self.contrastive_weight >= 0.0:
+            raise ValueError(
+                f"contrastive_weight must be >= 0; got {contrastive_weight}.")
         self.num_masked = self.patch_masking.num_masked
         self.patch_indices = patch_indices(backbone)
 
@@ -252,6 +272,12 @@ class ASTPretrainer(keras.Model):
             block.build((None, num_positions, decoder_dim))
         self.decoder_norm.build((None, None, decoder_dim))
         self.decoder_prediction.build((None, None, decoder_dim))
+        self.contrastive_head = None
+        if self.contrastive_weight:
+            self.contrastive_head = keras.layers.Dense(
+                backbone.patch_size ** 2, dtype="float32",
+                name="contrastive_head")
+            self.contrastive_head.build((None, None, decoder_dim))
         self.built = True
         # A task comes ready to `fit` (the KerasHub convention).
         self.compile()
@@ -339,13 +365,20 @@ class ASTPretrainer(keras.Model):
         for block in self.decoder_blocks:
             tokens = self._layer(block, tokens, training)
         predicted = _gather(tokens[:, 2:], masked)
-        predicted = self.decoder_prediction(self.decoder_norm(predicted))
-        return {
+        normed = self.decoder_norm(predicted)
+        outputs = {
             "mask": mask,
             "masked_indices": masked,
-            "predictions": ops.cast(predicted, "float32"),
+            "predictions": ops.cast(self.decoder_prediction(normed),
+                                    "float32"),
             "targets": targets,
         }
+        if self.contrastive_head is not None:
+            # SSAST's InfoNCE: each masked patch's vector against every
+            # masked patch of the same clip.
+            outputs["contrastive_logits"] = ops.einsum(
+                "bip,bjp->bij", self.contrastive_head(normed), targets)
+        return outputs
 
     # === Loss ===
 
@@ -364,9 +397,29 @@ class ASTPretrainer(keras.Model):
                  - ops.cast(outputs["targets"], "float32"))
         return ops.mean(ops.square(error))
 
+    @staticmethod
+    def contrastive_loss(outputs):
+        """SSAST's InfoNCE term: which masked patch is which.
+
+        Args:
+            outputs: the dict a call returns with `contrastive_weight > 0`
+                (`"contrastive_logits"`, `(batch, masked, masked)`: row
+                `i` scores masked patch `i`'s vector against the target
+                patches of every masked patch of the clip).
+
+        Returns:
+            A float32 scalar: the cross-entropy of each row against its
+            own patch (the diagonal), averaged; `log(masked)` at chance.
+        """
+        logits = ops.cast(outputs["contrastive_logits"], "float32")
+        log_probabilities = ops.log_softmax(logits, axis=-1)
+        count = ops.shape(logits)[-1]
+        diagonal = ops.sum(log_probabilities * ops.eye(count), axis=-1)
+        return -ops.mean(diagonal)
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):
-        """The reconstruction loss of `y_pred` (Keras' training hook).
+        """The training loss of `y_pred` (Keras' training hook).
 
         Labels (`y`) and sample weights are ignored: the targets are the
         inputs' own patches.
@@ -379,10 +432,15 @@ class ASTPretrainer(keras.Model):
             training: ignored.
 
         Returns:
-            The float32 scalar loss (`reconstruction_loss`).
+            The float32 scalar loss: `reconstruction_loss`, plus
+            `contrastive_weight` times `contrastive_loss` where it is
+            above 0.
         """
         del x, y, sample_weight, training
         loss = self.reconstruction_loss(y_pred)
+        if self.contrastive_head is not None:
+            loss = loss + self.contrastive_weight * self.contrastive_loss(
+                y_pred)
         for extra in self.losses:  # regularizers a user added
             loss = loss + ops.cast(ops.sum(extra), "float32")
         return loss
@@ -417,8 +475,13 @@ class ASTPretrainer(keras.Model):
               `t * time_stride + j` (`patch_indices`);
             - `"targets"`: the normalised patches they are compared with,
               the same shape (`target_patches` of the masked patches);
-            - `"loss"`: float32 scalar, their mean squared error (the
-              training loss on this mask);
+            - `"reconstruction_loss"`: float32 scalar, their mean squared
+              error (`reconstruction_loss`);
+            - with `contrastive_weight > 0`, `"contrastive_logits"`
+              `(batch, num_masked, num_masked)` and `"contrastive_loss"`
+              (`contrastive_loss`);
+            - `"loss"`: the training loss on this mask, the reconstruction
+              loss plus `contrastive_weight` times the contrastive one;
             - `"features"`: float32 `(batch, max_length, num_mel_bins)`,
               the model's input features;
             - `"reconstruction"`: the features with each masked patch
@@ -458,9 +521,13 @@ class ASTPretrainer(keras.Model):
                        patch_mask=mask)
         outputs = {key: ops.convert_to_numpy(value)
                    for key, value in outputs.items()}
-        outputs["loss"] = np.mean(
-            np.square(outputs["predictions"] - outputs["targets"]),
-            dtype="float32")
+        losses = {"reconstruction_loss": self.reconstruction_loss(outputs)}
+        if self.contrastive_head is not None:
+            losses["contrastive_loss"] = self.contrastive_loss(outputs)
+        outputs.update({key: ops.convert_to_numpy(value)
+                        for key, value in losses.items()})
+        outputs["loss"] = outputs["reconstruction_loss"] + (
+            self.contrastive_weight * outputs.get("contrastive_loss", 0.0))
         outputs["features"] = features
         outputs["reconstruction"] = self._unpatch(
             features, outputs["masked_indices"], outputs["predictions"])
@@ -497,7 +564,8 @@ class ASTPretrainer(keras.Model):
         `learning_rate` (a float or a `keras.optimizers.schedules`
         schedule; MAE's base rate 1.5e-4 by default, which MAE scales by
         batch / 256) and gradient clipping to a global norm of 1. The loss
-        is always the reconstruction loss (`compute_loss`), reported as
+        is always the model's own (`compute_loss`: the reconstruction
+        loss, plus the weighted InfoNCE term where asked), reported as
         `"loss"`.
 
         Args:
@@ -578,6 +646,7 @@ class ASTPretrainer(keras.Model):
             "decoder_dim": self.decoder_dim,
             "decoder_layers": self.decoder_layers,
             "decoder_heads": self.decoder_heads,
+            "contrastive_weight": self.contrastive_weight,
             "seed": self.seed,
         }
 
