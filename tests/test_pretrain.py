@@ -106,8 +106,10 @@ def test_pretrain_on_labelled_shards_ignores_the_labels(setup, tmp_path):
     unlabelled, labelled, preset = setup
     pretrainer = pretraining.pretrain(
         preset, labelled, str(tmp_path / "run"), epochs=1, batch_size=4,
-        max_length=48, keep_checkpoints=0, verbose=0)
+        max_length=48, keep_checkpoints=0, contrastive_weight=0.5,
+        verbose=0)
     assert pretrainer.backbone.max_length == 48
+    assert pretrainer.contrastive_weight == 0.5
     metrics = metrics_of(str(tmp_path / "run"))
     assert sorted(metrics[0]) == ["epoch", "loss"]
     assert not os.path.exists(tmp_path / "run" / "best_preset")

@@ -246,6 +246,9 @@ class PretrainConfig:
         visible_only: the encoder reads only the visible patches
             (Audio-MAE); False: every token, a mask token in the masked
             ones' place (SSAST).
+        contrastive_weight: the weight of SSAST's discriminative
+            (InfoNCE) term added to the reconstruction loss (0: none; see
+            `ASTPretrainer`).
         max_length: input frames (None: the preset's).
         mixed_precision: pretrain under `mixed_bfloat16`.
         remat: gradient checkpointing.
@@ -287,6 +290,9 @@ class PretrainConfig:
     visible_only: bool = _setting(
         True, "the encoder reads only the visible patches (Audio-MAE; "
         "off: every token, mask tokens in the masked ones' place, SSAST)")
+    contrastive_weight: float = _setting(
+        0.0, "weight of SSAST's discriminative (InfoNCE) term beside the "
+        "reconstruction loss (0: none)", float)
     # --- model
     max_length: Optional[int] = _like("max_length")
     mixed_precision: bool = _like("mixed_precision")

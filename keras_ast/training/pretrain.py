@@ -100,7 +100,9 @@ def pretrain(preset, train, output, validation=None, config=None, *,
                 backbone, preprocessor=converter,
                 mask_ratio=config.mask_ratio, masking=config.masking,
                 block_size=config.block_size,
-                visible_only=config.visible_only, seed=config.seed)
+                visible_only=config.visible_only,
+                contrastive_weight=config.contrastive_weight,
+                seed=config.seed)
             with runs.files_dir(output) as files:
                 _fit(pretrainer, info, output, validation, config,
                      callbacks, verbose, files)
