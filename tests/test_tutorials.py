@@ -37,6 +37,7 @@ RUNS = {
     "03_fine_tune": (("jax", "tensorflow", "torch"), 240),
     "04_export_and_serve": (("tensorflow",), 240),
     "05_port_a_checkpoint": (("jax",), 150),
+    "06_pretrain": (("jax",), 360),
 }
 # Committed with the outputs of a real run (`build_notebooks.py --execute`).
 # The others are committed without outputs: the suite runs them on a
@@ -217,6 +218,12 @@ def test_notebook_runs(name, random_preset, tmp_path, monkeypatch):
     for variable in ("HF_TOKEN", "KERAS_AST_TUTORIAL_HUB_REPO",
                      "KERAS_AST_TUTORIAL_PTH"):
         monkeypatch.delenv(variable, raising=False)
+    # JAX, imported by this process, set TF_CPP_MIN_LOG_LEVEL=1 here; a
+    # reader's kernel starts without it, `import_tensorflow` then sets 3,
+    # and the `!keras-ast ...` commands inherit it (at 1 a command that
+    # trains would show TensorFlow's cuInit error on a machine without a
+    # GPU).
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     notebook = read(name)
     start = time.monotonic()
     build_notebooks.execute(notebook, str(tmp_path), timeout=budget, env={
