@@ -103,3 +103,45 @@ def use_gloo(settings):
         import jax
 
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
+
+
+def run_recipe(command, recipe, args, fields, done):
+    """Runs `train` or `pretrain` for `keras-ast COMMAND` and reports.
+
+    Args:
+        command: `"train"` or `"pretrain"`.
+        recipe: the function, called as `recipe(args.preset, data,
+            args.output, validation=..., overwrite=..., **settings)`.
+        args: the parsed arguments (`data` or `train` the shards).
+        fields: the recipe's config fields (the flags).
+        done: the line printed when the run finishes.
+
+    Returns:
+        The exit status: 0 (done, or already finished), 1 (an error), 130
+        (interrupted: rerunning resumes).
+    """
+    from keras_ast.training.runs import RunFinishedError
+
+    settings = config_settings(args, fields)
+    data = getattr(args, "data", None) or args.train
+    try:
+        use_gloo(settings)
+        # The messages of `keras_ast.training.train` or `.pretrain`.
+        with show_messages(f"keras_ast.training.{command}", command):
+            recipe(args.preset, data, args.output,
+                   validation=args.validation, overwrite=args.overwrite,
+                   **settings)
+    except RunFinishedError:
+        print(f"keras-ast {command}: {args.output} holds a finished run "
+              f"({args.output}/preset); nothing to do. Add --overwrite to "
+              f"{command} again.")
+        return 0
+    except KeyboardInterrupt:
+        print(f"\nkeras-ast {command}: interrupted. Run the same command "
+              f"again to resume from the last finished epoch "
+              f"({args.output}/backup).", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError) as error:
+        return report_error(command, error)
+    print(f"keras-ast {command}: {done}")
+    return 0

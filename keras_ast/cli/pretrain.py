@@ -1,12 +1,7 @@
 """`keras-ast pretrain`: pretrain a backbone on unlabelled audio, resumably."""
 
-import sys
-
 from keras_ast.cli.common import add_config_flags
-from keras_ast.cli.common import config_settings
-from keras_ast.cli.common import report_error
-from keras_ast.cli.common import show_messages
-from keras_ast.cli.common import use_gloo
+from keras_ast.cli.common import run_recipe
 
 
 def add_arguments(parser):
@@ -31,30 +26,10 @@ def add_arguments(parser):
 
 
 def run(args):
+    from keras_ast.training import pretrain as pretraining
     from keras_ast.training.config import pretrain_fields
-    from keras_ast.training.pretrain import pretrain
-    from keras_ast.training.runs import RunFinishedError
 
-    settings = config_settings(args, pretrain_fields())
-    try:
-        use_gloo(settings)
-        with show_messages("keras_ast.training.pretrain", "pretrain"):
-            pretrain(args.preset, args.data, args.output,
-                     validation=args.validation, overwrite=args.overwrite,
-                     **settings)
-    except RunFinishedError:
-        print(f"keras-ast pretrain: {args.output} holds a finished run "
-              f"({args.output}/preset); nothing to do. Add --overwrite to "
-              "pretrain again.")
-        return 0
-    except KeyboardInterrupt:
-        print(f"\nkeras-ast pretrain: interrupted. Run the same command "
-              f"again to resume from the last finished epoch ({args.output}"
-              "/backup).", file=sys.stderr)
-        return 130
-    except (FileNotFoundError, ValueError) as error:
-        return report_error("pretrain", error)
-    print(f"keras-ast pretrain: the pretrained backbone is in "
-          f"{args.output}/preset; fine-tune it with keras-ast train "
-          f"--preset {args.output}/preset")
-    return 0
+    return run_recipe(
+        "pretrain", pretraining.pretrain, args, pretrain_fields(),
+        f"the pretrained backbone is in {args.output}/preset; fine-tune it "
+        f"with keras-ast train --preset {args.output}/preset")

@@ -1,12 +1,7 @@
 """`keras-ast train`: fine-tune a preset on shards, resumably."""
 
-import sys
-
 from keras_ast.cli.common import add_config_flags
-from keras_ast.cli.common import config_settings
-from keras_ast.cli.common import report_error
-from keras_ast.cli.common import show_messages
-from keras_ast.cli.common import use_gloo
+from keras_ast.cli.common import run_recipe
 
 
 def add_arguments(parser):
@@ -26,28 +21,9 @@ def add_arguments(parser):
 
 
 def run(args):
+    from keras_ast.training import train as training
     from keras_ast.training.config import fields
-    from keras_ast.training.runs import RunFinishedError
-    from keras_ast.training.train import train
 
-    settings = config_settings(args, fields())
-    try:
-        use_gloo(settings)
-        with show_messages("keras_ast.training.train", "train"):
-            train(args.preset, args.train, args.output,
-                  validation=args.validation, overwrite=args.overwrite,
-                  **settings)
-    except RunFinishedError:
-        print(f"keras-ast train: {args.output} holds a finished run "
-              f"({args.output}/preset); nothing to do. Add --overwrite to "
-              "train again.")
-        return 0
-    except KeyboardInterrupt:
-        print(f"\nkeras-ast train: interrupted. Run the same command again "
-              f"to resume from the last finished epoch ({args.output}/"
-              "backup).", file=sys.stderr)
-        return 130
-    except (FileNotFoundError, ValueError) as error:
-        return report_error("train", error)
-    print(f"keras-ast train: the final model is in {args.output}/preset")
-    return 0
+    # Looked up at run time: tests stand a wrapper in for it.
+    return run_recipe("train", training.train, args, fields(),
+                      f"the final model is in {args.output}/preset")

@@ -366,3 +366,42 @@ class ASTAudioConverter(keras.layers.Layer):
             preset_dir: an existing folder, e.g. a backbone preset.
         """
         preset_io.save_converter_config(self, preset_dir)
+
+
+def task_features(inputs, preprocessor, task="model"):
+    """The features of what a task model (`ASTClassifier`,
+    `ASTPretrainer`) is called with.
+
+    Args:
+        inputs: waveforms `(batch, samples)` where there is a
+            `preprocessor`, else features `(batch, max_length,
+            num_mel_bins)`; or a dict `{"waveforms": ..., "lengths": ...}`
+            (`lengths` optional) or `{"features": ...}`.
+        preprocessor: the task's `ASTAudioConverter`, or None.
+        task: what the model is, for the error message.
+
+    Returns:
+        The features, as the preprocessor makes them or as given.
+
+    Raises:
+        ValueError: a dict with other keys, or waveforms without a
+            preprocessor.
+    """
+    if isinstance(inputs, dict):
+        unknown = set(inputs) - {"waveforms", "lengths", "features"}
+        if unknown:
+            raise ValueError(
+                f"Unknown input keys {sorted(unknown)}; expected "
+                "'waveforms' (and optionally 'lengths') or 'features'.")
+        if "features" in inputs:
+            return inputs["features"]
+        waveforms, lengths = inputs["waveforms"], inputs.get("lengths")
+    elif preprocessor is None:
+        return inputs
+    else:
+        waveforms, lengths = inputs, None
+    if preprocessor is None:
+        raise ValueError(
+            f"This {task} has no preprocessor: give it features "
+            "(batch, max_length, num_mel_bins), not waveforms.")
+    return preprocessor(waveforms, lengths=lengths)

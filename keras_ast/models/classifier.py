@@ -6,6 +6,7 @@ from keras import ops
 from keras_ast.inference import classify as inference
 from keras_ast.inference.waveforms import host_inputs
 from keras_ast.models.audio_converter import ASTAudioConverter
+from keras_ast.models.audio_converter import task_features
 from keras_ast.models.backbone import ASTBackbone
 from keras_ast.models.backbone import check_pooling
 from keras_ast.models.backbone import check_token_keep
@@ -176,30 +177,8 @@ class ASTClassifier(keras.Model):
         # A task comes ready to `fit` (the KerasHub convention).
         self.compile()
 
-    def _split_inputs(self, inputs):
-        if isinstance(inputs, dict):
-            unknown = set(inputs) - {"waveforms", "lengths", "features"}
-            if unknown:
-                raise ValueError(
-                    f"Unknown input keys {sorted(unknown)}; expected "
-                    "'waveforms' (and optionally 'lengths') or 'features'."
-                )
-            if "features" in inputs:
-                return inputs["features"], None, True
-            return inputs["waveforms"], inputs.get("lengths"), False
-        return inputs, None, self.preprocessor is None
-
     def call(self, inputs, training=None):
-        values, lengths, are_features = self._split_inputs(inputs)
-        if are_features:
-            features = values
-        else:
-            if self.preprocessor is None:
-                raise ValueError(
-                    "This classifier has no preprocessor: give it features "
-                    "(batch, max_length, num_mel_bins), not waveforms."
-                )
-            features = self.preprocessor(values, lengths=lengths)
+        features = task_features(inputs, self.preprocessor, "classifier")
         if self.augmenter is not None and training:
             features = self.augmenter(features, training=training)
         pooled = self.backbone.pooled_output(

@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from keras_ast.models.audio_converter import ASTAudioConverter
+from keras_ast.models.audio_converter import task_features
 from keras_ast.models.backbone import ASTBackbone
 from keras_ast.models.backbone import _encode
 from keras_ast.models.backbone import _rematerialized
@@ -58,20 +59,6 @@ def _gather(tokens, indices):
         index, (ops.shape(indices)[0], ops.shape(indices)[1],
                 ops.shape(tokens)[2]))
     return ops.take_along_axis(tokens, index, axis=1)
-
-
-def _split_inputs(inputs, has_preprocessor):
-    """`(values, lengths, are_features)` of the pretrainer's inputs."""
-    if isinstance(inputs, dict):
-        unknown = set(inputs) - {"waveforms", "lengths", "features"}
-        if unknown:
-            raise ValueError(
-                f"Unknown input keys {sorted(unknown)}; expected "
-                "'waveforms' (and optionally 'lengths') or 'features'.")
-        if "features" in inputs:
-            return inputs["features"], None, True
-        return inputs["waveforms"], inputs.get("lengths"), False
-    return inputs, None, not has_preprocessor
 
 
 @keras.saving.register_keras_serializable(package="keras_ast")
@@ -285,15 +272,9 @@ class ASTPretrainer(keras.Model):
     # === Forward pass ===
 
     def _features(self, inputs):
-        values, lengths, are_features = _split_inputs(
-            inputs, self.preprocessor is not None)
-        if are_features:
-            return ops.cast(values, "float32")
-        if self.preprocessor is None:
-            raise ValueError(
-                "This pretrainer has no preprocessor: give it features "
-                "(batch, max_length, num_mel_bins), not waveforms.")
-        return ops.cast(self.preprocessor(values, lengths=lengths), "float32")
+        return ops.cast(
+            task_features(inputs, self.preprocessor, "pretrainer"),
+            "float32")
 
     def target_patches(self, features):
         """The normalised patches of features, the reconstruction targets.

@@ -15,8 +15,6 @@ import dataclasses
 import logging
 import os
 
-import keras
-
 from keras_ast.data.info import as_info
 from keras_ast.models.audio_converter import ASTAudioConverter
 from keras_ast.models.backbone import ASTBackbone
@@ -75,23 +73,15 @@ def pretrain(preset, train, output, validation=None, config=None, *,
     """
     config = dataclasses.replace(config or PretrainConfig(), **settings)
     output = os.fspath(output)
-    if config.keep_checkpoints < 0:
-        raise ValueError(f"keep_checkpoints={config.keep_checkpoints}: "
-                         "give 0 (none) or more.")
+    runs.check_config(config)
     info = as_info(train)
     validation = as_info(validation) if validation else None
     with runs.run_folder(output, overwrite):
-        keras.utils.set_random_seed(config.seed)
-        runs.initialize_processes(config)
+        runs.start(config)
         # Patchout drops tokens in its own way; the masking replaces it.
-        overrides = dict(patchout_time=0, patchout_frequency=0,
-                         patchout_random=0.0)
-        if config.max_length:
-            overrides["max_length"] = config.max_length
-        if config.mixed_precision:
-            overrides["dtype"] = "mixed_bfloat16"
-        if config.remat:
-            overrides["remat"] = True
+        overrides = runs.backbone_overrides(
+            config, patchout_time=0, patchout_frequency=0,
+            patchout_random=0.0)
         with runs.distribution(config):
             backbone = ASTBackbone.from_preset(preset, **overrides)
             converter = ASTAudioConverter.from_preset(

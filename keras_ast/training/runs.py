@@ -416,6 +416,32 @@ def files_dir(output):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def check_config(config):
+    """Refuses the settings no run takes (a negative checkpoint count)."""
+    if config.keep_checkpoints < 0:
+        raise ValueError(f"keep_checkpoints={config.keep_checkpoints}: "
+                         "give 0 (none) or more.")
+
+
+def start(config):
+    """Seeds the run (`config.seed`) and joins the other processes."""
+    keras.utils.set_random_seed(config.seed)
+    initialize_processes(config)
+
+
+def backbone_overrides(config, **overrides):
+    """The backbone settings a run's config asks for (`max_length`,
+    `mixed_precision` as `mixed_bfloat16`, `remat`), with `overrides`:
+    keyword arguments of `from_preset`."""
+    if config.max_length:
+        overrides["max_length"] = config.max_length
+    if config.mixed_precision:
+        overrides["dtype"] = "mixed_bfloat16"
+    if config.remat:
+        overrides["remat"] = True
+    return overrides
+
+
 def stream(info, batch_size, training, config, start_example=0, **options):
     """A run's training or validation stream of a shard set.
 

@@ -122,9 +122,7 @@ def train(preset, train, output, validation=None, config=None, *,
     """
     config = dataclasses.replace(config or TrainConfig(), **settings)
     output = os.fspath(output)
-    if config.keep_checkpoints < 0:
-        raise ValueError(f"keep_checkpoints={config.keep_checkpoints}: "
-                         "give 0 (none) or more.")
+    runs.check_config(config)
     _check_trainable(config)
     info = as_info(train)
     info.require_labels("train a classifier")
@@ -132,19 +130,13 @@ def train(preset, train, output, validation=None, config=None, *,
     if validation is not None:
         validation.require_labels("validate a classifier")
     with runs.run_folder(output, overwrite, extra_files=(EVALUATION_FILE,)):
-        keras.utils.set_random_seed(config.seed)
-        runs.initialize_processes(config)
+        runs.start(config)
         # Always given, so that patchout stored in a preset acts only where
         # this run asks for it.
-        overrides = dict(patchout_time=config.patchout_time,
-                         patchout_frequency=config.patchout_frequency,
-                         patchout_random=config.patchout_random)
-        if config.max_length:
-            overrides["max_length"] = config.max_length
-        if config.mixed_precision:
-            overrides["dtype"] = "mixed_bfloat16"
-        if config.remat:
-            overrides["remat"] = True
+        overrides = runs.backbone_overrides(
+            config, patchout_time=config.patchout_time,
+            patchout_frequency=config.patchout_frequency,
+            patchout_random=config.patchout_random)
         with runs.distribution(config):
             classifier = ASTClassifier.from_preset(
                 preset, num_classes=info.num_classes, labels=info.labels,
