@@ -73,6 +73,18 @@ TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
             intermediate_size=64)
 
 
+def pytest_configure(config):
+    # Under pytest-xdist each worker shares the cores with the others;
+    # PyTorch's OpenMP threads, one per core in every worker, would
+    # oversubscribe them and spin (the torch pass ran several times
+    # slower). JAX and TensorFlow keep their own pools.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and keras.config.backend() == "torch":
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 def pytest_report_header(config):
     return f"keras backend: {keras.config.backend()}"
 
