@@ -405,3 +405,17 @@ def task_features(inputs, preprocessor, task="model"):
             f"This {task} has no preprocessor: give it features "
             "(batch, max_length, num_mel_bins), not waveforms.")
     return preprocessor(waveforms, lengths=lengths)
+
+
+def check_preprocessor(preprocessor, backbone):
+    """Raises ValueError unless `preprocessor` (or None) makes the features
+    `backbone` takes: the same `max_length` and `num_mel_bins`."""
+    if preprocessor is None:
+        return
+    mismatch = [name for name in ("max_length", "num_mel_bins")
+                if getattr(preprocessor, name) != getattr(backbone, name)]
+    if mismatch:
+        raise ValueError(
+            "The preprocessor and the backbone disagree on "
+            + ", ".join(f"{name} ({getattr(preprocessor, name)} vs "
+                        f"{getattr(backbone, name)})" for name in mismatch))

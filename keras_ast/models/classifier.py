@@ -6,6 +6,7 @@ from keras import ops
 from keras_ast.inference import classify as inference
 from keras_ast.inference.waveforms import host_inputs
 from keras_ast.models.audio_converter import ASTAudioConverter
+from keras_ast.models.audio_converter import check_preprocessor
 from keras_ast.models.audio_converter import task_features
 from keras_ast.models.backbone import ASTBackbone
 from keras_ast.models.backbone import check_pooling
@@ -134,21 +135,7 @@ class ASTClassifier(keras.Model):
                 raise ValueError(
                     f"Got {len(labels)} labels for {num_classes} classes."
                 )
-        if preprocessor is not None:
-            mismatch = [
-                name
-                for name in ("max_length", "num_mel_bins")
-                if getattr(preprocessor, name) != getattr(backbone, name)
-            ]
-            if mismatch:
-                raise ValueError(
-                    "The preprocessor and the backbone disagree on "
-                    + ", ".join(
-                        f"{name} ({getattr(preprocessor, name)} vs "
-                        f"{getattr(backbone, name)})"
-                        for name in mismatch
-                    )
-                )
+        check_preprocessor(preprocessor, backbone)
         self.backbone = backbone
         self.preprocessor = preprocessor
         self.num_classes = num_classes

@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from keras_ast.models.audio_converter import ASTAudioConverter
+from keras_ast.models.audio_converter import check_preprocessor
 from keras_ast.models.audio_converter import task_features
 from keras_ast.models.backbone import ASTBackbone
 from keras_ast.models.backbone import _encode
@@ -187,17 +188,7 @@ class ASTPretrainer(keras.Model):
     ):
         kwargs.setdefault("dtype", backbone.dtype_policy)
         super().__init__(**kwargs)
-        if preprocessor is not None:
-            mismatch = [
-                name for name in ("max_length", "num_mel_bins")
-                if getattr(preprocessor, name) != getattr(backbone, name)
-            ]
-            if mismatch:
-                raise ValueError(
-                    "The preprocessor and the backbone disagree on "
-                    + ", ".join(
-                        f"{name} ({getattr(preprocessor, name)} vs "
-                        f"{getattr(backbone, name)})" for name in mismatch))
+        check_preprocessor(preprocessor, backbone)
         decoder_dim = int(decoder_dim or max(1, backbone.hidden_dim // 2))
         decoder_heads = int(decoder_heads or backbone.num_heads)
         decoder_layers = int(decoder_layers)
